@@ -1,0 +1,412 @@
+//! The configuration file (TOML), validated with errors that name the file, line and field.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The configuration that ships with Switchyard: fronts the built-in demo server.
+pub const DEFAULT_CONFIG: &str = include_str!("../switchyard.toml");
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Listen,
+    pub limits: Limits,
+    pub servers: Vec<ServerConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub http: SocketAddr,
+    pub path: String,
+    /// Extra origins allowed besides loopback ones (`http://localhost:*` and the like).
+    pub allowed_origins: Vec<String>,
+    /// Extra Host header values allowed besides loopback names.
+    pub allowed_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub request_timeout: Duration,
+    /// How long a merged list waits for each upstream before answering with what arrived.
+    pub list_timeout: Duration,
+    pub max_sessions: usize,
+    pub session_idle_timeout: Duration,
+    /// SSE events kept per reply stream for `Last-Event-ID` replay.
+    pub replay_events: usize,
+    /// Items per page of merged lists.
+    pub page_size: usize,
+    /// Messages queued toward one client before it is shed as not reading.
+    pub client_queue: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// One upstream session (or a pool of stdio processes) serves every client.
+    Shared,
+    /// One upstream session per client session, created lazily and reaped when idle.
+    PerClient,
+}
+
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Stdio {
+        command: PathBuf,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        cwd: Option<PathBuf>,
+    },
+    Http {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub name: String,
+    /// Prepended to tool and prompt names as `<prefix>__<name>`; empty exposes names unprefixed.
+    pub prefix: String,
+    pub transport: Transport,
+    pub sharing: Sharing,
+    pub pool: usize,
+    pub request_timeout: Duration,
+    pub max_clients: usize,
+    pub idle_timeout: Duration,
+}
+
+/// A configuration error, already worded for a person: `file:line: field: problem`.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen: RawListen,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    servers: Vec<RawServer>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    http: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_frame_bytes: Option<usize>,
+    request_timeout_ms: Option<u64>,
+    list_timeout_ms: Option<u64>,
+    max_sessions: Option<usize>,
+    session_idle_timeout_s: Option<u64>,
+    replay_events: Option<usize>,
+    page_size: Option<usize>,
+    client_queue: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: Spanned<String>,
+    prefix: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<String>,
+    /// `"demo"`: run this binary's own demo server (`switchyard demo-server`).
+    builtin: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    sharing: Option<Spanned<String>>,
+    pool: Option<Spanned<usize>>,
+    request_timeout_ms: Option<u64>,
+    max_clients: Option<usize>,
+    idle_timeout_s: Option<u64>,
+}
+
+impl Config {
+    /// Read and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// The built-in default configuration.
+    pub fn default_config() -> Result<Config, ConfigError> {
+        Config::parse(DEFAULT_CONFIG, "<built-in switchyard.toml>")
+    }
+
+    /// Parse and validate configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let at = |span: std::ops::Range<usize>, field: &str, msg: &str| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            ConfigError(format!("{origin}:{line}: {field}: {msg}"))
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let msg = e.message().to_string();
+            match line {
+                Some(line) => ConfigError(format!("{origin}:{line}: {msg}")),
+                None => ConfigError(format!("{origin}: {msg}")),
+            }
+        })?;
+
+        let http = match &raw.listen.http {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(s) => {
+                let addr: SocketAddr = s.get_ref().parse().map_err(|_| {
+                    at(
+                        s.span(),
+                        "listen.http",
+                        "expected an address like \"127.0.0.1:8080\"",
+                    )
+                })?;
+                if !addr.ip().is_loopback() {
+                    return Err(at(
+                        s.span(),
+                        "listen.http",
+                        "non-loopback listeners require authentication, which this version does not have yet; \
+                         bind a loopback address (127.0.0.1 or [::1])",
+                    ));
+                }
+                addr
+            }
+        };
+        let path = match &raw.listen.path {
+            None => "/mcp".to_string(),
+            Some(p) if p.get_ref().starts_with('/') => p.get_ref().clone(),
+            Some(p) => return Err(at(p.span(), "listen.path", "must start with '/'")),
+        };
+        let l = &raw.limits;
+        let limits = Limits {
+            max_frame_bytes: l.max_frame_bytes.unwrap_or(4 * 1024 * 1024).max(1024),
+            request_timeout: Duration::from_millis(l.request_timeout_ms.unwrap_or(60_000).max(1)),
+            list_timeout: Duration::from_millis(l.list_timeout_ms.unwrap_or(5_000).max(1)),
+            max_sessions: l.max_sessions.unwrap_or(10_000).max(1),
+            session_idle_timeout: Duration::from_secs(
+                l.session_idle_timeout_s.unwrap_or(3600).max(1),
+            ),
+            replay_events: l.replay_events.unwrap_or(256).max(1),
+            page_size: l.page_size.unwrap_or(500).max(1),
+            client_queue: l.client_queue.unwrap_or(1024).max(8),
+        };
+
+        let mut servers = Vec::new();
+        let mut prefixes = BTreeMap::new();
+        for (i, s) in raw.servers.into_iter().enumerate() {
+            let field = |f: &str| format!("servers[{i}].{f}");
+            let name = s.name.get_ref().clone();
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(at(s.name.span(), &field("name"), "must match [a-z0-9-]+"));
+            }
+            if servers.iter().any(|o: &ServerConfig| o.name == name) {
+                return Err(at(
+                    s.name.span(),
+                    &field("name"),
+                    &format!("duplicate server name {name:?}"),
+                ));
+            }
+            let prefix = match &s.prefix {
+                None => name.clone(),
+                Some(p) => {
+                    let v = p.get_ref();
+                    if !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        || v.contains("__")
+                    {
+                        return Err(at(
+                            p.span(),
+                            &field("prefix"),
+                            "must match [A-Za-z0-9-]* (no \"__\")",
+                        ));
+                    }
+                    v.clone()
+                }
+            };
+            if !prefix.is_empty() {
+                if let Some(other) = prefixes.insert(prefix.clone(), name.clone()) {
+                    return Err(at(
+                        s.name.span(),
+                        &field("prefix"),
+                        &format!("prefix {prefix:?} is already used by server {other:?}"),
+                    ));
+                }
+            }
+            let transport = match (&s.command, &s.builtin, &s.url) {
+                (Some(cmd), None, None) => Transport::Stdio {
+                    command: PathBuf::from(cmd.get_ref()),
+                    args: s.args.clone(),
+                    env: s.env.clone(),
+                    cwd: s.cwd.as_ref().map(PathBuf::from),
+                },
+                (None, Some(b), None) => {
+                    if b.get_ref() != "demo" {
+                        return Err(at(
+                            b.span(),
+                            &field("builtin"),
+                            "the only built-in server is \"demo\"",
+                        ));
+                    }
+                    Transport::Stdio {
+                        command: PathBuf::from(BUILTIN_SELF),
+                        args: vec!["demo-server".into()],
+                        env: s.env.clone(),
+                        cwd: None,
+                    }
+                }
+                (None, None, Some(url)) => {
+                    let u = url.get_ref();
+                    if !u.starts_with("http://") {
+                        return Err(at(
+                            url.span(),
+                            &field("url"),
+                            "must be an http:// URL (https upstreams are not supported yet)",
+                        ));
+                    }
+                    Transport::Http {
+                        url: u.clone(),
+                        headers: s.headers.clone(),
+                    }
+                }
+                _ => return Err(at(
+                    s.name.span(),
+                    &format!("servers[{i}] ({name})"),
+                    "needs exactly one of `command` (stdio), `builtin` or `url` (Streamable HTTP)",
+                )),
+            };
+            let sharing = match s.sharing.as_ref().map(|v| v.get_ref().as_str()) {
+                None | Some("shared") => Sharing::Shared,
+                Some("per-client") => Sharing::PerClient,
+                Some(_) => {
+                    let span = s.sharing.as_ref().map(|v| v.span()).unwrap_or(0..0);
+                    return Err(at(
+                        span,
+                        &field("sharing"),
+                        "must be \"shared\" or \"per-client\"",
+                    ));
+                }
+            };
+            let pool = match &s.pool {
+                None => 1,
+                Some(p) if *p.get_ref() >= 1 && *p.get_ref() <= 64 => {
+                    if !matches!(transport, Transport::Stdio { .. }) {
+                        return Err(at(
+                            p.span(),
+                            &field("pool"),
+                            "only stdio servers have a process pool",
+                        ));
+                    }
+                    *p.get_ref()
+                }
+                Some(p) => return Err(at(p.span(), &field("pool"), "must be between 1 and 64")),
+            };
+            servers.push(ServerConfig {
+                name,
+                prefix,
+                transport,
+                sharing,
+                pool,
+                request_timeout: s
+                    .request_timeout_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(limits.request_timeout),
+                max_clients: s.max_clients.unwrap_or(256).max(1),
+                idle_timeout: Duration::from_secs(s.idle_timeout_s.unwrap_or(300).max(1)),
+            });
+        }
+        Ok(Config {
+            listen: Listen {
+                http,
+                path,
+                allowed_origins: raw.listen.allowed_origins,
+                allowed_hosts: raw.listen.allowed_hosts,
+            },
+            limits,
+            servers,
+        })
+    }
+}
+
+/// Stands for this executable in a stdio command (used by `builtin = "demo"`).
+pub const BUILTIN_SELF: &str = "<switchyard>";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t.toml").unwrap_err().0
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        let c = Config::default_config().unwrap();
+        assert!(c.listen.http.ip().is_loopback());
+        assert!(!c.servers.is_empty());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        assert_eq!(
+            err("[listen]\nhttp = \"127.0.0.1:1\"\n[[servers]]\nname = \"Bad_Name\"\ncommand = \"x\"\n"),
+            "t.toml:4: servers[0].name: must match [a-z0-9-]+"
+        );
+        assert!(err("[[servers]]\nname = \"a\"\n")
+            .contains("t.toml:2: servers[0] (a): needs exactly one of"));
+        assert!(err("[listen]\nhttp = \"0.0.0.0:80\"\n")
+            .starts_with("t.toml:2: listen.http: non-loopback"));
+        assert!(err("[listen]\nbogus = 1\n").starts_with("t.toml:2: unknown field `bogus`"));
+        assert!(
+            err("[[servers]]\nname = \"a\"\ncommand = \"x\"\nsharing = \"some\"\n")
+                .starts_with("t.toml:4: servers[0].sharing")
+        );
+        assert!(err("[[servers]]\nname = \"a\"\ncommand = \"x\"\n[[servers]]\nname = \"a\"\ncommand = \"y\"\n")
+            .contains("duplicate server name"));
+    }
+
+    #[test]
+    fn servers_parse_with_defaults() {
+        let c = Config::parse(
+            "[[servers]]\nname = \"e\"\ncommand = \"node\"\nargs = [\"s.js\"]\npool = 2\n\
+             [[servers]]\nname = \"r\"\nurl = \"http://127.0.0.1:9/mcp\"\nprefix = \"\"\nsharing = \"per-client\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!((c.servers[0].prefix.as_str(), c.servers[0].pool), ("e", 2));
+        assert_eq!(
+            (c.servers[1].prefix.as_str(), c.servers[1].sharing),
+            ("", Sharing::PerClient)
+        );
+    }
+}

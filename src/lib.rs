@@ -1,0 +1,14 @@
+//! Switchyard: a high-throughput router for the Model Context Protocol.
+//!
+//! The layers, from the bytes up: [`wire`] (framing and the envelope, no I/O), [`protocol`]
+//! (MCP rules, no I/O), [`session`] and [`upstream`] (the state of each client and each
+//! server connection), [`router`] (where each message goes), [`transport`] (the listeners).
+
+pub mod config;
+pub mod demo;
+pub mod protocol;
+pub mod router;
+pub mod session;
+pub mod transport;
+pub mod upstream;
+pub mod wire;

@@ -1,0 +1,173 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use switchyard::config::Config;
+use switchyard::router::Router;
+use switchyard::transport;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Switchyard: one MCP endpoint in front of many MCP servers.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over Streamable HTTP (the built-in default configuration if no --config).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override `listen.http` (loopback only), e.g. 127.0.0.1:0 for any free port.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Serve one client over stdin/stdout, as a desktop host launches an MCP server.
+    Stdio {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and exit.
+    CheckConfig { file: PathBuf },
+    /// Run the built-in demo MCP server on stdin/stdout.
+    DemoServer,
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, String> {
+    let config = match path {
+        Some(p) => Config::load(p),
+        None => Config::default_config(),
+    }
+    .map_err(|e| e.to_string())?;
+    Router::check(&config)?;
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr: stdout belongs to the protocol in stdio mode.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchyard: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::CheckConfig { file } => {
+                let c = load(Some(&file))?;
+                println!(
+                    "{}: ok ({} servers, listening on {})",
+                    file.display(),
+                    c.servers.len(),
+                    c.listen.http
+                );
+                Ok(())
+            }
+            Command::DemoServer => {
+                switchyard::demo::run().await;
+                Ok(())
+            }
+            Command::Stdio { config } => {
+                let router = Router::new(load(config.as_ref())?);
+                transport::stdio::serve(router.clone(), tokio::io::stdin(), tokio::io::stdout())
+                    .await;
+                router.shutdown().await;
+                Ok(())
+            }
+            Command::Serve { config, listen } => serve(load(config.as_ref())?, listen).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(mut config: Config, listen: Option<String>) -> Result<(), String> {
+    if let Some(addr) = listen {
+        let addr: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|_| format!("--listen {addr}: not an address"))?;
+        if !addr.ip().is_loopback() {
+            return Err(
+                "--listen: only loopback addresses are allowed without authentication".into(),
+            );
+        }
+        config.listen.http = addr;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen.http)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen.http))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let path = config.listen.path.clone();
+    let router = Router::new(config);
+    let front = transport::http::HttpFront::new(router.clone());
+    // Announced on stdout so scripts and tests can find a port chosen with `--listen 127.0.0.1:0`.
+    println!("switchyard listening on http://{local}{path}");
+    tracing::info!("listening on http://{local}{path}");
+
+    let reaper = {
+        let router = router.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                router.reap_idle();
+            }
+        })
+    };
+    transport::http::serve(front.clone(), listener, shutdown_signal()).await;
+    tracing::info!(
+        "shutting down: draining {} in-flight requests",
+        front.in_flight()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while front.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reaper.abort();
+    router.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,167 @@
+//! MCP semantics that need no I/O: protocol versions and eras, client capabilities, log
+//! levels, name prefixing, cursors and URI templates.
+
+pub mod names;
+pub mod template;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Handshake-era revisions Switchyard serves, oldest first.
+pub const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+/// The revision Switchyard proposes to upstreams and answers when a client asks for one it
+/// does not know.
+pub const LATEST_LEGACY: &str = "2025-11-25";
+
+/// A peer's protocol era, decided per peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// The initialize handshake era, at one of [`LEGACY_VERSIONS`].
+    Legacy(&'static str),
+}
+
+impl Era {
+    pub fn version(self) -> &'static str {
+        match self {
+            Era::Legacy(v) => v,
+        }
+    }
+
+    /// 2025-03-26 is the only revision whose receivers must accept batches.
+    pub fn accepts_batches(self) -> bool {
+        self.version() == "2025-03-26"
+    }
+
+    /// From 2025-11-25, SSE streams start with a priming event (an id and empty data).
+    pub fn primes_streams(self) -> bool {
+        self.version() >= "2025-11-25"
+    }
+}
+
+/// The version to answer a client's `initialize` with: its own if served, else our newest.
+pub fn negotiate(requested: Option<&str>) -> Era {
+    let v = LEGACY_VERSIONS
+        .iter()
+        .find(|v| Some(**v) == requested)
+        .copied()
+        .unwrap_or(LATEST_LEGACY);
+    Era::Legacy(v)
+}
+
+pub fn is_known_version(v: &str) -> bool {
+    LEGACY_VERSIONS.contains(&v)
+}
+
+/// What a client said it can receive (server-to-client requests go only to clients that can).
+#[derive(Debug, Clone, Default)]
+pub struct ClientCaps {
+    pub sampling: bool,
+    pub elicitation: bool,
+    pub roots: bool,
+    /// The raw capabilities object, passed to per-client upstreams.
+    pub raw: Option<Box<RawValue>>,
+}
+
+impl ClientCaps {
+    pub fn parse(raw: Option<&RawValue>) -> ClientCaps {
+        #[derive(Deserialize, Default)]
+        struct Peek<'a> {
+            #[serde(borrow, default)]
+            sampling: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            elicitation: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            roots: Option<&'a RawValue>,
+        }
+        let Some(raw) = raw else {
+            return ClientCaps::default();
+        };
+        let peek: Peek<'_> = serde_json::from_str(raw.get()).unwrap_or_default();
+        let on = |v: Option<&RawValue>| v.is_some_and(|v| v.get() != "null");
+        ClientCaps {
+            sampling: on(peek.sampling),
+            elicitation: on(peek.elicitation),
+            roots: on(peek.roots),
+            raw: Some(raw.to_owned()),
+        }
+    }
+
+    /// May a server-to-client request with this method go to this client?
+    pub fn allows(&self, method: &crate::wire::Method) -> bool {
+        use crate::wire::Method;
+        match method {
+            Method::SamplingCreateMessage => self.sampling,
+            Method::ElicitationCreate => self.elicitation,
+            Method::RootsList => self.roots,
+            Method::Ping => true,
+            _ => false,
+        }
+    }
+}
+
+/// Syslog severities of `logging/setLevel` and `notifications/message`, least severe first.
+pub const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+pub fn log_level_rank(level: &str) -> Option<u8> {
+    LOG_LEVELS.iter().position(|l| *l == level).map(|p| p as u8)
+}
+
+/// Router-issued list cursors: the offset into the merged list, hex-encoded with a check.
+/// Clients never see an upstream's own cursor.
+pub mod cursor {
+    const MAGIC: u64 = 0x5359_4355_5253_4f52; // "SYCURSOR"
+
+    pub fn encode(offset: usize) -> String {
+        let v = offset as u64;
+        format!("{:016x}{:016x}", v, v ^ MAGIC)
+    }
+
+    pub fn decode(s: &str) -> Option<usize> {
+        if s.len() != 32 {
+            return None;
+        }
+        let v = u64::from_str_radix(s.get(..16)?, 16).ok()?;
+        let check = u64::from_str_radix(s.get(16..)?, 16).ok()?;
+        (v ^ MAGIC == check).then_some(v as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_keeps_known_versions() {
+        assert_eq!(negotiate(Some("2025-03-26")).version(), "2025-03-26");
+        assert_eq!(negotiate(Some("2024-11-05")).version(), LATEST_LEGACY);
+        assert_eq!(negotiate(None).version(), LATEST_LEGACY);
+        assert!(negotiate(Some("2025-03-26")).accepts_batches());
+        assert!(!negotiate(Some("2025-06-18")).accepts_batches());
+    }
+
+    #[test]
+    fn client_caps() {
+        let raw = RawValue::from_string(r#"{"sampling":{},"roots":{"listChanged":true}}"#.into())
+            .unwrap();
+        let c = ClientCaps::parse(Some(&raw));
+        assert!(c.sampling && c.roots && !c.elicitation);
+        assert!(c.allows(&crate::wire::Method::SamplingCreateMessage));
+        assert!(!c.allows(&crate::wire::Method::ElicitationCreate));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_forgeries() {
+        assert_eq!(cursor::decode(&cursor::encode(1234)), Some(1234));
+        assert_eq!(cursor::decode("00000000000004d2000000000000beef"), None);
+        assert_eq!(cursor::decode("zz"), None);
+    }
+}

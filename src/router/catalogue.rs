@@ -1,0 +1,296 @@
+//! Merged lists: every upstream's full list (all pages, cached until list_changed), merged in
+//! configuration order under exposed names, paged with the router's own cursors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::Router;
+use crate::protocol::{cursor, names};
+use crate::session::{Route, Routes, Session};
+use crate::upstream::UpstreamHandle;
+use crate::wire::envelope::{code, span_of, ParamsPeek};
+use crate::wire::rewrite::{splice, Edit};
+use crate::wire::{json, Envelope, Method};
+
+/// Most pages fetched from one upstream for one list (a guard against endless cursors).
+const MAX_PAGES: usize = 1000;
+
+struct ListKind {
+    method: &'static str,
+    field: &'static str,
+    capability: &'static str,
+    /// The item field that names it: rewritten with the prefix for tools and prompts.
+    key: &'static str,
+    prefixed: bool,
+}
+
+fn kind(method: &Method) -> Option<ListKind> {
+    let k = |method, field, capability, key, prefixed| ListKind {
+        method,
+        field,
+        capability,
+        key,
+        prefixed,
+    };
+    Some(match method {
+        Method::ToolsList => k("tools/list", "tools", "tools", "name", true),
+        Method::PromptsList => k("prompts/list", "prompts", "prompts", "name", true),
+        Method::ResourcesList => k("resources/list", "resources", "resources", "uri", false),
+        Method::ResourcesTemplatesList => k(
+            "resources/templates/list",
+            "resourceTemplates",
+            "resources",
+            "uriTemplate",
+            false,
+        ),
+        _ => return None,
+    })
+}
+
+/// A top-level string field of a list item.
+pub(super) fn item_key(item: &RawValue, key: &str) -> Option<String> {
+    let map: HashMap<&str, &RawValue> = serde_json::from_str(item.get()).ok()?;
+    serde_json::from_str(map.get(key)?.get()).ok()
+}
+
+/// Fetch every page of a list from one upstream, or take it from the cache.
+async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawValue>>>, String> {
+    if let Some(items) = h.cached_list(k.method) {
+        return Ok(items);
+    }
+    #[derive(Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow, default, rename = "nextCursor")]
+        next: Option<&'a RawValue>,
+        #[serde(borrow, flatten)]
+        rest: HashMap<&'a str, &'a RawValue>,
+    }
+    let mut items = Vec::new();
+    let mut next: Option<Bytes> = None;
+    for _ in 0..MAX_PAGES {
+        let params = next.take().map(|c| {
+            let mut p = BytesMut::from(&b"{\"cursor\":"[..]);
+            p.put_slice(&c);
+            p.put_u8(b'}');
+            p.freeze()
+        });
+        let result = h.internal(k.method, params).await?;
+        let page: Page<'_> =
+            serde_json::from_slice(&result).map_err(|e| format!("bad {} result: {e}", k.method))?;
+        let list = page
+            .rest
+            .get(k.field)
+            .ok_or_else(|| format!("{} result without {}", k.method, k.field))?;
+        let part: Vec<&RawValue> =
+            serde_json::from_str(list.get()).map_err(|e| format!("bad {}: {e}", k.field))?;
+        items.extend(part.into_iter().map(|r| r.to_owned()));
+        match page.next {
+            Some(c) if c.get() != "null" => next = Some(Bytes::copy_from_slice(c.get().as_bytes())),
+            _ => break,
+        }
+    }
+    let items = Arc::new(items);
+    h.store_list(k.method, items.clone());
+    Ok(items)
+}
+
+/// Rename a list item's `key` field by splicing its value.
+fn renamed(item: &RawValue, key: &str, new_name: &str) -> Bytes {
+    #[derive(Deserialize)]
+    struct Peek<'a> {
+        #[serde(borrow, flatten)]
+        fields: HashMap<&'a str, &'a RawValue>,
+    }
+    let text = item.get();
+    let Some(value) = serde_json::from_str::<Peek<'_>>(text)
+        .ok()
+        .and_then(|p| p.fields.get(key).copied())
+    else {
+        return Bytes::copy_from_slice(text.as_bytes());
+    };
+    let range = span_of(text.as_bytes(), value.get());
+    splice(
+        text.as_bytes(),
+        &mut [Edit {
+            range,
+            with: &json::json_string(new_name),
+        }],
+    )
+}
+
+/// `{"<field>":[..items..],"nextCursor"?:..,"_meta"?:{..}}`
+pub fn merged_list_result(
+    field: &str,
+    items: &[Bytes],
+    next: Option<String>,
+    unavailable: &[String],
+) -> Bytes {
+    let size: usize = items.iter().map(|i| i.len() + 1).sum();
+    let mut out = BytesMut::with_capacity(size + 128);
+    out.put_u8(b'{');
+    json::push_str(&mut out, field);
+    out.put_slice(b":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(item);
+    }
+    out.put_u8(b']');
+    if let Some(next) = next {
+        out.put_slice(b",\"nextCursor\":");
+        json::push_str(&mut out, &next);
+    }
+    if !unavailable.is_empty() {
+        // Say which servers are missing rather than failing the whole list.
+        out.put_slice(b",\"_meta\":{\"io.switchyard/unavailable\":[");
+        for (i, s) in unavailable.iter().enumerate() {
+            if i > 0 {
+                out.put_u8(b',');
+            }
+            json::push_str(&mut out, s);
+        }
+        out.put_slice(b"]}");
+    }
+    out.put_u8(b'}');
+    out.freeze()
+}
+
+impl Router {
+    pub(super) async fn list(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        env: &Envelope,
+    ) -> Result<Bytes, (i64, String)> {
+        let k =
+            kind(&env.method).ok_or((code::METHOD_NOT_FOUND, "not a list method".to_string()))?;
+        let offset = match env.params_str().map(ParamsPeek::parse) {
+            Some(Err(e)) => return Err((code::INVALID_PARAMS, e)),
+            Some(Ok(p)) => match p.cursor {
+                Some(c) => cursor::decode(&c)
+                    .ok_or((code::INVALID_PARAMS, "invalid cursor".to_string()))?,
+                None => 0,
+            },
+            None => 0,
+        };
+
+        // Ask every server that offers this list at once, each with its own deadline.
+        let mut tasks = Vec::new();
+        for idx in 0..self.servers.len() {
+            let Ok(h) = self.instance(idx, session) else {
+                continue;
+            };
+            if h.shared
+                .info
+                .load()
+                .as_ref()
+                .is_some_and(|i| !i.has(k.capability))
+            {
+                continue;
+            }
+            let timeout = self.config.limits.list_timeout;
+            let kk = ListKind {
+                ..kind(&env.method).ok_or((code::INTERNAL_ERROR, String::new()))?
+            };
+            tasks.push((
+                idx,
+                tokio::spawn(
+                    async move { tokio::time::timeout(timeout, fetch_all(&h, &kk)).await },
+                ),
+            ));
+        }
+        let mut fetched = Vec::new();
+        let mut unavailable = Vec::new();
+        for (idx, task) in tasks {
+            let name = &self.servers[idx].config.name;
+            match task.await {
+                Ok(Ok(Ok(items))) => fetched.push((idx, items)),
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(server = %name, "{} failed: {e}", k.method);
+                    unavailable.push(name.clone());
+                }
+                _ => {
+                    tracing::warn!(server = %name, "{} did not answer in time", k.method);
+                    unavailable.push(name.clone());
+                }
+            }
+        }
+
+        let mut routes: HashMap<String, Route> = HashMap::new();
+        let mut uris: HashMap<String, usize> = HashMap::new();
+        let mut templates: Vec<(String, usize)> = Vec::new();
+        let mut merged = Vec::new();
+        for (idx, items) in &fetched {
+            let server = &self.servers[*idx].config;
+            for item in items.iter() {
+                let Some(name) = item_key(item, k.key) else {
+                    continue;
+                };
+                if !k.prefixed {
+                    match k.field {
+                        "resources" => {
+                            uris.entry(name).or_insert(*idx);
+                        }
+                        _ => templates.push((name, *idx)),
+                    }
+                    merged.push(Bytes::copy_from_slice(item.get().as_bytes()));
+                    continue;
+                }
+                // A collision is never fatal: the later server (in configuration order) gets
+                // its server name as the prefix, then a counter.
+                let mut exposed = names::exposed(&server.prefix, &name);
+                let mut n = 1;
+                while routes.contains_key(&exposed) {
+                    exposed = if n == 1 {
+                        names::exposed(&server.name, &name)
+                    } else {
+                        format!("{}_{n}", names::exposed(&server.name, &name))
+                    };
+                    n += 1;
+                }
+                if n > 1 {
+                    tracing::warn!(server = %server.name, "{} name {name:?} collides; exposed as {exposed:?}", k.field);
+                }
+                merged.push(if exposed == name {
+                    Bytes::copy_from_slice(item.get().as_bytes())
+                } else {
+                    renamed(item, k.key, &exposed)
+                });
+                routes.insert(exposed, Route { server: *idx, name });
+            }
+        }
+        {
+            let mut st = session.state();
+            let old = &st.routes;
+            let mut next = Routes {
+                tools: old.tools.clone(),
+                prompts: old.prompts.clone(),
+                resources: old.resources.clone(),
+                templates: old.templates.clone(),
+            };
+            match k.field {
+                "tools" => next.tools = routes,
+                "prompts" => next.prompts = routes,
+                "resources" => next.resources = uris,
+                _ => next.templates = templates,
+            }
+            st.routes = Arc::new(next);
+        }
+        if offset > merged.len() {
+            return Err((code::INVALID_PARAMS, "invalid cursor".to_string()));
+        }
+        let page = self.config.limits.page_size;
+        let end = (offset + page).min(merged.len());
+        let next = (end < merged.len()).then(|| cursor::encode(end));
+        Ok(merged_list_result(
+            k.field,
+            &merged[offset..end],
+            next,
+            &unavailable,
+        ))
+    }
+}

@@ -1,0 +1,886 @@
+//! The router: takes each client message of a session and sends it where it belongs.
+//!
+//! Calls go straight to one upstream's mailbox (no task, no lock beyond the session's own);
+//! lists are merged from the upstreams' cached lists; the router answers `ping`,
+//! `logging/setLevel` and `initialize` itself.
+
+mod catalogue;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use crate::config::{Config, ServerConfig, Sharing, Transport};
+use crate::protocol::{log_level_rank, LOG_LEVELS};
+use crate::session::{Route, Session, SessionStore, Sink};
+use crate::upstream::stdio::StdioActor;
+use crate::upstream::{self, Call, Cmd, Origin, UpstreamEvents, UpstreamHandle, UpstreamShared};
+use crate::wire::envelope::{code, raw_str, span_of, ParamsPeek};
+use crate::wire::rewrite::{splice, Edit};
+use crate::wire::{json, Envelope, Kind, Method};
+
+/// Mailbox size of each upstream actor.
+const UPSTREAM_MAILBOX: usize = 4096;
+
+pub struct Server {
+    pub config: ServerConfig,
+    /// The shared connections (a pool); empty for per-client servers.
+    pub instances: Vec<UpstreamHandle>,
+    per_client: AtomicUsize,
+}
+
+/// Sessions subscribed to one resource, by session key.
+type Subscribers = HashMap<u64, Weak<Session>>;
+
+pub struct Router {
+    pub config: Config,
+    pub servers: Vec<Server>,
+    pub sessions: SessionStore,
+    /// (server, uri) -> subscribed sessions.
+    subscriptions: Mutex<HashMap<(usize, String), Subscribers>>,
+}
+
+/// A router-made error reply for a request.
+pub fn error_reply(id: &[u8], code: i64, message: &str) -> Bytes {
+    json::error(Some(id), code, message, None)
+}
+
+impl Router {
+    pub fn new(config: Config) -> Arc<Router> {
+        Arc::new_cyclic(|weak: &Weak<Router>| {
+            let events: Arc<dyn UpstreamEvents> = Arc::new(Events(weak.clone()));
+            let servers = config
+                .servers
+                .iter()
+                .enumerate()
+                .map(|(idx, sc)| {
+                    let instances = match sc.sharing {
+                        Sharing::Shared => (0..sc.pool)
+                            .map(|i| {
+                                spawn_upstream(weak, &config, idx, sc, i, None, events.clone())
+                            })
+                            .collect(),
+                        Sharing::PerClient => Vec::new(),
+                    };
+                    Server {
+                        config: sc.clone(),
+                        instances,
+                        per_client: AtomicUsize::new(0),
+                    }
+                })
+                .collect();
+            Router {
+                sessions: SessionStore::new(config.limits.max_sessions),
+                servers,
+                subscriptions: Mutex::new(HashMap::new()),
+                config,
+            }
+        })
+    }
+
+    fn events(self: &Arc<Self>) -> Arc<dyn UpstreamEvents> {
+        Arc::new(Events(Arc::downgrade(self)))
+    }
+
+    /// The upstream connection that serves `session` for server `idx` (created on first use
+    /// for per-client servers).
+    pub fn instance(
+        self: &Arc<Self>,
+        idx: usize,
+        session: &Arc<Session>,
+    ) -> Result<UpstreamHandle, String> {
+        let server = self.servers.get(idx).ok_or("no such server")?;
+        if !server.instances.is_empty() {
+            return Ok(server.instances[(session.key as usize) % server.instances.len()].clone());
+        }
+        let mut st = session.state();
+        if let Some(h) = st.upstreams.get(&idx).filter(|h| !h.is_closed()) {
+            return Ok(h.clone());
+        }
+        if server.per_client.load(Ordering::Relaxed) >= server.config.max_clients {
+            return Err(format!(
+                "server {} has reached its max_clients",
+                server.config.name
+            ));
+        }
+        let h = spawn_upstream(
+            &Arc::downgrade(self),
+            &self.config,
+            idx,
+            &server.config,
+            0,
+            Some(session),
+            self.events(),
+        );
+        server.per_client.fetch_add(1, Ordering::Relaxed);
+        st.upstreams.insert(idx, h.clone());
+        Ok(h)
+    }
+
+    /// Wait (up to the list timeout) until the upstreams serving `session` have finished their
+    /// handshakes, so that capabilities are known.
+    pub async fn wait_ready(self: &Arc<Self>, session: &Arc<Session>) {
+        let deadline = tokio::time::Instant::now() + self.config.limits.list_timeout;
+        for idx in 0..self.servers.len() {
+            let Ok(h) = self.instance(idx, session) else {
+                continue;
+            };
+            while h.shared.info.load().is_none() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    /// The InitializeResult for a new session (after [`Router::wait_ready`]).
+    pub fn initialize_result(self: &Arc<Self>, session: &Arc<Session>) -> Bytes {
+        let infos: Vec<_> = (0..self.servers.len())
+            .filter_map(|i| self.instance(i, session).ok()?.shared.info.load_full())
+            .collect();
+        let any = |cap: &str| infos.iter().any(|i| i.has(cap));
+        let mut caps = Vec::new();
+        if any("tools") {
+            caps.push(r#""tools":{"listChanged":true}"#.to_string());
+        }
+        if any("prompts") {
+            caps.push(r#""prompts":{"listChanged":true}"#.to_string());
+        }
+        if any("resources") {
+            let subscribe = infos.iter().any(|i| {
+                i.capability("resources")
+                    .is_some_and(|r| r.get().replace(' ', "").contains("\"subscribe\":true"))
+            });
+            caps.push(format!(
+                r#""resources":{{"subscribe":{subscribe},"listChanged":true}}"#
+            ));
+        }
+        if any("logging") {
+            caps.push(r#""logging":{}"#.to_string());
+        }
+        if any("completions") {
+            caps.push(r#""completions":{}"#.to_string());
+        }
+        let instructions: Vec<String> = infos
+            .iter()
+            .zip(self.servers.iter())
+            .filter_map(|(i, s)| {
+                i.instructions
+                    .as_ref()
+                    .map(|t| format!("[{}] {t}", s.config.name))
+            })
+            .collect();
+        let mut out = format!(
+            r#"{{"protocolVersion":"{}","capabilities":{{{}}},"serverInfo":{{"name":"switchyard","version":"{}"}}"#,
+            session.era().version(),
+            caps.join(","),
+            env!("CARGO_PKG_VERSION")
+        );
+        if !instructions.is_empty() {
+            out.push_str(",\"instructions\":");
+            out.push_str(
+                std::str::from_utf8(&json::json_string(&instructions.join("\n"))).unwrap_or("\"\""),
+            );
+        }
+        out.push('}');
+        Bytes::from(out)
+    }
+
+    /// Handle one message from a client session. Replies go to `sink`; this never waits on an
+    /// upstream (work that must wait is spawned).
+    pub fn handle(self: &Arc<Self>, session: &Arc<Session>, env: Envelope, sink: Sink) {
+        session.touch();
+        match env.kind {
+            Kind::Request => self.request(session, env, sink),
+            Kind::Notification => self.client_notification(session, env),
+            Kind::Response | Kind::Error => self.client_reply(session, env),
+        }
+    }
+
+    fn request(self: &Arc<Self>, session: &Arc<Session>, env: Envelope, sink: Sink) {
+        let id = env.id_bytes().unwrap_or_default();
+        let reply = |msg: Bytes| {
+            let _ = sink.finish(msg);
+        };
+        match env.method {
+            Method::Ping => reply(json::result(&id, b"{}")),
+            Method::Initialize => reply(error_reply(
+                &id,
+                code::INVALID_REQUEST,
+                "the session is already initialized",
+            )),
+            Method::ToolsCall
+            | Method::PromptsGet
+            | Method::ResourcesRead
+            | Method::CompletionComplete => match self.resolve_call(session, &env) {
+                Ok((idx, name_edit, token)) => {
+                    self.forward(session, idx, env, name_edit, token, sink)
+                }
+                Err((c, m)) => reply(error_reply(&id, c, &m)),
+            },
+            Method::ToolsList
+            | Method::PromptsList
+            | Method::ResourcesList
+            | Method::ResourcesTemplatesList => {
+                let this = self.clone();
+                let session = session.clone();
+                tokio::spawn(async move {
+                    let msg = match this.list(&session, &env).await {
+                        Ok(result) => json::result(&id, &result),
+                        Err((c, m)) => error_reply(&id, c, &m),
+                    };
+                    let _ = sink.finish(msg);
+                });
+            }
+            Method::ResourcesSubscribe | Method::ResourcesUnsubscribe => {
+                let this = self.clone();
+                let session = session.clone();
+                tokio::spawn(async move {
+                    let msg = match this.subscribe(&session, &env).await {
+                        Ok(()) => json::result(&id, b"{}"),
+                        Err((c, m)) => error_reply(&id, c, &m),
+                    };
+                    let _ = sink.finish(msg);
+                });
+            }
+            Method::LoggingSetLevel => {
+                let level = env
+                    .params_str()
+                    .and_then(|p| ParamsPeek::parse(p).ok())
+                    .and_then(|p| p.level.map(|l| l.into_owned()));
+                match level.as_deref().and_then(log_level_rank) {
+                    Some(rank) => {
+                        session.state().log_level = Some(rank);
+                        self.push_log_level(session);
+                        reply(json::result(&id, b"{}"));
+                    }
+                    None => reply(error_reply(
+                        &id,
+                        code::INVALID_PARAMS,
+                        "level must be one of the syslog levels",
+                    )),
+                }
+            }
+            _ => reply(error_reply(
+                &id,
+                code::METHOD_NOT_FOUND,
+                &format!("method not found: {}", env.method.name()),
+            )),
+        }
+    }
+
+    /// Send a call to the upstream that serves `idx` for this session.
+    fn forward(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        idx: usize,
+        env: Envelope,
+        name_edit: Option<(std::ops::Range<usize>, Bytes)>,
+        token: Option<std::ops::Range<usize>>,
+        sink: Sink,
+    ) {
+        let client_id = env.id_bytes().unwrap_or_default();
+        let handle = match self.instance(idx, session) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = sink.finish(json::router_error(
+                    Some(&client_id),
+                    code::OVERLOADED,
+                    &e,
+                    None,
+                ));
+                return;
+            }
+        };
+        if !session.begin(&client_id, &handle) {
+            let _ = sink.finish(error_reply(
+                &client_id,
+                code::INVALID_REQUEST,
+                "a request with this id is already in flight",
+            ));
+            return;
+        }
+        let origin = Origin {
+            session: session.clone(),
+            sink,
+            client_id,
+        };
+        if let Err(cmd) = handle.send(Cmd::Call(Box::new(Call {
+            env,
+            name_edit,
+            token,
+            origin,
+        }))) {
+            let why = if handle.is_closed() {
+                "the server is shut down"
+            } else {
+                "the server is overloaded"
+            };
+            upstream::reject(cmd, &handle.shared.name, code::OVERLOADED, why);
+        }
+    }
+
+    /// Which server a call goes to, the name edit to make, and where its progress token sits.
+    #[allow(clippy::type_complexity)]
+    fn resolve_call(
+        &self,
+        session: &Arc<Session>,
+        env: &Envelope,
+    ) -> Result<
+        (
+            usize,
+            Option<(std::ops::Range<usize>, Bytes)>,
+            Option<std::ops::Range<usize>>,
+        ),
+        (i64, String),
+    > {
+        let params = env
+            .params_str()
+            .ok_or((code::INVALID_PARAMS, "params are required".to_string()))?;
+        let peek = ParamsPeek::parse(params).map_err(|e| (code::INVALID_PARAMS, e))?;
+        let token = peek
+            .meta
+            .as_ref()
+            .and_then(|m| m.progress_token)
+            .map(|t| span_of(&env.frame, t.get()));
+        let routes = session.state().routes.clone();
+        let by_name = |raw: &RawValue,
+                       prompts: bool|
+         -> Result<
+            (usize, Option<(std::ops::Range<usize>, Bytes)>),
+            (i64, String),
+        > {
+            let name =
+                raw_str(raw).ok_or((code::INVALID_PARAMS, "name must be a string".to_string()))?;
+            let route = self.resolve_name(&routes, &name, prompts).ok_or_else(|| {
+                (
+                    code::INVALID_PARAMS,
+                    format!(
+                        "unknown {}: {name}",
+                        if prompts { "prompt" } else { "tool" }
+                    ),
+                )
+            })?;
+            let edit = (route.name != name).then(|| {
+                (
+                    span_of(&env.frame, raw.get()),
+                    json::json_string(&route.name),
+                )
+            });
+            Ok((route.server, edit))
+        };
+        let by_uri = |raw: &RawValue| -> Result<usize, (i64, String)> {
+            let uri =
+                raw_str(raw).ok_or((code::INVALID_PARAMS, "uri must be a string".to_string()))?;
+            self.resolve_uri(&routes, &uri).ok_or((
+                code::RESOURCE_NOT_FOUND,
+                format!("resource not found: {uri}"),
+            ))
+        };
+        let missing = |what: &str| (code::INVALID_PARAMS, format!("params.{what} is required"));
+        let (idx, edit) = match env.method {
+            Method::ToolsCall => by_name(peek.name.ok_or_else(|| missing("name"))?, false)?,
+            Method::PromptsGet => by_name(peek.name.ok_or_else(|| missing("name"))?, true)?,
+            Method::ResourcesRead => (by_uri(peek.uri.ok_or_else(|| missing("uri"))?)?, None),
+            _ => {
+                let r = peek.reference.as_ref().ok_or_else(|| missing("ref"))?;
+                match (r.kind.as_deref(), r.name, r.uri) {
+                    (Some("ref/prompt"), Some(name), _) => by_name(name, true)?,
+                    (Some("ref/resource"), _, Some(uri)) => (by_uri(uri)?, None),
+                    _ => {
+                        return Err((
+                            code::INVALID_PARAMS,
+                            "ref must be a ref/prompt with a name or a ref/resource with a uri"
+                                .into(),
+                        ))
+                    }
+                }
+            }
+        };
+        Ok((idx, edit, token))
+    }
+
+    /// Resolve an exposed tool or prompt name: as listed to this session, else by prefix, else
+    /// by the servers that expose their names unprefixed.
+    fn resolve_name(
+        &self,
+        routes: &crate::session::Routes,
+        name: &str,
+        prompts: bool,
+    ) -> Option<Route> {
+        let table = if prompts {
+            &routes.prompts
+        } else {
+            &routes.tools
+        };
+        if let Some(r) = table.get(name) {
+            return Some(r.clone());
+        }
+        if let Some((prefix, rest)) = crate::protocol::names::split(name) {
+            if let Some(idx) = self.servers.iter().position(|s| s.config.prefix == prefix) {
+                return Some(Route {
+                    server: idx,
+                    name: rest.to_string(),
+                });
+            }
+        }
+        let unprefixed: Vec<usize> = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.config.prefix.is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        let method = if prompts {
+            "prompts/list"
+        } else {
+            "tools/list"
+        };
+        let listed = |i: usize| {
+            self.servers[i]
+                .instances
+                .first()
+                .and_then(|h| h.cached_list(method))
+                .is_some_and(|items| {
+                    items
+                        .iter()
+                        .any(|it| catalogue::item_key(it, "name").as_deref() == Some(name))
+                })
+        };
+        match unprefixed.as_slice() {
+            [one] => Some(Route {
+                server: *one,
+                name: name.to_string(),
+            }),
+            many => many
+                .iter()
+                .copied()
+                .find(|&i| listed(i))
+                .map(|server| Route {
+                    server,
+                    name: name.to_string(),
+                }),
+        }
+    }
+
+    /// Resolve a resource URI: as listed to this session, else by a server's cached resources
+    /// and templates, else the only server offering resources.
+    fn resolve_uri(&self, routes: &crate::session::Routes, uri: &str) -> Option<usize> {
+        if let Some(idx) = routes.resources.get(uri) {
+            return Some(*idx);
+        }
+        if let Some((_, idx)) = routes
+            .templates
+            .iter()
+            .find(|(t, _)| crate::protocol::template::matches(t, uri))
+        {
+            return Some(*idx);
+        }
+        for (idx, s) in self.servers.iter().enumerate() {
+            let Some(h) = s.instances.first() else {
+                continue;
+            };
+            if h.cached_list("resources/list").is_some_and(|l| {
+                l.iter()
+                    .any(|r| catalogue::item_key(r, "uri").as_deref() == Some(uri))
+            }) {
+                return Some(idx);
+            }
+            if h.cached_list("resources/templates/list").is_some_and(|l| {
+                l.iter().any(|t| {
+                    catalogue::item_key(t, "uriTemplate")
+                        .is_some_and(|tpl| crate::protocol::template::matches(&tpl, uri))
+                })
+            }) {
+                return Some(idx);
+            }
+        }
+        let with_resources: Vec<usize> = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.instances
+                    .first()
+                    .and_then(|h| h.shared.info.load_full())
+                    .is_none_or(|i| i.has("resources"))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        match with_resources.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
+    fn client_notification(self: &Arc<Self>, session: &Arc<Session>, env: Envelope) {
+        match env.method {
+            Method::Cancelled => {
+                let Some(params) = env.params_str() else {
+                    return;
+                };
+                let Ok(peek) = ParamsPeek::parse(params) else {
+                    return;
+                };
+                let Some(rid) = peek.request_id else { return };
+                let client_id = Bytes::copy_from_slice(rid.get().as_bytes());
+                if let Some(h) = session.in_flight_upstream(&client_id) {
+                    session.forget(&client_id);
+                    let _ = h.send(Cmd::Cancel {
+                        session: session.key,
+                        client_id,
+                        reason: None,
+                    });
+                }
+            }
+            Method::RootsListChanged => {
+                let handles: Vec<_> = session.state().upstreams.values().cloned().collect();
+                for h in handles {
+                    let _ = h.send(Cmd::Notify(env.frame.clone()));
+                }
+            }
+            _ => {} // initialized, and anything unknown: nothing to do
+        }
+    }
+
+    /// A client's answer to a server-to-client request: back to the upstream under its own id.
+    fn client_reply(self: &Arc<Self>, session: &Arc<Session>, env: Envelope) {
+        let Some(range) = env.id.clone() else { return };
+        let Some((handle, upstream_id)) = session.take_server_request(&env.frame[range.clone()])
+        else {
+            tracing::debug!(session = %session.id, "client reply to an unknown id dropped");
+            return;
+        };
+        let frame = splice(
+            &env.frame,
+            &mut [Edit {
+                range,
+                with: &upstream_id,
+            }],
+        );
+        let _ = handle.send(Cmd::Reply(frame));
+    }
+
+    async fn subscribe(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        env: &Envelope,
+    ) -> Result<(), (i64, String)> {
+        let params = env
+            .params_str()
+            .ok_or((code::INVALID_PARAMS, "params are required".to_string()))?;
+        let peek = ParamsPeek::parse(params).map_err(|e| (code::INVALID_PARAMS, e))?;
+        let uri = peek
+            .uri
+            .and_then(raw_str)
+            .ok_or((code::INVALID_PARAMS, "params.uri is required".to_string()))?
+            .into_owned();
+        let routes = session.state().routes.clone();
+        let idx = self.resolve_uri(&routes, &uri).ok_or((
+            code::RESOURCE_NOT_FOUND,
+            format!("resource not found: {uri}"),
+        ))?;
+        let subscribe = env.method == Method::ResourcesSubscribe;
+        let key = (idx, uri.clone());
+        let first_or_last = {
+            let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+            let set = subs.entry(key.clone()).or_default();
+            set.retain(|_, w| w.strong_count() > 0);
+            let before = set.len();
+            if subscribe {
+                set.insert(session.key, Arc::downgrade(session));
+                session.state().subscriptions.insert(key.clone());
+            } else {
+                set.remove(&session.key);
+                session.state().subscriptions.remove(&key);
+            }
+            let after = set.len();
+            if after == 0 {
+                subs.remove(&key);
+            }
+            (before == 0 && after == 1) || (before >= 1 && after == 0)
+        };
+        // Per-client upstreams always get the call; a shared one only on the first subscriber or the last leaving.
+        let handle = self
+            .instance(idx, session)
+            .map_err(|e| (code::OVERLOADED, e))?;
+        if first_or_last || handle.shared.owner.is_some() {
+            let params = format!(
+                "{{\"uri\":{}}}",
+                std::str::from_utf8(&json::json_string(&uri)).unwrap_or("\"\"")
+            );
+            let method = if subscribe {
+                "resources/subscribe"
+            } else {
+                "resources/unsubscribe"
+            };
+            handle
+                .internal(method, Some(Bytes::from(params)))
+                .await
+                .map_err(|e| (code::INTERNAL_ERROR, e))?;
+        }
+        Ok(())
+    }
+
+    /// The log level to ask of server `idx`: the lowest any of its clients asked for.
+    fn wanted_log_level(&self, idx: usize) -> Option<u8> {
+        let shared = !self.servers[idx].instances.is_empty();
+        self.sessions
+            .all()
+            .iter()
+            .filter(|s| shared || s.state().upstreams.contains_key(&idx))
+            .filter_map(|s| s.state().log_level)
+            .min()
+    }
+
+    fn push_log_level(self: &Arc<Self>, session: &Arc<Session>) {
+        for idx in 0..self.servers.len() {
+            let Ok(h) = self.instance(idx, session) else {
+                continue;
+            };
+            if !h
+                .shared
+                .info
+                .load()
+                .as_ref()
+                .is_some_and(|i| i.has("logging"))
+            {
+                continue;
+            }
+            let level = if h.shared.owner.is_some() {
+                session.state().log_level
+            } else {
+                self.wanted_log_level(idx)
+            };
+            if let Some(level) = level {
+                let params = format!("{{\"level\":\"{}\"}}", LOG_LEVELS[level as usize]);
+                tokio::spawn(async move {
+                    if let Err(e) = h
+                        .internal("logging/setLevel", Some(Bytes::from(params)))
+                        .await
+                    {
+                        tracing::debug!("setLevel upstream failed: {e}");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Frames to replay to a (re)started shared upstream: subscriptions and the log level.
+    fn replay_frames(&self, idx: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+        for (n, (s, uri)) in subs.keys().filter(|(s, _)| *s == idx).enumerate() {
+            let _ = s;
+            let params = format!(
+                "{{\"uri\":{}}}",
+                std::str::from_utf8(&json::json_string(uri)).unwrap_or("\"\"")
+            );
+            out.push(json::message(
+                Some(format!("\"sy-replay-{n}\"").as_bytes()),
+                "resources/subscribe",
+                Some(params.as_bytes()),
+            ));
+        }
+        drop(subs);
+        if let Some(level) = self.wanted_log_level(idx) {
+            let params = format!("{{\"level\":\"{}\"}}", LOG_LEVELS[level as usize]);
+            out.push(json::message(
+                Some(b"\"sy-replay-level\""),
+                "logging/setLevel",
+                Some(params.as_bytes()),
+            ));
+        }
+        out
+    }
+
+    /// Stop: close every session, then stop every upstream (children get stdin closed, then
+    /// are killed if they linger) and wait for them.
+    pub async fn shutdown(&self) {
+        let mut handles: Vec<UpstreamHandle> = self
+            .servers
+            .iter()
+            .flat_map(|s| s.instances.iter().cloned())
+            .collect();
+        for s in self.sessions.all() {
+            handles.extend(s.state().upstreams.values().cloned());
+            self.sessions.remove(&s.id);
+            s.close();
+        }
+        let waits = handles.iter().map(|h| h.shutdown(Duration::from_secs(5)));
+        for w in waits {
+            w.await;
+        }
+    }
+
+    /// Close and forget sessions idle for longer than the limit.
+    pub fn reap_idle(&self) {
+        let limit = self.config.limits.session_idle_timeout.as_secs();
+        for s in self.sessions.all() {
+            if s.idle_secs() > limit {
+                tracing::info!(session = %s.id, "idle session closed");
+                self.sessions.remove(&s.id);
+                s.close();
+            }
+        }
+    }
+}
+
+fn spawn_upstream(
+    router: &Weak<Router>,
+    config: &Config,
+    idx: usize,
+    sc: &ServerConfig,
+    instance: usize,
+    owner: Option<&Arc<Session>>,
+    events: Arc<dyn UpstreamEvents>,
+) -> UpstreamHandle {
+    let name = if sc.pool > 1 {
+        format!("{}#{instance}", sc.name)
+    } else {
+        sc.name.clone()
+    };
+    let shared = UpstreamShared {
+        server: idx,
+        name,
+        info: ArcSwapOption::empty(),
+        owner: owner.map(Arc::downgrade),
+        lists: Mutex::new(HashMap::new()),
+    };
+    let (handle, rx) = upstream::channel(shared, UPSTREAM_MAILBOX);
+    // A per-client upstream declares its client's own capabilities; a shared one declares
+    // none, since it cannot speak for every client.
+    let client_capabilities = owner
+        .and_then(|s| {
+            s.caps()
+                .raw
+                .as_ref()
+                .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
+        })
+        .unwrap_or_else(|| Bytes::from_static(b"{}"));
+    let weak = router.clone();
+    let replay: Arc<dyn Fn() -> Vec<Bytes> + Send + Sync> = Arc::new(move || {
+        weak.upgrade()
+            .map(|r| r.replay_frames(idx))
+            .unwrap_or_default()
+    });
+    match &sc.transport {
+        Transport::Stdio { .. } => {
+            let actor = StdioActor {
+                config: sc.clone(),
+                handle: handle.clone(),
+                rx,
+                events,
+                max_frame: config.limits.max_frame_bytes.max(64 * 1024 * 1024),
+                client_capabilities,
+                replay,
+            };
+            tokio::spawn(actor.run());
+        }
+        Transport::Http { .. } => {
+            // Refused by `Router::check`; dropping `rx` closes the handle, so calls get a clear error.
+            drop(rx);
+        }
+    }
+    handle
+}
+
+impl Router {
+    /// Configuration this build cannot serve, worded for a person.
+    pub fn check(config: &Config) -> Result<(), String> {
+        for s in &config.servers {
+            if matches!(s.transport, Transport::Http { .. }) {
+                return Err(format!(
+                    "server {}: Streamable HTTP upstreams (`url`) are not available in this build yet",
+                    s.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The router's side of upstream events, held weakly by the actors.
+struct Events(Weak<Router>);
+
+impl UpstreamEvents for Events {
+    fn unsolicited(&self, server: usize, owner: Option<&Arc<Session>>, env: &Envelope) {
+        let Some(router) = self.0.upgrade() else {
+            return;
+        };
+        let list = match env.method {
+            Method::ToolsListChanged => Some("tools/list"),
+            Method::PromptsListChanged => Some("prompts/list"),
+            Method::ResourcesListChanged => Some("resources/list"),
+            _ => None,
+        };
+        if let Some(list) = list {
+            let targets: Vec<Arc<Session>> = match owner {
+                Some(s) => {
+                    if let Some(h) = s.state().upstreams.get(&server) {
+                        h.invalidate_lists(Some(list));
+                        if list == "resources/list" {
+                            h.invalidate_lists(Some("resources/templates/list"));
+                        }
+                    }
+                    vec![s.clone()]
+                }
+                None => {
+                    for h in &router.servers[server].instances {
+                        h.invalidate_lists(Some(list));
+                        if list == "resources/list" {
+                            h.invalidate_lists(Some("resources/templates/list"));
+                        }
+                    }
+                    router.sessions.all()
+                }
+            };
+            for s in targets {
+                if s.unsolicited.send(env.frame.clone()).is_err() {
+                    s.shed("client not reading its replies");
+                }
+            }
+            return;
+        }
+        if env.method == Method::ResourceUpdated {
+            let uri = env
+                .params_str()
+                .and_then(|p| ParamsPeek::parse(p).ok())
+                .and_then(|p| p.uri.and_then(raw_str).map(|u| u.into_owned()));
+            let Some(uri) = uri else { return };
+            let targets: Vec<Arc<Session>> = {
+                let subs = router
+                    .subscriptions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                subs.get(&(server, uri))
+                    .map(|m| m.values().filter_map(Weak::upgrade).collect())
+                    .unwrap_or_default()
+            };
+            for s in targets {
+                if s.unsolicited.send(env.frame.clone()).is_err() {
+                    s.shed("client not reading its replies");
+                }
+            }
+            return;
+        }
+        tracing::debug!(
+            server,
+            method = env.method.name(),
+            "unsolicited upstream notification dropped"
+        );
+    }
+
+    fn ready(&self, server: usize) {
+        if let Some(router) = self.0.upgrade() {
+            for h in &router.servers[server].instances {
+                h.invalidate_lists(None);
+            }
+        }
+    }
+}
+
+pub use catalogue::merged_list_result;

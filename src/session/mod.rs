@@ -1,0 +1,330 @@
+//! Client sessions: what the router knows of each client, and the store that finds them.
+//!
+//! A session's state sits behind its own small lock, taken only by that session's requests;
+//! nothing here is global per message. The store is sharded by session id.
+
+pub mod stream;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub use stream::{ReplyStream, Shed, Sink};
+
+use crate::protocol::{log_level_rank, ClientCaps, Era};
+use crate::upstream::UpstreamHandle;
+use crate::wire::envelope::ParamsPeek;
+use crate::wire::Envelope;
+
+/// Where a client-facing name resolves: a server index and the server's own name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub server: usize,
+    pub name: String,
+}
+
+/// Names and URIs a session has been shown, so calls resolve as listed.
+#[derive(Default, Debug)]
+pub struct Routes {
+    pub tools: HashMap<String, Route>,
+    pub prompts: HashMap<String, Route>,
+    pub resources: HashMap<String, usize>,
+    /// URI templates and the server each came from.
+    pub templates: Vec<(String, usize)>,
+}
+
+pub struct SessionState {
+    pub log_level: Option<u8>,
+    pub subscriptions: HashSet<(usize, String)>,
+    /// Client request id -> the upstream it went to (for cancellation).
+    pub in_flight: HashMap<Bytes, UpstreamHandle>,
+    /// Ids we gave server-to-client requests -> (upstream, the upstream's own id).
+    pub server_requests: HashMap<Bytes, (UpstreamHandle, Bytes)>,
+    next_server_request: u64,
+    /// Reply streams kept for `Last-Event-ID` resumption, oldest first.
+    streams: VecDeque<Arc<ReplyStream>>,
+    next_stream: u64,
+    /// Per-client upstreams of this session, by server index.
+    pub upstreams: HashMap<usize, UpstreamHandle>,
+    pub routes: Arc<Routes>,
+}
+
+pub struct Session {
+    /// The `Mcp-Session-Id` (HTTP) or a fixed name (stdio).
+    pub id: String,
+    /// A small number for maps and for choosing a pool member.
+    pub key: u64,
+    era: Era,
+    caps: ClientCaps,
+    /// Messages tied to no request: the GET stream over HTTP, stdout over stdio.
+    pub unsolicited: Sink,
+    state: Mutex<SessionState>,
+    closed: AtomicBool,
+    /// One GET stream at a time, and where the last one stopped reading.
+    get_open: Arc<AtomicBool>,
+    get_cursor: Arc<AtomicU64>,
+    last_seen: AtomicU64,
+    epoch: Instant,
+    replay_cap: usize,
+}
+
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+impl Session {
+    pub fn new(
+        id: String,
+        era: Era,
+        caps: ClientCaps,
+        unsolicited: Sink,
+        replay_cap: usize,
+    ) -> Arc<Session> {
+        Arc::new(Session {
+            id,
+            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            era,
+            caps,
+            unsolicited,
+            state: Mutex::new(SessionState {
+                log_level: None,
+                subscriptions: HashSet::new(),
+                in_flight: HashMap::new(),
+                server_requests: HashMap::new(),
+                next_server_request: 1,
+                streams: VecDeque::new(),
+                next_stream: 1,
+                upstreams: HashMap::new(),
+                routes: Arc::new(Routes::default()),
+            }),
+            closed: AtomicBool::new(false),
+            get_open: Arc::new(AtomicBool::new(false)),
+            get_cursor: Arc::new(AtomicU64::new(0)),
+            last_seen: AtomicU64::new(0),
+            epoch: Instant::now(),
+            replay_cap,
+        })
+    }
+
+    pub fn era(&self) -> Era {
+        self.era
+    }
+
+    pub fn caps(&self) -> &ClientCaps {
+        &self.caps
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get_stream_state(&self) -> (Arc<AtomicBool>, Arc<AtomicU64>) {
+        (self.get_open.clone(), self.get_cursor.clone())
+    }
+
+    pub fn touch(&self) {
+        self.last_seen
+            .store(self.epoch.elapsed().as_secs(), Ordering::Relaxed);
+    }
+
+    pub fn idle_secs(&self) -> u64 {
+        self.epoch
+            .elapsed()
+            .as_secs()
+            .saturating_sub(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Close the session: its streams end and its per-client upstreams shut down.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut st = self.state();
+        st.streams.drain(..).for_each(|s| s.close());
+        st.upstreams.clear();
+        st.in_flight.clear();
+        st.server_requests.clear();
+        drop(st);
+        if let Sink::Stream(s) = &self.unsolicited {
+            s.close();
+        }
+    }
+
+    /// The client stopped reading: drop it rather than let it hold anyone else up.
+    pub fn shed(&self, why: &str) {
+        if !self.is_closed() {
+            tracing::warn!(session = %self.id, "session shed: {why}");
+            self.close();
+        }
+    }
+
+    /// Record that `client_id` is in flight on `upstream`; `false` if the id is already in use.
+    pub fn begin(&self, client_id: &Bytes, upstream: &UpstreamHandle) -> bool {
+        let mut st = self.state();
+        if st.in_flight.contains_key(client_id) {
+            return false;
+        }
+        st.in_flight.insert(client_id.clone(), upstream.clone());
+        true
+    }
+
+    pub fn forget(&self, client_id: &Bytes) {
+        if !client_id.is_empty() {
+            self.state().in_flight.remove(client_id);
+        }
+    }
+
+    pub fn in_flight_upstream(&self, client_id: &Bytes) -> Option<UpstreamHandle> {
+        self.state().in_flight.get(client_id).cloned()
+    }
+
+    /// Give a server-to-client request an id of ours; returns that id (raw JSON).
+    pub fn register_server_request(&self, upstream: UpstreamHandle, upstream_id: Bytes) -> Bytes {
+        let mut st = self.state();
+        let id = Bytes::from(format!("\"sy-{}\"", st.next_server_request));
+        st.next_server_request += 1;
+        st.server_requests
+            .insert(id.clone(), (upstream, upstream_id));
+        id
+    }
+
+    pub fn take_server_request(&self, id: &[u8]) -> Option<(UpstreamHandle, Bytes)> {
+        self.state().server_requests.remove(id)
+    }
+
+    /// A new reply stream for one request, kept for resumption (the oldest finished ones go).
+    pub fn new_stream(&self) -> Arc<ReplyStream> {
+        let mut st = self.state();
+        let s = ReplyStream::new(st.next_stream, self.replay_cap);
+        st.next_stream += 1;
+        while st.streams.len() >= 64 {
+            match st.streams.iter().position(|s| s.is_done()) {
+                Some(i) => {
+                    st.streams.remove(i);
+                }
+                None => break,
+            }
+        }
+        st.streams.push_back(s.clone());
+        s
+    }
+
+    /// Find a reply stream by number (0 is the unsolicited stream).
+    pub fn stream(&self, no: u64) -> Option<Arc<ReplyStream>> {
+        if no == 0 {
+            return match &self.unsolicited {
+                Sink::Stream(s) => Some(s.clone()),
+                Sink::Channel(_) => None,
+            };
+        }
+        self.state()
+            .streams
+            .iter()
+            .find(|s| s.stream_no == no)
+            .cloned()
+    }
+
+    /// Deliver an upstream's `notifications/message` if it meets this session's level.
+    pub fn deliver_log(&self, env: &Envelope, sink: Option<&Sink>) {
+        let level = env
+            .params_str()
+            .and_then(|p| ParamsPeek::parse(p).ok())
+            .and_then(|p| p.level.and_then(|l| log_level_rank(&l)));
+        let wanted = self.state().log_level;
+        // Without logging/setLevel a client gets what the server chooses to send (spec default).
+        if let (Some(level), Some(min)) = (level, wanted) {
+            if level < min {
+                return;
+            }
+        }
+        if sink
+            .unwrap_or(&self.unsolicited)
+            .send(env.frame.clone())
+            .is_err()
+        {
+            self.shed("client not reading its replies");
+        }
+    }
+}
+
+/// All live sessions, sharded by id so lookups from many connections do not contend.
+pub struct SessionStore {
+    shards: Vec<Mutex<HashMap<String, Arc<Session>>>>,
+    count: AtomicUsize,
+    max: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl SessionStore {
+    pub fn new(max: usize) -> Self {
+        SessionStore {
+            shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
+            count: AtomicUsize::new(0),
+            max,
+            hasher: Default::default(),
+        }
+    }
+
+    fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        let i = (self.hasher.hash_one(id) as usize) % self.shards.len();
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add a session; `false` when the store is full.
+    pub fn insert(&self, s: Arc<Session>) -> bool {
+        if self.count.fetch_add(1, Ordering::Relaxed) >= self.max {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        self.shard(&s.id).insert(s.id.clone(), s);
+        true
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.shard(id).get(id).cloned()
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        let s = self.shard(id).remove(id);
+        if s.is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        s
+    }
+
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every live session (for rare broadcasts such as list_changed).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// A 128-bit random session id, hex-encoded (visible ASCII, as the spec requires); `None`
+/// if the operating system has no randomness to give.
+pub fn new_session_id() -> Option<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).ok()?;
+    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+}

@@ -1,0 +1,653 @@
+//! Client-facing Streamable HTTP (2025 handshake era): POST, GET and DELETE on one endpoint.
+//!
+//! A request's replies are answered as one JSON body when the response is the only message,
+//! otherwise as an SSE stream whose event ids (`<stream>-<seq>`) let the client resume with
+//! `Last-Event-ID` after a cut.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method as HttpMethod, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::protocol::{is_known_version, negotiate, ClientCaps};
+use crate::router::Router;
+use crate::session::{new_session_id, ReplyStream, Session, Sink};
+use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
+use crate::wire::{json, sse, Envelope, Kind, Method};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Reconnect delay suggested to 2025-11-25 clients in the priming event.
+const RETRY_MS: u64 = 1000;
+
+/// The HTTP front end: the router plus what the listener itself tracks.
+pub struct HttpFront {
+    pub router: Arc<Router>,
+    /// Requests being handled, for draining on shutdown.
+    in_flight: AtomicUsize,
+}
+
+impl HttpFront {
+    pub fn new(router: Arc<Router>) -> Arc<HttpFront> {
+        Arc::new(HttpFront {
+            router,
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// Accept connections until `stop` resolves.
+pub async fn serve(
+    front: Arc<HttpFront>,
+    listener: TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let (tcp, _) = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let front = front.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let front = front.clone();
+                async move { Ok::<_, Infallible>(handle(&front, req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await
+            {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Response bodies: a whole JSON body, or an SSE stream.
+pub enum HttpBody {
+    Full(Option<Bytes>),
+    Sse(Box<SseBody>),
+}
+
+impl Body for HttpBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            HttpBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            HttpBody::Sse(s) => s.poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+}
+
+/// Reads a [`ReplyStream`] as SSE, from after a sequence number.
+pub struct SseBody {
+    stream: Arc<ReplyStream>,
+    after: u64,
+    prefix: Option<Bytes>,
+    keepalive: Pin<Box<tokio::time::Sleep>>,
+    /// Where a reader of the session's GET stream got to, shared with the next GET.
+    cursor: Option<Arc<AtomicU64>>,
+    /// Released when this body ends: one GET stream per session at a time.
+    _guard: Option<GetGuard>,
+}
+
+pub struct GetGuard(Arc<AtomicBool>);
+
+impl Drop for GetGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl SseBody {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(p) = self.prefix.take() {
+            return Poll::Ready(Some(p));
+        }
+        match self.stream.poll_after(self.after, cx) {
+            Poll::Ready(Some(ev)) => {
+                self.after = ev.seq;
+                if let Some(c) = &self.cursor {
+                    c.store(ev.seq, Ordering::Relaxed);
+                }
+                self.keepalive
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + KEEPALIVE);
+                let id = format!("{}-{}", self.stream.stream_no, ev.seq);
+                Poll::Ready(Some(sse::encode_event(Some(&id), &ev.data)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.keepalive.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.keepalive
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + KEEPALIVE);
+                    Poll::Ready(Some(Bytes::from_static(b": keep-alive\n\n")))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+use std::future::Future;
+
+fn sse_body(stream: Arc<ReplyStream>, after: u64, prefix: Option<Bytes>) -> SseBody {
+    SseBody {
+        stream,
+        after,
+        prefix,
+        keepalive: Box::pin(tokio::time::sleep(KEEPALIVE)),
+        cursor: None,
+        _guard: None,
+    }
+}
+
+fn full(status: StatusCode, content_type: Option<&'static str>, body: Bytes) -> Response<HttpBody> {
+    let mut r = Response::new(HttpBody::Full(if body.is_empty() {
+        None
+    } else {
+        Some(body)
+    }));
+    *r.status_mut() = status;
+    if let Some(ct) = content_type {
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    r
+}
+
+/// An HTTP error carrying a JSON-RPC error body (id null unless known).
+fn rpc_error(
+    status: StatusCode,
+    id: Option<&[u8]>,
+    code: i64,
+    message: &str,
+) -> Response<HttpBody> {
+    full(
+        status,
+        Some("application/json"),
+        json::error(id, code, message, None),
+    )
+}
+
+fn sse_response(body: SseBody, session_id: Option<&str>) -> Response<HttpBody> {
+    let mut r = Response::new(HttpBody::Sse(Box::new(body)));
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Some(id) = session_id.and_then(|s| HeaderValue::from_str(s).ok()) {
+        h.insert(SESSION_HEADER, id);
+    }
+    r
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub async fn handle(front: &Arc<HttpFront>, req: Request<Incoming>) -> Response<HttpBody> {
+    front.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight(&front.in_flight);
+    let router = &front.router;
+    let listen = &router.config.listen;
+    if let Err(resp) = check_host_and_origin(
+        req.headers(),
+        &listen.allowed_hosts,
+        &listen.allowed_origins,
+    ) {
+        return *resp;
+    }
+    let path = req.uri().path();
+    if path == "/healthz" && req.method() == HttpMethod::GET {
+        let body = format!(
+            "{{\"status\":\"ok\",\"sessions\":{}}}",
+            router.sessions.len()
+        );
+        return full(StatusCode::OK, Some("application/json"), Bytes::from(body));
+    }
+    if path != listen.path {
+        return full(StatusCode::NOT_FOUND, None, Bytes::new());
+    }
+    match *req.method() {
+        HttpMethod::POST => post(router, req).await,
+        HttpMethod::GET => get(router, req),
+        HttpMethod::DELETE => delete(router, req),
+        _ => {
+            let mut r = full(StatusCode::METHOD_NOT_ALLOWED, None, Bytes::new());
+            r.headers_mut().insert(
+                hyper::header::ALLOW,
+                HeaderValue::from_static("GET, POST, DELETE"),
+            );
+            r
+        }
+    }
+}
+
+/// DNS-rebinding protection: Host must name this machine (or a configured name), and a
+/// present Origin must be a loopback or configured origin.
+fn check_host_and_origin(
+    h: &HeaderMap,
+    hosts: &[String],
+    origins: &[String],
+) -> Result<(), Box<Response<HttpBody>>> {
+    let loopback = |host: &str| {
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.split(':').next().unwrap_or(""),
+        };
+        matches!(
+            name.to_ascii_lowercase().as_str(),
+            "localhost" | "127.0.0.1" | "::1"
+        )
+    };
+    if let Some(host) = h.get(hyper::header::HOST) {
+        let host = host.to_str().unwrap_or("");
+        if !loopback(host) && !hosts.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+            return Err(Box::new(rpc_error(
+                StatusCode::FORBIDDEN,
+                None,
+                code::INVALID_REQUEST,
+                "Host not allowed",
+            )));
+        }
+    }
+    if let Some(origin) = h.get(hyper::header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        let ok = host.is_some_and(|h| !h.contains('/') && loopback(h))
+            || origins.iter().any(|o| o == origin);
+        if !ok {
+            return Err(Box::new(rpc_error(
+                StatusCode::FORBIDDEN,
+                None,
+                code::INVALID_REQUEST,
+                "Origin not allowed",
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn accepts(h: &HeaderMap, mime: &str) -> bool {
+    h.get_all(hyper::header::ACCEPT).iter().any(|v| {
+        v.to_str().unwrap_or("").split(',').any(|m| {
+            let m = m.split(';').next().unwrap_or("").trim();
+            m == mime || m == "*/*" || (m.ends_with("/*") && mime.starts_with(&m[..m.len() - 1]))
+        })
+    })
+}
+
+/// The session named by the request, or the HTTP error for its absence.
+fn session_of(router: &Router, h: &HeaderMap) -> Result<Arc<Session>, Box<Response<HttpBody>>> {
+    let Some(id) = header(h, SESSION_HEADER) else {
+        return Err(Box::new(rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            "Mcp-Session-Id header is required",
+        )));
+    };
+    match router.sessions.get(id) {
+        Some(s) if !s.is_closed() => Ok(s),
+        _ => Err(Box::new(rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            code::INVALID_REQUEST,
+            "session not found (it may have expired); initialize again",
+        ))),
+    }
+}
+
+fn check_version(h: &HeaderMap) -> Result<(), Box<Response<HttpBody>>> {
+    match header(h, VERSION_HEADER) {
+        Some(v) if !is_known_version(v) => Err(Box::new(rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            &format!("unsupported MCP-Protocol-Version: {v}"),
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
+    let h = req.headers();
+    if !(accepts(h, "application/json") && accepts(h, "text/event-stream")) {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            code::INVALID_REQUEST,
+            "Accept must list application/json and text/event-stream",
+        );
+    }
+    let ct = header(h, "content-type").unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+    {
+        return rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        );
+    }
+    if let Err(r) = check_version(h) {
+        return *r;
+    }
+    let session_header = header(h, SESSION_HEADER).map(str::to_owned);
+    let max = router.config.limits.max_frame_bytes;
+    let body = match http_body_util::Limited::new(req.into_body(), max)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                code::INVALID_REQUEST,
+                &format!("message over the {max}-byte limit"),
+            )
+        }
+        Err(_) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::PARSE_ERROR,
+                "could not read the body",
+            )
+        }
+    };
+
+    if is_batch(&body) {
+        return batch(router, session_header.as_deref(), body).await;
+    }
+    let env = match Envelope::parse(body) {
+        Ok(env) => env,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.id.as_deref(), e.code, &e.message),
+    };
+    if env.method == Method::Initialize && env.kind == Kind::Request {
+        return initialize(router, env).await;
+    }
+    let mut hm = HeaderMap::new();
+    if let Some(s) = &session_header {
+        if let Ok(v) = HeaderValue::from_str(s) {
+            hm.insert(SESSION_HEADER, v);
+        }
+    }
+    let session = match session_of(router, &hm) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match env.kind {
+        Kind::Request => {
+            let stream = session.new_stream();
+            router.handle(&session, env, Sink::Stream(stream.clone()));
+            reply(&session, stream).await
+        }
+        _ => {
+            router.handle(&session, env, session.unsolicited.clone());
+            full(StatusCode::ACCEPTED, None, Bytes::new())
+        }
+    }
+}
+
+/// Answer with plain JSON if the response is the only message, else stream SSE.
+async fn reply(session: &Arc<Session>, stream: Arc<ReplyStream>) -> Response<HttpBody> {
+    if stream.next_after(0).await.is_none() {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            code::INVALID_REQUEST,
+            "session closed",
+        );
+    }
+    if let Some(only) = stream.only_message() {
+        return full(StatusCode::OK, Some("application/json"), only);
+    }
+    let era = session.era();
+    let prefix = era
+        .primes_streams()
+        .then(|| sse::priming_event(&format!("{}-0", stream.stream_no), RETRY_MS));
+    sse_response(sse_body(stream, 0, prefix), None)
+}
+
+async fn initialize(router: &Arc<Router>, env: Envelope) -> Response<HttpBody> {
+    let id = env.id_bytes().unwrap_or_default();
+    let peek = env.params_str().map(ParamsPeek::parse).transpose();
+    let peek = match peek {
+        Ok(p) => p.unwrap_or_default(),
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, Some(&id), code::INVALID_PARAMS, &e),
+    };
+    let era = negotiate(peek.protocol_version.as_deref());
+    let caps = ClientCaps::parse(peek.capabilities);
+    let Some(session_id) = new_session_id() else {
+        return rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(&id),
+            code::INTERNAL_ERROR,
+            "no randomness for a session id",
+        );
+    };
+    let unsolicited = ReplyStream::new(0, router.config.limits.replay_events);
+    let session = Session::new(
+        session_id.clone(),
+        era,
+        caps,
+        Sink::Stream(unsolicited),
+        router.config.limits.replay_events,
+    );
+    session.touch();
+    if !router.sessions.insert(session.clone()) {
+        return rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(&id),
+            code::OVERLOADED,
+            "too many sessions",
+        );
+    }
+    router.wait_ready(&session).await;
+    let result = router.initialize_result(&session);
+    let mut r = full(
+        StatusCode::OK,
+        Some("application/json"),
+        json::result(&id, &result),
+    );
+    if let Ok(v) = HeaderValue::from_str(&session_id) {
+        r.headers_mut().insert(SESSION_HEADER, v);
+    }
+    tracing::info!(session = %session_id, version = era.version(), "session started");
+    r
+}
+
+/// A JSON-RPC batch: accepted only in 2025-03-26 sessions; answered as one JSON array.
+async fn batch(
+    router: &Arc<Router>,
+    session_header: Option<&str>,
+    body: Bytes,
+) -> Response<HttpBody> {
+    let session = session_header.and_then(|id| router.sessions.get(id));
+    let Some(session) = session.filter(|s| s.era().accepts_batches()) else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            "batches are accepted only in 2025-03-26 sessions",
+        );
+    };
+    let parts = match split_batch(&body) {
+        Ok(p) => p,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, None, e.code, &e.message),
+    };
+    let mut answers = Vec::new();
+    let mut streams = Vec::new();
+    for part in parts {
+        match Envelope::parse(part) {
+            Ok(env) if env.method == Method::Initialize => {
+                let id = env.id_bytes();
+                answers.push(json::error(
+                    id.as_deref(),
+                    code::INVALID_REQUEST,
+                    "initialize may not be batched",
+                    None,
+                ));
+            }
+            Ok(env) if env.kind == Kind::Request => {
+                let s = ReplyStream::new(0, 64);
+                router.handle(&session, env, Sink::Stream(s.clone()));
+                streams.push(s);
+            }
+            Ok(env) => router.handle(&session, env, session.unsolicited.clone()),
+            Err(e) => answers.push(json::error(e.id.as_deref(), e.code, &e.message, None)),
+        }
+    }
+    for s in streams {
+        // The final message of each stream is its response; progress is not carried in batches.
+        let mut last = None;
+        let mut after = 0;
+        while let Some(ev) = s.next_after(after).await {
+            after = ev.seq;
+            last = Some(ev.data);
+        }
+        answers.extend(last);
+    }
+    if answers.is_empty() {
+        return full(StatusCode::ACCEPTED, None, Bytes::new());
+    }
+    let mut out = Vec::with_capacity(answers.iter().map(|a| a.len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, a) in answers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(a);
+    }
+    out.push(b']');
+    full(StatusCode::OK, Some("application/json"), Bytes::from(out))
+}
+
+fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
+    let h = req.headers();
+    if !accepts(h, "text/event-stream") {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            code::INVALID_REQUEST,
+            "Accept must list text/event-stream",
+        );
+    }
+    if let Err(r) = check_version(h) {
+        return *r;
+    }
+    let session = match session_of(router, h) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    session.touch();
+    // Resuming: `<stream>-<seq>` names the stream and the last event the client saw.
+    if let Some(last) = header(h, "last-event-id") {
+        let parsed = last
+            .split_once('-')
+            .and_then(|(s, n)| Some((s.parse::<u64>().ok()?, n.parse::<u64>().ok()?)));
+        let Some((no, seq)) = parsed else {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                "malformed Last-Event-ID",
+            );
+        };
+        let Some(stream) = session.stream(no) else {
+            return rpc_error(
+                StatusCode::NOT_FOUND,
+                None,
+                code::INVALID_REQUEST,
+                "that stream is no longer kept",
+            );
+        };
+        if no != 0 {
+            return sse_response(sse_body(stream, seq, None), None);
+        }
+    }
+    let Some(stream) = session.stream(0) else {
+        return full(StatusCode::METHOD_NOT_ALLOWED, None, Bytes::new());
+    };
+    let (flag, cursor) = session.get_stream_state();
+    if flag.swap(true, Ordering::AcqRel) {
+        return rpc_error(
+            StatusCode::CONFLICT,
+            None,
+            code::INVALID_REQUEST,
+            "a GET stream is already open for this session",
+        );
+    }
+    let after = header(h, "last-event-id")
+        .and_then(|l| l.split_once('-')?.1.parse::<u64>().ok())
+        .unwrap_or_else(|| cursor.load(Ordering::Relaxed));
+    let mut body = sse_body(stream, after, None);
+    body.cursor = Some(cursor);
+    body._guard = Some(GetGuard(flag));
+    sse_response(body, None)
+}
+
+fn delete(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
+    let session = match session_of(router, req.headers()) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    router.sessions.remove(&session.id);
+    session.close();
+    tracing::info!(session = %session.id, "session deleted by client");
+    full(StatusCode::OK, None, Bytes::new())
+}

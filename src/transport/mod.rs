@@ -1,0 +1,4 @@
+//! Client-facing listeners: Streamable HTTP and stdio. Thin I/O shells around the router.
+
+pub mod http;
+pub mod stdio;

@@ -1,0 +1,156 @@
+//! Client-facing stdio (`switchyard stdio`): one client on stdin/stdout, as a desktop host
+//! launches a server. One JSON-RPC message per line each way.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::protocol::{negotiate, ClientCaps};
+use crate::router::Router;
+use crate::session::{Session, Sink};
+use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
+use crate::wire::frame::{Line, LineDecoder};
+use crate::wire::{json, Envelope, Kind, Method};
+
+/// Serve one client until its input ends.
+pub async fn serve(
+    router: Arc<Router>,
+    input: impl AsyncRead + Unpin,
+    output: impl AsyncWrite + Unpin + Send + 'static,
+) {
+    let (tx, rx) = mpsc::channel::<Bytes>(router.config.limits.client_queue);
+    let writer = tokio::spawn(write_lines(output, rx));
+    let mut input = input;
+    let mut decoder = LineDecoder::new(router.config.limits.max_frame_bytes);
+    let mut session: Option<Arc<Session>> = None;
+    loop {
+        let n = input.read_buf(decoder.buffer()).await;
+        let eof = !matches!(n, Ok(k) if k > 0);
+        while let Some(line) = if eof {
+            decoder.finish()
+        } else {
+            decoder.next_line()
+        } {
+            match line {
+                Line::Frame(frame) => frame_in(&router, &mut session, &tx, frame).await,
+                Line::Oversized { len } => {
+                    let msg = format!(
+                        "message of {len} bytes is over the {}-byte limit",
+                        router.config.limits.max_frame_bytes
+                    );
+                    let _ = tx
+                        .send(json::error(None, code::INVALID_REQUEST, &msg, None))
+                        .await;
+                }
+            }
+            if eof {
+                break;
+            }
+        }
+        if eof || session.as_ref().is_some_and(|s| s.is_closed()) {
+            break;
+        }
+    }
+    if let Some(s) = session {
+        router.sessions.remove(&s.id);
+        s.close();
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+async fn frame_in(
+    router: &Arc<Router>,
+    session: &mut Option<Arc<Session>>,
+    tx: &mpsc::Sender<Bytes>,
+    frame: Bytes,
+) {
+    if is_batch(&frame) {
+        match (session.as_ref(), split_batch(&frame)) {
+            (Some(s), Ok(parts)) if s.era().accepts_batches() => {
+                for part in parts {
+                    Box::pin(frame_in(router, session, tx, part)).await;
+                }
+            }
+            (_, Err(e)) => {
+                let _ = tx.send(json::error(None, e.code, &e.message, None)).await;
+            }
+            _ => {
+                let msg = "batches are accepted only in 2025-03-26 sessions";
+                let _ = tx
+                    .send(json::error(None, code::INVALID_REQUEST, msg, None))
+                    .await;
+            }
+        }
+        return;
+    }
+    let env = match Envelope::parse(frame) {
+        Ok(env) => env,
+        Err(e) => {
+            let _ = tx
+                .send(json::error(e.id.as_deref(), e.code, &e.message, None))
+                .await;
+            return;
+        }
+    };
+    let id = env.id_bytes().unwrap_or_default();
+    match (session.as_ref(), env.kind, &env.method) {
+        (None, Kind::Request, Method::Initialize) => {
+            let peek = env
+                .params_str()
+                .map(ParamsPeek::parse)
+                .transpose()
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let era = negotiate(peek.protocol_version.as_deref());
+            let caps = ClientCaps::parse(peek.capabilities);
+            let s = Session::new(
+                "stdio".into(),
+                era,
+                caps,
+                Sink::Channel(tx.clone()),
+                router.config.limits.replay_events,
+            );
+            router.sessions.insert(s.clone());
+            router.wait_ready(&s).await;
+            let _ = tx
+                .send(json::result(&id, &router.initialize_result(&s)))
+                .await;
+            *session = Some(s);
+        }
+        (None, Kind::Request, Method::Ping) => {
+            let _ = tx.send(json::result(&id, b"{}")).await;
+        }
+        (None, Kind::Request, _) => {
+            let _ = tx
+                .send(json::error(
+                    Some(&id),
+                    code::INVALID_REQUEST,
+                    "initialize first",
+                    None,
+                ))
+                .await;
+        }
+        (None, _, _) => {}
+        (Some(s), _, _) => router.handle(s, env, Sink::Channel(tx.clone())),
+    }
+}
+
+/// Write queued messages, one flush per batch.
+async fn write_lines(output: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
+    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, output);
+    let mut batch = Vec::with_capacity(64);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        for msg in batch.drain(..) {
+            if out.write_all(&msg).await.is_err() || out.write_all(b"\n").await.is_err() {
+                return;
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! Upstream server actors: one task per upstream connection (a stdio child, or a Streamable
+//! HTTP session) owning that connection's id map, progress tokens and deadlines.
+//!
+//! The router talks to an actor only through its [`UpstreamHandle`] (a bounded mailbox). The
+//! actor rewrites each client request's id (and progress token) to its own, keeps
+//! `upstream id -> origin`, and on the reply splices the client's original id back in.
+
+pub mod stdio;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::session::{Session, Sink};
+use crate::wire::envelope::{code, span_of, ParamsPeek};
+use crate::wire::rewrite::{splice, Edit};
+use crate::wire::{json, Envelope, Kind, Method};
+
+/// Who is waiting for a request's replies.
+#[derive(Clone)]
+pub struct Origin {
+    pub session: Arc<Session>,
+    pub sink: Sink,
+    /// The client's own id, raw JSON as it sent it.
+    pub client_id: Bytes,
+}
+
+/// A client request bound for an upstream.
+pub struct Call {
+    pub env: Envelope,
+    /// Replace this range of the frame (the prefixed tool or prompt name) with these bytes.
+    pub name_edit: Option<(Range<usize>, Bytes)>,
+    /// Where the client's progress token sits in the frame, if it sent one.
+    pub token: Option<Range<usize>>,
+    pub origin: Origin,
+}
+
+pub enum Cmd {
+    Call(Box<Call>),
+    /// The client cancelled the request it knows as `client_id`.
+    Cancel {
+        session: u64,
+        client_id: Bytes,
+        reason: Option<String>,
+    },
+    /// A client's reply to a server-to-client request, its id already the upstream's.
+    Reply(Bytes),
+    /// A request the router makes itself (lists, subscribe, setLevel).
+    Internal {
+        method: &'static str,
+        params: Option<Bytes>,
+        reply: oneshot::Sender<Result<Bytes, String>>,
+    },
+    /// A notification to pass on (e.g. `notifications/roots/list_changed`).
+    Notify(Bytes),
+    /// Answer what is in flight, stop the server, and end the actor.
+    Shutdown,
+}
+
+/// What the upstream told us at initialize.
+#[derive(Debug, Clone)]
+pub struct UpstreamInfo {
+    pub protocol_version: String,
+    /// Raw `capabilities` object of the InitializeResult.
+    pub capabilities: Box<RawValue>,
+    pub server_info: Option<Box<RawValue>>,
+    pub instructions: Option<String>,
+}
+
+impl UpstreamInfo {
+    pub fn from_result(result: &str) -> Result<UpstreamInfo, String> {
+        #[derive(Deserialize)]
+        struct Init<'a> {
+            #[serde(rename = "protocolVersion")]
+            protocol_version: String,
+            #[serde(borrow)]
+            capabilities: &'a RawValue,
+            #[serde(borrow, default, rename = "serverInfo")]
+            server_info: Option<&'a RawValue>,
+            #[serde(default)]
+            instructions: Option<String>,
+        }
+        let i: Init<'_> =
+            serde_json::from_str(result).map_err(|e| format!("bad initialize result: {e}"))?;
+        Ok(UpstreamInfo {
+            protocol_version: i.protocol_version,
+            capabilities: i.capabilities.to_owned(),
+            server_info: i.server_info.map(|r| r.to_owned()),
+            instructions: i.instructions,
+        })
+    }
+
+    /// Does the upstream offer this top-level capability (`tools`, `prompts`, ...)?
+    pub fn has(&self, cap: &str) -> bool {
+        self.capability(cap).is_some()
+    }
+
+    pub fn capability(&self, cap: &str) -> Option<Box<RawValue>> {
+        let map: HashMap<&str, &RawValue> = serde_json::from_str(self.capabilities.get()).ok()?;
+        map.get(cap)
+            .filter(|v| v.get() != "null")
+            .map(|v| (*v).to_owned())
+    }
+}
+
+/// Router-side view of upstream happenings that concern more than one request.
+pub trait UpstreamEvents: Send + Sync {
+    /// A notification not tied to any request (list_changed, resources/updated, a log line).
+    fn unsolicited(&self, server: usize, owner: Option<&Arc<Session>>, env: &Envelope);
+    /// The upstream (re)started and finished its handshake.
+    fn ready(&self, server: usize);
+}
+
+/// State of one upstream connection visible to the router.
+pub struct UpstreamShared {
+    pub server: usize,
+    pub name: String,
+    pub info: ArcSwapOption<UpstreamInfo>,
+    /// The session a per-client upstream belongs to (`None` for shared upstreams).
+    pub owner: Option<std::sync::Weak<Session>>,
+    /// Cached full lists (tools, prompts, ...), dropped on list_changed and restart.
+    pub lists: Mutex<HashMap<&'static str, Arc<Vec<Box<RawValue>>>>>,
+}
+
+#[derive(Clone)]
+pub struct UpstreamHandle {
+    tx: mpsc::Sender<Cmd>,
+    pub shared: Arc<UpstreamShared>,
+}
+
+impl UpstreamHandle {
+    /// Queue a command; `Err` when the mailbox is full (the upstream is overloaded) or gone.
+    pub fn send(&self, cmd: Cmd) -> Result<(), Cmd> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+        })
+    }
+
+    /// A request the router makes itself; waits for the result (or error text).
+    pub async fn internal(
+        &self,
+        method: &'static str,
+        params: Option<Bytes>,
+    ) -> Result<Bytes, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Internal {
+                method,
+                params,
+                reply,
+            })
+            .await
+            .map_err(|_| format!("server {} is shut down", self.shared.name))?;
+        rx.await
+            .map_err(|_| format!("server {} went away", self.shared.name))?
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Ask the actor to stop its server, and wait (bounded) until it has.
+    pub async fn shutdown(&self, wait: std::time::Duration) {
+        if self.tx.send(Cmd::Shutdown).await.is_ok() {
+            let _ = tokio::time::timeout(wait, self.tx.closed()).await;
+        }
+    }
+
+    pub fn cached_list(&self, method: &'static str) -> Option<Arc<Vec<Box<RawValue>>>> {
+        self.shared
+            .lists
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(method)
+            .cloned()
+    }
+
+    pub fn store_list(&self, method: &'static str, items: Arc<Vec<Box<RawValue>>>) {
+        self.shared
+            .lists
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(method, items);
+    }
+
+    pub fn invalidate_lists(&self, method: Option<&'static str>) {
+        let mut g = self.shared.lists.lock().unwrap_or_else(|e| e.into_inner());
+        match method {
+            Some(m) => {
+                g.remove(m);
+            }
+            None => g.clear(),
+        }
+    }
+}
+
+pub fn channel(shared: UpstreamShared, cap: usize) -> (UpstreamHandle, mpsc::Receiver<Cmd>) {
+    let (tx, rx) = mpsc::channel(cap);
+    (
+        UpstreamHandle {
+            tx,
+            shared: Arc::new(shared),
+        },
+        rx,
+    )
+}
+
+/// Reject a command at once: the upstream cannot take it (down, restarting, overloaded).
+pub fn reject(cmd: Cmd, server: &str, code: i64, why: &str) {
+    match cmd {
+        Cmd::Call(call) => {
+            let msg = json::router_error(Some(&call.origin.client_id), code, why, Some(server));
+            call.origin.session.forget(&call.origin.client_id);
+            let _ = call.origin.sink.finish(msg);
+        }
+        Cmd::Internal { reply, .. } => {
+            let _ = reply.send(Err(format!("{server}: {why}")));
+        }
+        Cmd::Cancel { .. } | Cmd::Reply(_) | Cmd::Notify(_) | Cmd::Shutdown => {}
+    }
+}
+
+/// A request in flight on one upstream connection.
+enum Pending {
+    Client {
+        origin: Origin,
+        token: Option<Bytes>,
+        deadline: Instant,
+    },
+    Internal(oneshot::Sender<Result<Bytes, String>>),
+}
+
+/// The id map and deadlines of one upstream connection: the protocol half of an upstream
+/// actor, shared by the stdio and HTTP actors. No I/O: it turns commands and upstream frames
+/// into frames to write and deliveries.
+pub struct Pendings {
+    server: String,
+    next_id: u64,
+    map: HashMap<u64, Pending>,
+    /// (session key, client id) -> upstream id, for cancellation.
+    by_client: HashMap<(u64, Bytes), u64>,
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    timeout: std::time::Duration,
+}
+
+/// The outcome of handling a frame from the upstream.
+pub enum Inbound {
+    /// Handled (delivered, or dropped with a log line).
+    Done,
+    /// A frame to write back to the upstream (an answer to its request).
+    Answer(Bytes),
+}
+
+impl Pendings {
+    pub fn new(server: &str, timeout: std::time::Duration) -> Self {
+        Pendings {
+            server: server.to_string(),
+            next_id: 1,
+            map: HashMap::new(),
+            by_client: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            timeout,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Turn a client call into the frame for the upstream: its id (and progress token) become
+    /// ours, the exposed name becomes the server's own. Every other byte is kept.
+    pub fn start_call(&mut self, call: Box<Call>) -> Result<Bytes, (Origin, &'static str)> {
+        let Call {
+            env,
+            name_edit,
+            token,
+            origin,
+        } = *call;
+        let key = (origin.session.key, origin.client_id.clone());
+        if self.by_client.contains_key(&key) {
+            return Err((origin, "a request with this id is already in flight"));
+        }
+        let uid = self.take_id();
+        let uid_text = uid.to_string();
+        let Some(id_range) = env.id.clone() else {
+            return Err((origin, "request without id"));
+        };
+        let mut edits = vec![Edit {
+            range: id_range,
+            with: uid_text.as_bytes(),
+        }];
+        let client_token = token.map(|r| {
+            edits.push(Edit {
+                range: r.clone(),
+                with: uid_text.as_bytes(),
+            });
+            env.frame.slice(r)
+        });
+        if let Some((range, name)) = &name_edit {
+            edits.push(Edit {
+                range: range.clone(),
+                with: name,
+            });
+        }
+        let frame = splice(&env.frame, &mut edits);
+        let deadline = Instant::now() + self.timeout;
+        self.deadlines.push(Reverse((deadline, uid)));
+        self.by_client.insert(key, uid);
+        self.map.insert(
+            uid,
+            Pending::Client {
+                origin,
+                token: client_token,
+                deadline,
+            },
+        );
+        Ok(frame)
+    }
+
+    pub fn start_internal(
+        &mut self,
+        method: &str,
+        params: Option<&[u8]>,
+        reply: oneshot::Sender<Result<Bytes, String>>,
+    ) -> Bytes {
+        let uid = self.take_id();
+        self.map.insert(uid, Pending::Internal(reply));
+        json::message(Some(uid.to_string().as_bytes()), method, params)
+    }
+
+    /// The `notifications/cancelled` frame for a client's cancellation, if the request is ours.
+    pub fn cancel(
+        &mut self,
+        session: u64,
+        client_id: Bytes,
+        reason: Option<&str>,
+    ) -> Option<Bytes> {
+        let uid = self.by_client.remove(&(session, client_id))?;
+        self.map.remove(&uid);
+        Some(cancel_frame(uid, reason))
+    }
+
+    /// Expire overdue requests: each gets a timeout error; returns cancellations to send upstream.
+    pub fn expire(&mut self, now: Instant) -> Vec<Bytes> {
+        let mut cancels = Vec::new();
+        while let Some(Reverse((at, uid))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if let Some(Pending::Client { deadline, .. }) = self.map.get(&uid) {
+                if *deadline <= now {
+                    if let Some(Pending::Client { origin, .. }) = self.remove(uid) {
+                        let msg = json::router_error(
+                            Some(&origin.client_id),
+                            code::UPSTREAM_TIMEOUT,
+                            "the server did not answer in time",
+                            Some(&self.server),
+                        );
+                        deliver_final(&origin, msg);
+                    }
+                    cancels.push(cancel_frame(uid, Some("timed out in router")));
+                }
+            }
+        }
+        cancels
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn remove(&mut self, uid: u64) -> Option<Pending> {
+        let p = self.map.remove(&uid)?;
+        if let Pending::Client { origin, .. } = &p {
+            self.by_client
+                .remove(&(origin.session.key, origin.client_id.clone()));
+        }
+        Some(p)
+    }
+
+    /// Answer everything in flight at once: the connection is gone.
+    pub fn fail_all(&mut self, why: &str) {
+        for (_, p) in self.map.drain() {
+            match p {
+                Pending::Client { origin, .. } => {
+                    let msg = json::router_error(
+                        Some(&origin.client_id),
+                        code::UPSTREAM_UNAVAILABLE,
+                        why,
+                        Some(&self.server),
+                    );
+                    deliver_final(&origin, msg);
+                }
+                Pending::Internal(reply) => {
+                    let _ = reply.send(Err(why.to_string()));
+                }
+            }
+        }
+        self.by_client.clear();
+        self.deadlines.clear();
+    }
+
+    /// The sessions with requests in flight, with the sink of each one's newest request.
+    fn owners(&self) -> Vec<(u64, Origin)> {
+        let mut best: HashMap<u64, (u64, &Origin)> = HashMap::new();
+        for (uid, p) in &self.map {
+            if let Pending::Client { origin, .. } = p {
+                let e = best.entry(origin.session.key).or_insert((*uid, origin));
+                if *uid > e.0 {
+                    *e = (*uid, origin);
+                }
+            }
+        }
+        best.into_iter().map(|(k, (_, o))| (k, o.clone())).collect()
+    }
+
+    /// Handle one frame from the upstream.
+    pub fn inbound(
+        &mut self,
+        env: Envelope,
+        handle: &UpstreamHandle,
+        events: &dyn UpstreamEvents,
+    ) -> Inbound {
+        match env.kind {
+            Kind::Response | Kind::Error => {
+                self.response(env);
+                Inbound::Done
+            }
+            Kind::Notification => {
+                self.notification(env, handle, events);
+                Inbound::Done
+            }
+            Kind::Request => self.server_request(env, handle),
+        }
+    }
+
+    fn response(&mut self, env: Envelope) {
+        let uid = env
+            .id
+            .clone()
+            .and_then(|r| std::str::from_utf8(&env.frame[r]).ok()?.parse::<u64>().ok());
+        let Some(p) = uid.and_then(|uid| self.remove(uid)) else {
+            tracing::debug!(server = %self.server, "response to an unknown or cancelled id dropped");
+            return;
+        };
+        match p {
+            Pending::Client { origin, .. } => {
+                let id_range = env.id.clone().unwrap_or(0..0);
+                let frame = splice(
+                    &env.frame,
+                    &mut [Edit {
+                        range: id_range,
+                        with: &origin.client_id,
+                    }],
+                );
+                deliver_final(&origin, frame);
+            }
+            Pending::Internal(reply) => {
+                let out = match env.kind {
+                    Kind::Response => Ok(env
+                        .payload
+                        .clone()
+                        .map(|r| env.frame.slice(r))
+                        .unwrap_or_default()),
+                    _ => Err(format!(
+                        "{} answered: {}",
+                        self.server,
+                        env.payload_str().unwrap_or("")
+                    )),
+                };
+                let _ = reply.send(out);
+            }
+        }
+    }
+
+    fn notification(
+        &mut self,
+        env: Envelope,
+        handle: &UpstreamHandle,
+        events: &dyn UpstreamEvents,
+    ) {
+        let owner = handle.shared.owner.as_ref().and_then(|w| w.upgrade());
+        match env.method {
+            Method::Progress => {
+                let Some(params) = env.params_str() else {
+                    return;
+                };
+                let Ok(peek) = ParamsPeek::parse(params) else {
+                    return;
+                };
+                let Some(tok) = peek.progress_token else {
+                    return;
+                };
+                let range = span_of(&env.frame, tok.get());
+                let Some(Pending::Client {
+                    origin,
+                    token: Some(client_token),
+                    ..
+                }) = tok
+                    .get()
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|uid| self.map.get(&uid))
+                else {
+                    tracing::debug!(server = %self.server, "progress for an unknown token dropped");
+                    return;
+                };
+                let frame = splice(
+                    &env.frame,
+                    &mut [Edit {
+                        range,
+                        with: client_token,
+                    }],
+                );
+                if origin.sink.send(frame).is_err() {
+                    origin.session.shed("client not reading its replies");
+                }
+            }
+            Method::LogMessage => {
+                // Logs of a shared upstream carry no request id: deliver them only when exactly one
+                // session has requests in flight, never broadcast.
+                let owners = self.owners();
+                match (owner.as_ref(), owners.as_slice()) {
+                    (Some(session), _) => session.deliver_log(&env, None),
+                    (None, [(_, origin)]) => origin.session.deliver_log(&env, Some(&origin.sink)),
+                    _ => {
+                        tracing::info!(server = %self.server, log = env.params_str().unwrap_or(""), "upstream log")
+                    }
+                }
+            }
+            _ => events.unsolicited(handle.shared.server, owner.as_ref(), &env),
+        }
+    }
+
+    fn server_request(&mut self, env: Envelope, handle: &UpstreamHandle) -> Inbound {
+        let upstream_id = env.id_bytes().unwrap_or_default();
+        if env.method == Method::Ping {
+            return Inbound::Answer(json::result(&upstream_id, b"{}"));
+        }
+        // The client whose request caused this: the owner of a per-client upstream, or the only
+        // session with requests in flight on a shared one.
+        let target = match handle.shared.owner.as_ref().and_then(|w| w.upgrade()) {
+            Some(session) => self
+                .owners()
+                .into_iter()
+                .find(|(k, _)| *k == session.key)
+                .map(|(_, o)| o)
+                .or_else(|| {
+                    Some(Origin {
+                        sink: session.unsolicited.clone(),
+                        session,
+                        client_id: Bytes::new(),
+                    })
+                }),
+            None => match self.owners().as_slice() {
+                [(_, o)] => Some(o.clone()),
+                _ => None,
+            },
+        };
+        let refuse = |why: &str| {
+            Inbound::Answer(json::error(
+                Some(&upstream_id),
+                code::METHOD_NOT_FOUND,
+                why,
+                None,
+            ))
+        };
+        let Some(target) = target else {
+            return refuse("switchyard: no single client to send this request to");
+        };
+        if !target.session.caps().allows(&env.method) {
+            return refuse("switchyard: the client did not declare this capability");
+        }
+        let client_id = target
+            .session
+            .register_server_request(handle.clone(), upstream_id);
+        let range = env.id.clone().unwrap_or(0..0);
+        let frame = splice(
+            &env.frame,
+            &mut [Edit {
+                range,
+                with: &client_id,
+            }],
+        );
+        if target.sink.send(frame).is_err() {
+            target.session.shed("client not reading its replies");
+        }
+        Inbound::Done
+    }
+}
+
+fn cancel_frame(uid: u64, reason: Option<&str>) -> Bytes {
+    let mut params = format!("{{\"requestId\":{uid}");
+    if let Some(r) = reason {
+        params.push_str(",\"reason\":");
+        params.push_str(std::str::from_utf8(&json::json_string(r)).unwrap_or("\"\""));
+    }
+    params.push('}');
+    json::message(None, "notifications/cancelled", Some(params.as_bytes()))
+}
+
+fn deliver_final(origin: &Origin, frame: Bytes) {
+    origin.session.forget(&origin.client_id);
+    if origin.sink.finish(frame).is_err() {
+        origin.session.shed("client not reading its replies");
+    }
+}

@@ -1,0 +1,311 @@
+//! A stdio upstream: a child process spawned from configuration, restarted with backoff when
+//! it exits. Requests are pipelined (many in flight); writes are batched by a writer task so
+//! the actor never blocks on a full pipe and never stops reading the child's output.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{reject, Cmd, Inbound, Pendings, UpstreamEvents, UpstreamHandle, UpstreamInfo};
+use crate::config::{ServerConfig, Transport, BUILTIN_SELF};
+use crate::wire::envelope::code;
+use crate::wire::frame::{Line, LineDecoder};
+use crate::wire::{json, Envelope, Kind};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Frames queued toward the child's stdin before callers are told the server is overloaded.
+const WRITE_QUEUE: usize = 4096;
+
+pub struct StdioActor {
+    pub config: ServerConfig,
+    pub handle: UpstreamHandle,
+    pub rx: mpsc::Receiver<Cmd>,
+    pub events: Arc<dyn UpstreamEvents>,
+    pub max_frame: usize,
+    /// Capabilities to declare in our initialize (a per-client upstream declares its client's).
+    pub client_capabilities: Bytes,
+    /// Replayed after every (re)start: resource subscriptions and the log level.
+    pub replay: Arc<dyn Fn() -> Vec<Bytes> + Send + Sync>,
+}
+
+enum Ended {
+    /// The child exited or closed stdout; restart it.
+    Exited(String),
+    /// Our mailbox closed: the router is shutting down.
+    Shutdown,
+}
+
+impl StdioActor {
+    pub async fn run(mut self) {
+        let name = self.config.name.clone();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = Instant::now();
+            let why = match self.spawn() {
+                Ok(child) => match self.serve(child).await {
+                    Ended::Shutdown => {
+                        self.rx.close();
+                        return;
+                    }
+                    Ended::Exited(why) => why,
+                },
+                Err(e) => format!("cannot start: {e}"),
+            };
+            self.handle.shared.info.store(None);
+            self.handle.invalidate_lists(None);
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(100);
+            }
+            tracing::warn!(server = %name, "upstream down ({why}); restarting in {backoff:?}");
+            let until = tokio::time::Instant::now() + backoff;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => break,
+                    cmd = self.rx.recv() => match cmd {
+                        None | Some(Cmd::Shutdown) => return,
+                        Some(cmd) => reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server is restarting"),
+                    },
+                }
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn spawn(&self) -> std::io::Result<Child> {
+        let Transport::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } = &self.config.transport
+        else {
+            return Err(std::io::Error::other("not a stdio server"));
+        };
+        let program = if command.as_os_str() == BUILTIN_SELF {
+            std::env::current_exe()?
+        } else {
+            command.clone()
+        };
+        let mut cmd = Command::new(&program);
+        cmd.args(args)
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.kill_on_drop(true);
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
+        let child = cmd.spawn()?;
+        tracing::info!(server = %self.config.name, program = %program.display(), pid = child.id(), "spawned upstream");
+        Ok(child)
+    }
+
+    async fn serve(&mut self, mut child: Child) -> Ended {
+        let name = self.config.name.clone();
+        let (Some(stdin), Some(mut stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Ended::Exited("no pipes".into());
+        };
+        tokio::spawn(log_stderr(name.clone(), stderr));
+        let (wtx, wrx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let writer = tokio::spawn(write_frames(stdin, wrx));
+
+        let mut pendings = Pendings::new(&name, self.config.request_timeout);
+        let mut decoder = LineDecoder::new(self.max_frame);
+        let (init_tx, mut init_rx) = oneshot::channel();
+        let init_params = format!(
+            "{{\"protocolVersion\":\"{}\",\"capabilities\":{},\"clientInfo\":{{\"name\":\"switchyard\",\"version\":\"{}\"}}}}",
+            crate::protocol::LATEST_LEGACY,
+            std::str::from_utf8(&self.client_capabilities).unwrap_or("{}"),
+            env!("CARGO_PKG_VERSION"),
+        );
+        let _ = wtx.try_send(pendings.start_internal(
+            "initialize",
+            Some(init_params.as_bytes()),
+            init_tx,
+        ));
+        let init_deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+        let mut ready = false;
+        // Calls that arrive during the handshake wait here (bounded by the mailbox behind it).
+        let mut held: Vec<Cmd> = Vec::new();
+
+        let ended = loop {
+            let next_deadline = pendings.next_deadline().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                n = stdout.read_buf(decoder.buffer()) => {
+                    match n {
+                        Ok(0) | Err(_) => break Ended::Exited("stdout closed".into()),
+                        Ok(_) => {}
+                    }
+                    while let Some(line) = decoder.next_line() {
+                        self.inbound(line, &mut pendings, &wtx);
+                    }
+                }
+                init = &mut init_rx, if !ready => {
+                    match init.ok().and_then(|r| r.ok()).map(|r| UpstreamInfo::from_result(std::str::from_utf8(&r).unwrap_or(""))) {
+                        Some(Ok(info)) => {
+                            tracing::info!(server = %name, version = %info.protocol_version, "upstream ready");
+                            self.handle.shared.info.store(Some(Arc::new(info)));
+                            ready = true;
+                            let _ = wtx.try_send(json::message(None, "notifications/initialized", None));
+                            for frame in (self.replay)() {
+                                let _ = wtx.try_send(frame);
+                            }
+                            self.events.ready(self.handle.shared.server);
+                            for cmd in std::mem::take(&mut held) {
+                                self.command(cmd, &mut pendings, &wtx);
+                            }
+                        }
+                        Some(Err(e)) => break Ended::Exited(e),
+                        None => break Ended::Exited("initialize failed".into()),
+                    }
+                }
+                _ = tokio::time::sleep_until(init_deadline), if !ready => {
+                    break Ended::Exited("no answer to initialize".into());
+                }
+                _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                    for cancel in pendings.expire(Instant::now()) {
+                        let _ = wtx.try_send(cancel);
+                    }
+                }
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break Ended::Shutdown };
+                    if matches!(cmd, Cmd::Shutdown) { break Ended::Shutdown }
+                    if ready || matches!(cmd, Cmd::Internal { .. } | Cmd::Reply(_)) {
+                        self.command(cmd, &mut pendings, &wtx);
+                    } else {
+                        held.push(cmd);
+                    }
+                    // Drain what else is queued so the writer gets one batch.
+                    let mut stop = false;
+                    while let Ok(cmd) = self.rx.try_recv() {
+                        if matches!(cmd, Cmd::Shutdown) { stop = true; break }
+                        if ready { self.command(cmd, &mut pendings, &wtx) } else { held.push(cmd) }
+                    }
+                    if stop { break Ended::Shutdown }
+                }
+            }
+        };
+        let why = match &ended {
+            Ended::Exited(w) => w.clone(),
+            Ended::Shutdown => "the router is shutting down".into(),
+        };
+        pendings.fail_all(&format!(
+            "the server exited while the request was in flight ({why})"
+        ));
+        for cmd in held {
+            reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server exited");
+        }
+        drop(wtx);
+        // Close stdin so the child can exit on its own, then make sure it does.
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+        match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+            Ok(Ok(status)) => tracing::info!(server = %name, %status, "upstream exited"),
+            _ => {
+                let _ = child.kill().await;
+            }
+        }
+        ended
+    }
+
+    fn command(&self, cmd: Cmd, pendings: &mut Pendings, wtx: &mpsc::Sender<Bytes>) {
+        let name = &self.config.name;
+        let frame = match cmd {
+            Cmd::Call(call) => match pendings.start_call(call) {
+                Ok(frame) => frame,
+                Err((origin, why)) => {
+                    let msg =
+                        json::error(Some(&origin.client_id), code::INVALID_REQUEST, why, None);
+                    let _ = origin.sink.finish(msg);
+                    return;
+                }
+            },
+            Cmd::Internal {
+                method,
+                params,
+                reply,
+            } => pendings.start_internal(method, params.as_deref(), reply),
+            Cmd::Cancel {
+                session,
+                client_id,
+                reason,
+            } => match pendings.cancel(session, client_id, reason.as_deref()) {
+                Some(frame) => frame,
+                None => return,
+            },
+            Cmd::Reply(frame) | Cmd::Notify(frame) => frame,
+            Cmd::Shutdown => return,
+        };
+        if wtx.try_send(frame).is_err() {
+            tracing::warn!(server = %name, "write queue full; the server is not reading its input");
+        }
+    }
+
+    fn inbound(&self, line: Line, pendings: &mut Pendings, wtx: &mpsc::Sender<Bytes>) {
+        let name = &self.config.name;
+        let frame = match line {
+            Line::Frame(f) => f,
+            Line::Oversized { len } => {
+                tracing::warn!(server = %name, len, "upstream frame over the size limit dropped");
+                return;
+            }
+        };
+        if crate::wire::envelope::is_batch(&frame) {
+            match crate::wire::envelope::split_batch(&frame) {
+                Ok(parts) => parts
+                    .into_iter()
+                    .for_each(|p| self.inbound(Line::Frame(p), pendings, wtx)),
+                Err(e) => tracing::warn!(server = %name, "bad batch from upstream: {}", e.message),
+            }
+            return;
+        }
+        match Envelope::parse(frame) {
+            Ok(env) => {
+                if env.kind == Kind::Request && env.id.is_none() {
+                    return;
+                }
+                if let Inbound::Answer(frame) =
+                    pendings.inbound(env, &self.handle, self.events.as_ref())
+                {
+                    let _ = wtx.try_send(frame);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(server = %name, "garbage from upstream dropped: {}", e.message)
+            }
+        }
+    }
+}
+
+/// Write queued frames to the child's stdin, one flush per batch.
+async fn write_frames(stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<Bytes>) {
+    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, stdin);
+    let mut batch = Vec::with_capacity(64);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        for frame in batch.drain(..) {
+            if out.write_all(&frame).await.is_err() || out.write_all(b"\n").await.is_err() {
+                return;
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+async fn log_stderr(server: String, stderr: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(server = %server, "stderr: {line}");
+    }
+}

@@ -1,0 +1,555 @@
+//! The JSON-RPC envelope, parsed once per frame.
+//!
+//! Parsing validates the whole frame (every byte is checked as JSON) and records where the
+//! id, params and result/error sit as byte ranges of the frame. Nothing is copied: payloads
+//! are later taken as `Bytes` slices of the frame.
+//!
+//! The parser is serde_json with borrowed `RawValue` parts. It sits behind this one type so
+//! that a different backend (simd-json's tape) can be chosen by measurement without touching
+//! callers.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+/// JSON-RPC error codes (spec) and Switchyard's own codes (outside the reserved range, so a
+/// client can tell a router-made error from a server's).
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// Legacy-era "resource not found" (2025-11-25 and before).
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
+    /// The upstream did not answer within the request timeout.
+    pub const UPSTREAM_TIMEOUT: i64 = -31001;
+    /// The upstream is down, restarting, or exited while the request was in flight.
+    pub const UPSTREAM_UNAVAILABLE: i64 = -31002;
+    /// The session was shed (it stopped reading, or was closed) or the router is overloaded.
+    pub const OVERLOADED: i64 = -31003;
+    /// The request was cancelled by the router (shutdown).
+    pub const CANCELLED: i64 = -31004;
+}
+
+/// What a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Response,
+    Error,
+}
+
+/// The MCP methods the router treats specially; everything else is `Other`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Initialize,
+    Initialized,
+    Ping,
+    ToolsList,
+    ToolsCall,
+    PromptsList,
+    PromptsGet,
+    ResourcesList,
+    ResourcesTemplatesList,
+    ResourcesRead,
+    ResourcesSubscribe,
+    ResourcesUnsubscribe,
+    CompletionComplete,
+    LoggingSetLevel,
+    Cancelled,
+    Progress,
+    LogMessage,
+    ResourceUpdated,
+    ToolsListChanged,
+    PromptsListChanged,
+    ResourcesListChanged,
+    RootsListChanged,
+    /// Server-to-client requests.
+    SamplingCreateMessage,
+    ElicitationCreate,
+    RootsList,
+    Other(Box<str>),
+    /// Responses have no method.
+    None,
+}
+
+impl Method {
+    pub fn from_name(name: &str) -> Method {
+        match name {
+            "initialize" => Method::Initialize,
+            "notifications/initialized" => Method::Initialized,
+            "ping" => Method::Ping,
+            "tools/list" => Method::ToolsList,
+            "tools/call" => Method::ToolsCall,
+            "prompts/list" => Method::PromptsList,
+            "prompts/get" => Method::PromptsGet,
+            "resources/list" => Method::ResourcesList,
+            "resources/templates/list" => Method::ResourcesTemplatesList,
+            "resources/read" => Method::ResourcesRead,
+            "resources/subscribe" => Method::ResourcesSubscribe,
+            "resources/unsubscribe" => Method::ResourcesUnsubscribe,
+            "completion/complete" => Method::CompletionComplete,
+            "logging/setLevel" => Method::LoggingSetLevel,
+            "notifications/cancelled" => Method::Cancelled,
+            "notifications/progress" => Method::Progress,
+            "notifications/message" => Method::LogMessage,
+            "notifications/resources/updated" => Method::ResourceUpdated,
+            "notifications/tools/list_changed" => Method::ToolsListChanged,
+            "notifications/prompts/list_changed" => Method::PromptsListChanged,
+            "notifications/resources/list_changed" => Method::ResourcesListChanged,
+            "notifications/roots/list_changed" => Method::RootsListChanged,
+            "sampling/createMessage" => Method::SamplingCreateMessage,
+            "elicitation/create" => Method::ElicitationCreate,
+            "roots/list" => Method::RootsList,
+            other => Method::Other(other.into()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Method::Initialize => "initialize",
+            Method::Initialized => "notifications/initialized",
+            Method::Ping => "ping",
+            Method::ToolsList => "tools/list",
+            Method::ToolsCall => "tools/call",
+            Method::PromptsList => "prompts/list",
+            Method::PromptsGet => "prompts/get",
+            Method::ResourcesList => "resources/list",
+            Method::ResourcesTemplatesList => "resources/templates/list",
+            Method::ResourcesRead => "resources/read",
+            Method::ResourcesSubscribe => "resources/subscribe",
+            Method::ResourcesUnsubscribe => "resources/unsubscribe",
+            Method::CompletionComplete => "completion/complete",
+            Method::LoggingSetLevel => "logging/setLevel",
+            Method::Cancelled => "notifications/cancelled",
+            Method::Progress => "notifications/progress",
+            Method::LogMessage => "notifications/message",
+            Method::ResourceUpdated => "notifications/resources/updated",
+            Method::ToolsListChanged => "notifications/tools/list_changed",
+            Method::PromptsListChanged => "notifications/prompts/list_changed",
+            Method::ResourcesListChanged => "notifications/resources/list_changed",
+            Method::RootsListChanged => "notifications/roots/list_changed",
+            Method::SamplingCreateMessage => "sampling/createMessage",
+            Method::ElicitationCreate => "elicitation/create",
+            Method::RootsList => "roots/list",
+            Method::Other(s) => s,
+            Method::None => "",
+        }
+    }
+}
+
+/// Why a frame was refused. `id` is the request id when it could be read, so the error
+/// reply can carry it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireError {
+    pub code: i64,
+    pub message: String,
+    pub id: Option<Bytes>,
+}
+
+impl WireError {
+    fn new(code: i64, message: impl Into<String>, id: Option<Bytes>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            id,
+        }
+    }
+}
+
+/// A parsed frame: its kind and method, and byte ranges into `frame` for the rest.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub frame: Bytes,
+    pub kind: Kind,
+    pub method: Method,
+    /// Raw JSON of the id (`1`, `"1"`), exactly as received.
+    pub id: Option<Range<usize>>,
+    pub params: Option<Range<usize>>,
+    /// `result` of a response, or `error` of an error response.
+    pub payload: Option<Range<usize>>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+/// `Some` for any present value, `null` included (serde's `Option` would read `null` as absent,
+/// which would turn `"id": null` into a notification).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// The byte range of `part` inside `base`; `part` must borrow from `base`.
+pub fn span_of(base: &[u8], part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// First non-whitespace byte of a JSON text.
+fn first_byte(s: &str) -> u8 {
+    s.bytes().find(|b| !b.is_ascii_whitespace()).unwrap_or(b' ')
+}
+
+/// Is this raw JSON a valid request id (a string or an integer)?
+pub fn is_valid_id(raw: &str) -> bool {
+    match first_byte(raw) {
+        b'"' => true,
+        b'-' | b'0'..=b'9' => !raw.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')),
+        _ => false,
+    }
+}
+
+impl Envelope {
+    /// Parse one frame. Batches (arrays) are the caller's concern: see [`split_batch`].
+    pub fn parse(frame: Bytes) -> Result<Envelope, WireError> {
+        let raw: RawEnvelope<'_> = match serde_json::from_slice(&frame) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let code = match e.classify() {
+                    serde_json::error::Category::Data => code::INVALID_REQUEST,
+                    _ => code::PARSE_ERROR,
+                };
+                let message = if code == code::PARSE_ERROR {
+                    format!("parse error: {e}")
+                } else {
+                    format!("invalid request: {e}")
+                };
+                return Err(WireError::new(code, message, None));
+            }
+        };
+        // `"id": null` is allowed only on an error answering a request that could not be read.
+        let null_id_error = raw.method.is_none() && raw.error.is_some() && raw.result.is_none();
+        let id = match raw.id {
+            Some(id) if is_valid_id(id.get()) => Some(span_of(&frame, id.get())),
+            Some(id) if null_id_error && id.get() == "null" => None,
+            Some(_) => {
+                return Err(WireError::new(
+                    code::INVALID_REQUEST,
+                    "id must be a string or an integer",
+                    None,
+                ))
+            }
+            None => None,
+        };
+        let id_bytes = || id.clone().map(|r| frame.slice(r));
+        if raw.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+            return Err(WireError::new(
+                code::INVALID_REQUEST,
+                "jsonrpc must be \"2.0\"",
+                id_bytes(),
+            ));
+        }
+        let params = raw.params.map(|p| span_of(&frame, p.get()));
+        if let Some(method) = raw.method {
+            let name: Cow<'_, str> = serde_json::from_str(method.get()).map_err(|_| {
+                WireError::new(code::INVALID_REQUEST, "method must be a string", id_bytes())
+            })?;
+            if raw.result.is_some() || raw.error.is_some() {
+                return Err(WireError::new(
+                    code::INVALID_REQUEST,
+                    "a request may not carry result or error",
+                    id_bytes(),
+                ));
+            }
+            if let Some(p) = raw.params {
+                if first_byte(p.get()) != b'{' {
+                    return Err(WireError::new(
+                        code::INVALID_PARAMS,
+                        "params must be an object",
+                        id_bytes(),
+                    ));
+                }
+            }
+            let kind = if id.is_some() {
+                Kind::Request
+            } else {
+                Kind::Notification
+            };
+            return Ok(Envelope {
+                kind,
+                method: Method::from_name(&name),
+                id,
+                params,
+                payload: None,
+                frame,
+            });
+        }
+        let (kind, payload) = match (raw.result, raw.error) {
+            (Some(r), None) => (Kind::Response, r),
+            (None, Some(e)) => (Kind::Error, e),
+            _ => {
+                return Err(WireError::new(
+                    code::INVALID_REQUEST,
+                    "a message needs a method, or exactly one of result and error",
+                    id_bytes(),
+                ))
+            }
+        };
+        // An error may lack an id only when the request could not be read (`"id": null`).
+        if id.is_none() && (kind == Kind::Response || raw.id.is_none()) {
+            return Err(WireError::new(
+                code::INVALID_REQUEST,
+                "a response needs an id",
+                None,
+            ));
+        }
+        let payload = Some(span_of(&frame, payload.get()));
+        Ok(Envelope {
+            kind,
+            method: Method::None,
+            id,
+            params,
+            payload,
+            frame,
+        })
+    }
+
+    pub fn id_bytes(&self) -> Option<Bytes> {
+        self.id.clone().map(|r| self.frame.slice(r))
+    }
+
+    pub fn params_str(&self) -> Option<&str> {
+        self.params.clone().map(|r| self.str_at(r))
+    }
+
+    pub fn payload_str(&self) -> Option<&str> {
+        self.payload.clone().map(|r| self.str_at(r))
+    }
+
+    /// The frame as text: parsing checked it is UTF-8 JSON.
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.frame).unwrap_or("")
+    }
+
+    fn str_at(&self, r: Range<usize>) -> &str {
+        self.text().get(r).unwrap_or("")
+    }
+}
+
+/// Does the frame start with `[` (a JSON-RPC batch)?
+pub fn is_batch(frame: &[u8]) -> bool {
+    frame.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+/// Split a batch into its element frames (slices of the original), validating the array.
+pub fn split_batch(frame: &Bytes) -> Result<Vec<Bytes>, WireError> {
+    let items: Vec<&RawValue> = serde_json::from_slice(frame)
+        .map_err(|e| WireError::new(code::PARSE_ERROR, format!("parse error: {e}"), None))?;
+    if items.is_empty() {
+        return Err(WireError::new(code::INVALID_REQUEST, "empty batch", None));
+    }
+    Ok(items
+        .iter()
+        .map(|raw| frame.slice(span_of(frame, raw.get())))
+        .collect())
+}
+
+/// The parts of `params` the router reads. Parsed only for methods that need them.
+#[derive(Deserialize, Default)]
+pub struct ParamsPeek<'a> {
+    #[serde(borrow, default)]
+    pub name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub uri: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "ref")]
+    pub reference: Option<RefPeek<'a>>,
+    #[serde(borrow, default, rename = "_meta")]
+    pub meta: Option<MetaPeek<'a>>,
+    #[serde(borrow, default)]
+    pub cursor: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "requestId")]
+    pub request_id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "progressToken")]
+    pub progress_token: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub level: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "protocolVersion")]
+    pub protocol_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub capabilities: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct RefPeek<'a> {
+    #[serde(borrow, default, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub uri: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct MetaPeek<'a> {
+    #[serde(borrow, default, rename = "progressToken")]
+    pub progress_token: Option<&'a RawValue>,
+}
+
+impl<'a> ParamsPeek<'a> {
+    pub fn parse(params: &'a str) -> Result<ParamsPeek<'a>, String> {
+        serde_json::from_str(params).map_err(|e| format!("invalid params: {e}"))
+    }
+}
+
+/// Decode a raw JSON string (`"a\u0041"` -> `aA`); `None` if it is not a string.
+pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Envelope, WireError> {
+        Envelope::parse(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn request_parts_are_ranges_of_the_frame() {
+        let e =
+            parse(r#"{"jsonrpc":"2.0","id":"7","method":"tools/call","params":{"name":"a__b"}}"#)
+                .unwrap();
+        assert_eq!(e.kind, Kind::Request);
+        assert_eq!(e.method, Method::ToolsCall);
+        assert_eq!(&e.frame[e.id.clone().unwrap()], b"\"7\"");
+        assert_eq!(e.params_str(), Some(r#"{"name":"a__b"}"#));
+    }
+
+    #[test]
+    fn id_after_a_large_payload_is_found() {
+        let big = "x".repeat(100_000);
+        let s = format!(r#"{{"result":{{"t":"{big}"}},"jsonrpc":"2.0","id":42}}"#);
+        let e = parse(&s).unwrap();
+        assert_eq!(e.kind, Kind::Response);
+        assert_eq!(&e.frame[e.id.clone().unwrap()], b"42");
+    }
+
+    #[test]
+    fn string_and_integer_ids_stay_distinct() {
+        let a = parse(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).unwrap();
+        let b = parse(r#"{"jsonrpc":"2.0","id":"1","result":{}}"#).unwrap();
+        assert_ne!(a.id_bytes(), b.id_bytes());
+    }
+
+    #[test]
+    fn bad_frames_get_the_right_codes() {
+        assert_eq!(parse("{not json").unwrap_err().code, code::PARSE_ERROR);
+        assert_eq!(
+            parse("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"")
+                .unwrap_err()
+                .code,
+            code::PARSE_ERROR
+        );
+        assert_eq!(
+            parse(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#)
+                .unwrap_err()
+                .code,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#)
+                .unwrap_err()
+                .code,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#)
+                .unwrap_err()
+                .code,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#)
+                .unwrap_err()
+                .code,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":5}"#)
+                .unwrap_err()
+                .code,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":"x","id":2}"#)
+                .unwrap_err()
+                .code,
+            code::INVALID_REQUEST
+        );
+        let e = parse(r#"{"jsonrpc":"2.0","id":9,"method":"x","params":[1]}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.id.as_deref()),
+            (code::INVALID_PARAMS, Some(&b"9"[..]))
+        );
+        assert_eq!(
+            parse(r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#)
+                .unwrap_err()
+                .code,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(parse("[1]").unwrap_err().code, code::INVALID_REQUEST);
+        assert_eq!(parse("\"str\"").unwrap_err().code, code::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn error_with_null_id_is_accepted() {
+        let e =
+            parse(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap();
+        assert_eq!((e.kind, e.id), (Kind::Error, None));
+    }
+
+    #[test]
+    fn notification_has_no_id() {
+        let e = parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert_eq!(
+            (e.kind, e.method),
+            (Kind::Notification, Method::Initialized)
+        );
+    }
+
+    #[test]
+    fn batches_split_into_slices() {
+        let f = Bytes::from_static(br#"[{"a":1}, {"b":2}]"#);
+        assert!(is_batch(&f));
+        let parts = split_batch(&f).unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                Bytes::from_static(br#"{"a":1}"#),
+                Bytes::from_static(br#"{"b":2}"#)
+            ]
+        );
+        assert_eq!(
+            split_batch(&Bytes::from_static(b"[]")).unwrap_err().code,
+            code::INVALID_REQUEST
+        );
+    }
+
+    #[test]
+    fn params_peek_reads_routing_keys() {
+        let p = ParamsPeek::parse(
+            r#"{"name":"a\u005fb","arguments":{"x":[1,2]},"_meta":{"progressToken":"t"}}"#,
+        )
+        .unwrap();
+        assert_eq!(raw_str(p.name.unwrap()).unwrap(), "a_b");
+        assert_eq!(p.meta.unwrap().progress_token.unwrap().get(), "\"t\"");
+    }
+}

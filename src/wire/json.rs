@@ -1,0 +1,121 @@
+//! Building the few frames the router writes itself: its own errors and results, and
+//! requests to upstreams. Payloads from peers are embedded as raw bytes, never re-encoded.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Append `s` as a JSON string literal.
+pub fn push_str(out: &mut BytesMut, s: &str) {
+    out.reserve(s.len() + 2);
+    out.put_u8(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.put_slice(&bytes[start..i]);
+                out.put_slice(format!("\\u{b:04x}").as_bytes());
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.put_slice(&bytes[start..i]);
+        out.put_slice(esc);
+        start = i + 1;
+    }
+    out.put_slice(&bytes[start..]);
+    out.put_u8(b'"');
+}
+
+pub fn json_string(s: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(s.len() + 2);
+    push_str(&mut out, s);
+    out.freeze()
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"result":<result>}`
+pub fn result(id: &[u8], result: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(id.len() + result.len() + 40);
+    out.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.put_slice(id);
+    out.put_slice(b",\"result\":");
+    out.put_slice(result);
+    out.put_u8(b'}');
+    out.freeze()
+}
+
+/// `{"jsonrpc":"2.0","id":<id or null>,"error":{"code":..,"message":..,"data"?:..}}`
+pub fn error(id: Option<&[u8]>, code: i64, message: &str, data: Option<&[u8]>) -> Bytes {
+    let mut out = BytesMut::with_capacity(message.len() + 96);
+    out.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.put_slice(id.unwrap_or(b"null"));
+    out.put_slice(b",\"error\":{\"code\":");
+    out.put_slice(code.to_string().as_bytes());
+    out.put_slice(b",\"message\":");
+    push_str(&mut out, message);
+    if let Some(data) = data {
+        out.put_slice(b",\"data\":");
+        out.put_slice(data);
+    }
+    out.put_slice(b"}}");
+    out.freeze()
+}
+
+/// A router-made error naming the server it concerns, so clients can tell it from the server's own.
+pub fn router_error(id: Option<&[u8]>, code: i64, message: &str, server: Option<&str>) -> Bytes {
+    let mut data = BytesMut::with_capacity(64);
+    data.put_slice(b"{\"source\":\"switchyard\"");
+    if let Some(server) = server {
+        data.put_slice(b",\"server\":");
+        push_str(&mut data, server);
+    }
+    data.put_u8(b'}');
+    error(id, code, message, Some(&data))
+}
+
+/// A request or notification: `{"jsonrpc":"2.0"[,"id":<id>],"method":..[,"params":<params>]}`
+pub fn message(id: Option<&[u8]>, method: &str, params: Option<&[u8]>) -> Bytes {
+    let mut out = BytesMut::with_capacity(64 + method.len() + params.map_or(0, |p| p.len()));
+    out.put_slice(b"{\"jsonrpc\":\"2.0\"");
+    if let Some(id) = id {
+        out.put_slice(b",\"id\":");
+        out.put_slice(id);
+    }
+    out.put_slice(b",\"method\":");
+    push_str(&mut out, method);
+    if let Some(params) = params {
+        out.put_slice(b",\"params\":");
+        out.put_slice(params);
+    }
+    out.put_u8(b'}');
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_round_trip_through_serde() {
+        for s in ["plain", "q\"uote\\", "ctl\u{1}\n\t", "ünï©ødé"] {
+            let enc = json_string(s);
+            let back: String = serde_json::from_slice(&enc).unwrap();
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn error_frames_are_valid_json() {
+        let f = router_error(Some(b"\"a\""), -31001, "timed \"out\"", Some("srv"));
+        let v: serde_json::Value = serde_json::from_slice(&f).unwrap();
+        assert_eq!(v["id"], "a");
+        assert_eq!(v["error"]["data"]["server"], "srv");
+        let f = error(None, -32700, "bad", None);
+        assert!(serde_json::from_slice::<serde_json::Value>(&f).unwrap()["id"].is_null());
+    }
+}

@@ -1,0 +1,13 @@
+//! The wire layer: framing and the JSON-RPC envelope. Pure functions over bytes; no I/O.
+//!
+//! A frame is parsed once ([`envelope::Envelope::parse`]) into byte ranges of its parts;
+//! payloads travel as slices of the received buffer and are rewritten by splicing
+//! ([`rewrite::splice`]), never by re-encoding.
+
+pub mod envelope;
+pub mod frame;
+pub mod json;
+pub mod rewrite;
+pub mod sse;
+
+pub use envelope::{Envelope, Kind, Method, WireError};
