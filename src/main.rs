@@ -45,7 +45,6 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
         None => Config::default_config(),
     }
     .map_err(|e| e.to_string())?;
-    Router::check(&config)?;
     Ok(config)
 }
 

@@ -1,11 +1,11 @@
 //! Merged lists: every upstream's full list (all pages, cached until list_changed), merged in
 //! configuration order under exposed names, paged with the router's own cursors.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::Router;
@@ -51,23 +51,20 @@ fn kind(method: &Method) -> Option<ListKind> {
     })
 }
 
+/// The top-level fields of a JSON object, unparsed.
+fn fields(json: &[u8]) -> Option<HashMap<Cow<'_, str>, &RawValue>> {
+    serde_json::from_slice(json).ok()
+}
+
 /// A top-level string field of a list item.
 pub(super) fn item_key(item: &RawValue, key: &str) -> Option<String> {
-    let map: HashMap<&str, &RawValue> = serde_json::from_str(item.get()).ok()?;
-    serde_json::from_str(map.get(key)?.get()).ok()
+    serde_json::from_str(fields(item.get().as_bytes())?.get(key)?.get()).ok()
 }
 
 /// Fetch every page of a list from one upstream, or take it from the cache.
 async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawValue>>>, String> {
     if let Some(items) = h.cached_list(k.method) {
         return Ok(items);
-    }
-    #[derive(Deserialize)]
-    struct Page<'a> {
-        #[serde(borrow, default, rename = "nextCursor")]
-        next: Option<&'a RawValue>,
-        #[serde(borrow, flatten)]
-        rest: HashMap<&'a str, &'a RawValue>,
     }
     let mut items = Vec::new();
     let mut next: Option<Bytes> = None;
@@ -79,16 +76,14 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawVa
             p.freeze()
         });
         let result = h.internal(k.method, params).await?;
-        let page: Page<'_> =
-            serde_json::from_slice(&result).map_err(|e| format!("bad {} result: {e}", k.method))?;
+        let page = fields(&result).ok_or_else(|| format!("bad {} result", k.method))?;
         let list = page
-            .rest
             .get(k.field)
             .ok_or_else(|| format!("{} result without {}", k.method, k.field))?;
         let part: Vec<&RawValue> =
             serde_json::from_str(list.get()).map_err(|e| format!("bad {}: {e}", k.field))?;
         items.extend(part.into_iter().map(|r| r.to_owned()));
-        match page.next {
+        match page.get("nextCursor") {
             Some(c) if c.get() != "null" => next = Some(Bytes::copy_from_slice(c.get().as_bytes())),
             _ => break,
         }
@@ -100,16 +95,8 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawVa
 
 /// Rename a list item's `key` field by splicing its value.
 fn renamed(item: &RawValue, key: &str, new_name: &str) -> Bytes {
-    #[derive(Deserialize)]
-    struct Peek<'a> {
-        #[serde(borrow, flatten)]
-        fields: HashMap<&'a str, &'a RawValue>,
-    }
     let text = item.get();
-    let Some(value) = serde_json::from_str::<Peek<'_>>(text)
-        .ok()
-        .and_then(|p| p.fields.get(key).copied())
-    else {
+    let Some(value) = fields(text.as_bytes()).and_then(|f| f.get(key).copied()) else {
         return Bytes::copy_from_slice(text.as_bytes());
     };
     let range = span_of(text.as_bytes(), value.get());

@@ -781,26 +781,19 @@ fn spawn_upstream(
             tokio::spawn(actor.run());
         }
         Transport::Http { .. } => {
-            // Refused by `Router::check`; dropping `rx` closes the handle, so calls get a clear error.
-            drop(rx);
+            let actor = crate::upstream::http::HttpActor {
+                config: sc.clone(),
+                handle: handle.clone(),
+                rx,
+                events,
+                max_frame: config.limits.max_frame_bytes.max(64 * 1024 * 1024),
+                client_capabilities,
+                replay,
+            };
+            tokio::spawn(actor.run());
         }
     }
     handle
-}
-
-impl Router {
-    /// Configuration this build cannot serve, worded for a person.
-    pub fn check(config: &Config) -> Result<(), String> {
-        for s in &config.servers {
-            if matches!(s.transport, Transport::Http { .. }) {
-                return Err(format!(
-                    "server {}: Streamable HTTP upstreams (`url`) are not available in this build yet",
-                    s.name
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The router's side of upstream events, held weakly by the actors.

@@ -5,6 +5,7 @@
 //! actor rewrites each client request's id (and progress token) to its own, keeps
 //! `upstream id -> origin`, and on the reply splices the client's original id back in.
 
+pub mod http;
 pub mod stdio;
 
 use std::cmp::Reverse;
@@ -109,6 +110,16 @@ impl UpstreamInfo {
             .filter(|v| v.get() != "null")
             .map(|v| (*v).to_owned())
     }
+}
+
+/// The `initialize` params we send upstream: our newest revision and the given capabilities.
+pub fn initialize_params(client_capabilities: &[u8]) -> String {
+    format!(
+        "{{\"protocolVersion\":\"{}\",\"capabilities\":{},\"clientInfo\":{{\"name\":\"switchyard\",\"version\":\"{}\"}}}}",
+        crate::protocol::LATEST_LEGACY,
+        std::str::from_utf8(client_capabilities).unwrap_or("{}"),
+        env!("CARGO_PKG_VERSION"),
+    )
 }
 
 /// Router-side view of upstream happenings that concern more than one request.
@@ -287,7 +298,7 @@ impl Pendings {
 
     /// Turn a client call into the frame for the upstream: its id (and progress token) become
     /// ours, the exposed name becomes the server's own. Every other byte is kept.
-    pub fn start_call(&mut self, call: Box<Call>) -> Result<Bytes, (Origin, &'static str)> {
+    pub fn start_call(&mut self, call: Box<Call>) -> Result<(u64, Bytes), (Origin, &'static str)> {
         let Call {
             env,
             name_edit,
@@ -332,7 +343,30 @@ impl Pendings {
                 deadline,
             },
         );
-        Ok(frame)
+        Ok((uid, frame))
+    }
+
+    /// Answer one request with a router error (its HTTP exchange failed).
+    pub fn fail_one(&mut self, uid: u64, code: i64, why: &str) {
+        match self.remove(uid) {
+            Some(Pending::Client { origin, .. }) => {
+                let msg =
+                    json::router_error(Some(&origin.client_id), code, why, Some(&self.server));
+                deliver_final(&origin, msg);
+            }
+            Some(Pending::Internal(reply)) => {
+                let _ = reply.send(Err(format!("{}: {why}", self.server)));
+            }
+            None => {}
+        }
+    }
+
+    /// The origin of a client request in flight, if `uid` is one.
+    fn origin_of(&self, uid: Option<u64>) -> Option<Origin> {
+        match self.map.get(&uid?) {
+            Some(Pending::Client { origin, .. }) => Some(origin.clone()),
+            _ => None,
+        }
     }
 
     pub fn start_internal(
@@ -340,10 +374,13 @@ impl Pendings {
         method: &str,
         params: Option<&[u8]>,
         reply: oneshot::Sender<Result<Bytes, String>>,
-    ) -> Bytes {
+    ) -> (u64, Bytes) {
         let uid = self.take_id();
         self.map.insert(uid, Pending::Internal(reply));
-        json::message(Some(uid.to_string().as_bytes()), method, params)
+        (
+            uid,
+            json::message(Some(uid.to_string().as_bytes()), method, params),
+        )
     }
 
     /// The `notifications/cancelled` frame for a client's cancellation, if the request is ours.
@@ -433,10 +470,12 @@ impl Pendings {
         best.into_iter().map(|(k, (_, o))| (k, o.clone())).collect()
     }
 
-    /// Handle one frame from the upstream.
+    /// Handle one frame from the upstream. `related` is the upstream id of the request whose
+    /// reply stream carried it, when the transport tells (an HTTP POST's SSE stream).
     pub fn inbound(
         &mut self,
         env: Envelope,
+        related: Option<u64>,
         handle: &UpstreamHandle,
         events: &dyn UpstreamEvents,
     ) -> Inbound {
@@ -446,10 +485,10 @@ impl Pendings {
                 Inbound::Done
             }
             Kind::Notification => {
-                self.notification(env, handle, events);
+                self.notification(env, related, handle, events);
                 Inbound::Done
             }
-            Kind::Request => self.server_request(env, handle),
+            Kind::Request => self.server_request(env, related, handle),
         }
     }
 
@@ -495,6 +534,7 @@ impl Pendings {
     fn notification(
         &mut self,
         env: Envelope,
+        related: Option<u64>,
         handle: &UpstreamHandle,
         events: &dyn UpstreamEvents,
     ) {
@@ -538,6 +578,9 @@ impl Pendings {
             Method::LogMessage => {
                 // Logs of a shared upstream carry no request id: deliver them only when exactly one
                 // session has requests in flight, never broadcast.
+                if let Some(origin) = self.origin_of(related) {
+                    return origin.session.deliver_log(&env, Some(&origin.sink));
+                }
                 let owners = self.owners();
                 match (owner.as_ref(), owners.as_slice()) {
                     (Some(session), _) => session.deliver_log(&env, None),
@@ -551,7 +594,12 @@ impl Pendings {
         }
     }
 
-    fn server_request(&mut self, env: Envelope, handle: &UpstreamHandle) -> Inbound {
+    fn server_request(
+        &mut self,
+        env: Envelope,
+        related: Option<u64>,
+        handle: &UpstreamHandle,
+    ) -> Inbound {
         let upstream_id = env.id_bytes().unwrap_or_default();
         if env.method == Method::Ping {
             return Inbound::Answer(json::result(&upstream_id, b"{}"));
@@ -559,6 +607,7 @@ impl Pendings {
         // The client whose request caused this: the owner of a per-client upstream, or the only
         // session with requests in flight on a shared one.
         let target = match handle.shared.owner.as_ref().and_then(|w| w.upgrade()) {
+            _ if related.is_some() && self.origin_of(related).is_some() => self.origin_of(related),
             Some(session) => self
                 .owners()
                 .into_iter()

@@ -121,17 +121,12 @@ impl StdioActor {
         let mut pendings = Pendings::new(&name, self.config.request_timeout);
         let mut decoder = LineDecoder::new(self.max_frame);
         let (init_tx, mut init_rx) = oneshot::channel();
-        let init_params = format!(
-            "{{\"protocolVersion\":\"{}\",\"capabilities\":{},\"clientInfo\":{{\"name\":\"switchyard\",\"version\":\"{}\"}}}}",
-            crate::protocol::LATEST_LEGACY,
-            std::str::from_utf8(&self.client_capabilities).unwrap_or("{}"),
-            env!("CARGO_PKG_VERSION"),
+        let init_params = super::initialize_params(&self.client_capabilities);
+        let _ = wtx.try_send(
+            pendings
+                .start_internal("initialize", Some(init_params.as_bytes()), init_tx)
+                .1,
         );
-        let _ = wtx.try_send(pendings.start_internal(
-            "initialize",
-            Some(init_params.as_bytes()),
-            init_tx,
-        ));
         let init_deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
         let mut ready = false;
         // Calls that arrive during the handshake wait here (bounded by the mailbox behind it).
@@ -221,7 +216,7 @@ impl StdioActor {
         let name = &self.config.name;
         let frame = match cmd {
             Cmd::Call(call) => match pendings.start_call(call) {
-                Ok(frame) => frame,
+                Ok((_, frame)) => frame,
                 Err((origin, why)) => {
                     let msg =
                         json::error(Some(&origin.client_id), code::INVALID_REQUEST, why, None);
@@ -233,7 +228,7 @@ impl StdioActor {
                 method,
                 params,
                 reply,
-            } => pendings.start_internal(method, params.as_deref(), reply),
+            } => pendings.start_internal(method, params.as_deref(), reply).1,
             Cmd::Cancel {
                 session,
                 client_id,
@@ -274,7 +269,7 @@ impl StdioActor {
                     return;
                 }
                 if let Inbound::Answer(frame) =
-                    pendings.inbound(env, &self.handle, self.events.as_ref())
+                    pendings.inbound(env, None, &self.handle, self.events.as_ref())
                 {
                     let _ = wtx.try_send(frame);
                 }

@@ -1,0 +1,513 @@
+//! A Streamable HTTP upstream (2025 handshake era): one upstream session, each message a
+//! POST from a small task that reports the reply (JSON or an SSE stream) back to the actor,
+//! plus a GET stream for the server's own notifications. A 404 means the upstream session
+//! expired: the actor answers what was in flight and initializes again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    initialize_params, reject, Cmd, Inbound, Pendings, UpstreamEvents, UpstreamHandle, UpstreamInfo,
+};
+use crate::config::{ServerConfig, Transport};
+use crate::wire::envelope::{code, is_batch, split_batch};
+use crate::wire::sse::SseDecoder;
+use crate::wire::{json, Envelope, Kind};
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reconnects of one request's SSE stream (2025-11-25 polling) before giving up.
+const MAX_RESUMES: usize = 5;
+
+pub struct HttpActor {
+    pub config: ServerConfig,
+    pub handle: UpstreamHandle,
+    pub rx: mpsc::Receiver<Cmd>,
+    pub events: Arc<dyn UpstreamEvents>,
+    pub max_frame: usize,
+    pub client_capabilities: Bytes,
+    pub replay: Arc<dyn Fn() -> Vec<Bytes> + Send + Sync>,
+}
+
+/// What a POST or GET task reports back to the actor.
+enum Report {
+    Frame {
+        env: Envelope,
+        related: Option<u64>,
+    },
+    Failed {
+        uid: Option<u64>,
+        why: String,
+        expired: bool,
+    },
+}
+
+/// One upstream session: what every request of it carries.
+#[derive(Clone)]
+struct Conn {
+    client: HttpClient,
+    uri: Uri,
+    headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+    session: Option<HeaderValue>,
+    version: HeaderValue,
+    max_frame: usize,
+}
+
+enum Ended {
+    Expired,
+    Shutdown,
+}
+
+impl HttpActor {
+    pub async fn run(mut self) {
+        let name = self.config.name.clone();
+        let Transport::Http { url, headers } = &self.config.transport else {
+            return;
+        };
+        let uri: Uri = match url.parse() {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(server = %name, "bad url {url}: {e}");
+                return;
+            }
+        };
+        let mut fixed = Vec::new();
+        for (k, v) in headers {
+            match (
+                HeaderName::try_from(k.as_str()),
+                HeaderValue::try_from(v.as_str()),
+            ) {
+                (Ok(k), Ok(v)) => fixed.push((k, v)),
+                _ => {
+                    tracing::error!(server = %name, "header {k:?} is not a valid HTTP header; skipped")
+                }
+            }
+        }
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let base = Conn {
+            client,
+            uri,
+            headers: Arc::new(fixed),
+            session: None,
+            version: HeaderValue::from_static(crate::protocol::LATEST_LEGACY),
+            max_frame: self.max_frame,
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = Instant::now();
+            match self.initialize(&base).await {
+                Ok(conn) => match self.serve(conn).await {
+                    Ended::Shutdown => {
+                        self.rx.close();
+                        return;
+                    }
+                    Ended::Expired => {
+                        tracing::warn!(server = %name, "upstream session expired; initializing again");
+                        continue;
+                    }
+                },
+                Err(Some(why)) => {
+                    tracing::warn!(server = %name, "upstream unavailable ({why}); retrying in {backoff:?}")
+                }
+                Err(None) => return,
+            }
+            self.handle.shared.info.store(None);
+            self.handle.invalidate_lists(None);
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(100);
+            }
+            let until = tokio::time::Instant::now() + backoff;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => break,
+                    cmd = self.rx.recv() => match cmd {
+                        None | Some(Cmd::Shutdown) => return,
+                        Some(cmd) => reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server is unreachable"),
+                    },
+                }
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The initialize handshake; `Err(None)` when told to shut down meanwhile.
+    async fn initialize(&mut self, base: &Conn) -> Result<Conn, Option<String>> {
+        let params = initialize_params(&self.client_capabilities);
+        let frame = json::message(Some(b"0"), "initialize", Some(params.as_bytes()));
+        let attempt = tokio::time::timeout(INIT_TIMEOUT, exchange(base, frame));
+        let (session, env) = tokio::select! {
+            r = attempt => match r {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Err(Some(e)),
+                Err(_) => return Err(Some("no answer to initialize".into())),
+            },
+            cmd = self.rx.recv() => {
+                // Nothing can be served before the handshake: answer at once.
+                match cmd {
+                    None | Some(Cmd::Shutdown) => return Err(None),
+                    Some(cmd) => reject(cmd, &self.config.name, code::UPSTREAM_UNAVAILABLE, "the server is starting"),
+                }
+                return Err(Some("interrupted".into()));
+            }
+        };
+        if env.kind != Kind::Response {
+            return Err(Some(format!(
+                "initialize failed: {}",
+                env.payload_str().unwrap_or("")
+            )));
+        }
+        let info = UpstreamInfo::from_result(env.payload_str().unwrap_or("")).map_err(Some)?;
+        let version = HeaderValue::try_from(info.protocol_version.as_str())
+            .map_err(|_| Some("bad protocolVersion".to_string()))?;
+        tracing::info!(server = %self.config.name, version = %info.protocol_version, "upstream ready");
+        self.handle.shared.info.store(Some(Arc::new(info)));
+        Ok(Conn {
+            session,
+            version,
+            ..base.clone()
+        })
+    }
+
+    async fn serve(&mut self, conn: Conn) -> Ended {
+        let name = self.config.name.clone();
+        let (rtx, mut reports) = mpsc::channel::<Report>(1024);
+        post_in_background(
+            &conn,
+            json::message(None, "notifications/initialized", None),
+            None,
+            &rtx,
+        );
+        for frame in (self.replay)() {
+            post_in_background(&conn, frame, None, &rtx);
+        }
+        self.events.ready(self.handle.shared.server);
+        let (stop_get, stopped) = oneshot::channel::<()>();
+        tokio::spawn(get_stream(conn.clone(), rtx.clone(), stopped));
+        let mut pendings = Pendings::new(&name, self.config.request_timeout);
+        let ended = loop {
+            let next_deadline = pendings.next_deadline().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                Some(report) = reports.recv() => match report {
+                    Report::Frame { env, related } => {
+                        if let Inbound::Answer(frame) = pendings.inbound(env, related, &self.handle, self.events.as_ref()) {
+                            post_in_background(&conn, frame, None, &rtx);
+                        }
+                    }
+                    Report::Failed { expired: true, .. } => break Ended::Expired,
+                    Report::Failed { uid: Some(uid), why, .. } => pendings.fail_one(uid, code::UPSTREAM_UNAVAILABLE, &why),
+                    Report::Failed { uid: None, why, .. } => tracing::warn!(server = %name, "upstream message failed: {why}"),
+                },
+                _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                    for cancel in pendings.expire(Instant::now()) {
+                        post_in_background(&conn, cancel, None, &rtx);
+                    }
+                }
+                cmd = self.rx.recv() => {
+                    let (frame, uid) = match cmd {
+                        None | Some(Cmd::Shutdown) => break Ended::Shutdown,
+                        Some(Cmd::Call(call)) => match pendings.start_call(call) {
+                            Ok((uid, frame)) => (frame, Some(uid)),
+                            Err((origin, why)) => {
+                                let _ = origin.sink.finish(json::error(Some(&origin.client_id), code::INVALID_REQUEST, why, None));
+                                continue;
+                            }
+                        },
+                        Some(Cmd::Internal { method, params, reply }) => {
+                            let (uid, frame) = pendings.start_internal(method, params.as_deref(), reply);
+                            (frame, Some(uid))
+                        }
+                        Some(Cmd::Cancel { session, client_id, reason }) => match pendings.cancel(session, client_id, reason.as_deref()) {
+                            Some(frame) => (frame, None),
+                            None => continue,
+                        },
+                        Some(Cmd::Reply(frame)) | Some(Cmd::Notify(frame)) => (frame, None),
+                    };
+                    post_in_background(&conn, frame, uid, &rtx);
+                }
+            }
+        };
+        let _ = stop_get.send(());
+        let why = match ended {
+            Ended::Expired => "the server's session expired; retry the request",
+            Ended::Shutdown => "the router is shutting down",
+        };
+        pendings.fail_all(why);
+        if matches!(ended, Ended::Shutdown) {
+            delete_session(&conn).await;
+        }
+        ended
+    }
+}
+
+fn request(
+    conn: &Conn,
+    method: hyper::Method,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, String> {
+    let mut b = Request::builder()
+        .method(method.clone())
+        .uri(conn.uri.clone());
+    for (k, v) in conn.headers.iter() {
+        b = b.header(k, v);
+    }
+    if method == hyper::Method::GET {
+        b = b.header("accept", "text/event-stream");
+    } else {
+        b = b
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json");
+    }
+    if let Some(s) = &conn.session {
+        b = b
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", &conn.version);
+    }
+    b.body(Full::new(body)).map_err(|e| e.to_string())
+}
+
+/// POST one frame and return the response to it (for the handshake), with the session id.
+async fn exchange(conn: &Conn, frame: Bytes) -> Result<(Option<HeaderValue>, Envelope), String> {
+    let resp = conn
+        .client
+        .request(request(conn, hyper::Method::POST, frame)?)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let session = resp.headers().get("mcp-session-id").cloned();
+    let (tx, mut rx) = mpsc::channel(64);
+    let reader = read_replies(conn.max_frame, resp, None, tx);
+    let (_, env) = tokio::join!(reader, async {
+        while let Some(Report::Frame { env, .. }) = rx.recv().await {
+            if matches!(env.kind, Kind::Response | Kind::Error) {
+                return Some(env);
+            }
+        }
+        None
+    });
+    env.map(|e| (session, e))
+        .ok_or_else(|| "no response to initialize".into())
+}
+
+fn post_in_background(conn: &Conn, frame: Bytes, uid: Option<u64>, reports: &mpsc::Sender<Report>) {
+    let conn = conn.clone();
+    let reports = reports.clone();
+    tokio::spawn(async move {
+        let failed = |why: String, expired: bool| Report::Failed { uid, why, expired };
+        let resp = match request(&conn, hyper::Method::POST, frame) {
+            Ok(req) => conn.client.request(req).await,
+            Err(e) => {
+                let _ = reports.send(failed(e, false)).await;
+                return;
+            }
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = reports
+                    .send(failed(format!("request failed: {e}"), false))
+                    .await;
+                return;
+            }
+        };
+        match resp.status() {
+            // server-everything answers 400 for an unknown session; the spec says 404.
+            StatusCode::NOT_FOUND => {
+                let _ = reports
+                    .send(failed("upstream session expired".into(), true))
+                    .await;
+            }
+            StatusCode::BAD_REQUEST if conn.session.is_some() && uid.is_some() => {
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let text = String::from_utf8_lossy(&body);
+                let expired = text.contains("session") || text.contains("Session");
+                let _ = reports
+                    .send(failed(format!("HTTP 400: {text}"), expired))
+                    .await;
+            }
+            s if s.is_success() => {
+                let got = read_replies(conn.max_frame, resp, uid, reports.clone()).await;
+                if let (Some(uid), Ok((false, Some(last)))) = (uid, &got) {
+                    resume(&conn, uid, last.clone(), &reports).await;
+                } else if let (Some(_), Ok((false, None)) | Err(_)) = (uid, &got) {
+                    let why = got
+                        .err()
+                        .unwrap_or_else(|| "the reply ended without a response".into());
+                    let _ = reports.send(failed(why, false)).await;
+                }
+            }
+            s => {
+                let _ = reports.send(failed(format!("HTTP {s}"), false)).await;
+            }
+        }
+    });
+}
+
+/// The server closed a request's SSE stream before its response: reconnect with
+/// `Last-Event-ID` (2025-11-25 polling), a few times.
+async fn resume(conn: &Conn, uid: u64, mut last: String, reports: &mpsc::Sender<Report>) {
+    for _ in 0..MAX_RESUMES {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Ok(mut req) = request(conn, hyper::Method::GET, Bytes::new()) else {
+            break;
+        };
+        if let Ok(v) = HeaderValue::try_from(last.as_str()) {
+            req.headers_mut().insert("last-event-id", v);
+        }
+        let Ok(resp) = conn.client.request(req).await else {
+            continue;
+        };
+        if !resp.status().is_success() {
+            break;
+        }
+        match read_replies(conn.max_frame, resp, Some(uid), reports.clone()).await {
+            Ok((true, _)) => return,
+            Ok((false, Some(l))) => last = l,
+            _ => {}
+        }
+    }
+    let why = "the reply stream ended without a response".to_string();
+    let _ = reports
+        .send(Report::Failed {
+            uid: Some(uid),
+            why,
+            expired: false,
+        })
+        .await;
+}
+
+/// Read a reply (JSON or SSE) and report its messages. Returns whether a response to
+/// `related` was seen, and the last SSE event id.
+async fn read_replies(
+    max: usize,
+    resp: Response<Incoming>,
+    related: Option<u64>,
+    reports: mpsc::Sender<Report>,
+) -> Result<(bool, Option<String>), String> {
+    let is_sse = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut body = resp.into_body();
+    let mut answered = false;
+    let report = |frame: Bytes, answered: &mut bool| -> Vec<Report> {
+        let frames = if is_batch(&frame) {
+            split_batch(&frame).unwrap_or_default()
+        } else {
+            vec![frame]
+        };
+        let mut out = Vec::new();
+        for f in frames {
+            match Envelope::parse(f) {
+                Ok(env) => {
+                    if matches!(env.kind, Kind::Response | Kind::Error)
+                        && related.is_some_and(|u| {
+                            env.id_bytes().as_deref() == Some(u.to_string().as_bytes())
+                        })
+                    {
+                        *answered = true;
+                    }
+                    out.push(Report::Frame { env, related });
+                }
+                Err(e) => tracing::warn!("bad message from upstream dropped: {}", e.message),
+            }
+        }
+        out
+    };
+    if !is_sse {
+        let bytes = http_body_util::Limited::new(body, max)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok((false, None));
+        }
+        for r in report(bytes, &mut answered) {
+            let _ = reports.send(r).await;
+        }
+        return Ok((answered, None));
+    }
+    let mut decoder = SseDecoder::new(max);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        decoder.push(&data);
+        while let Some(ev) = decoder.next_event()? {
+            if ev.event.as_deref().is_some_and(|e| e != "message") {
+                continue;
+            }
+            for r in report(ev.data, &mut answered) {
+                let _ = reports.send(r).await;
+            }
+        }
+    }
+    Ok((answered, decoder.last_event_id().map(str::to_owned)))
+}
+
+/// The GET stream for server messages not tied to a request; reconnects until stopped.
+async fn get_stream(conn: Conn, reports: mpsc::Sender<Report>, mut stop: oneshot::Receiver<()>) {
+    let mut last: Option<String> = None;
+    loop {
+        let Ok(mut req) = request(&conn, hyper::Method::GET, Bytes::new()) else {
+            return;
+        };
+        if let Some(v) = last.as_deref().and_then(|l| HeaderValue::try_from(l).ok()) {
+            req.headers_mut().insert("last-event-id", v);
+        }
+        let run = async {
+            match conn.client.request(req).await {
+                Ok(resp) if resp.status().is_success() => {
+                    read_replies(conn.max_frame, resp, None, reports.clone())
+                        .await
+                        .ok()
+                        .and_then(|(_, l)| l)
+                }
+                Ok(resp) if resp.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                    // The server offers no GET stream.
+                    std::future::pending::<()>().await;
+                    None
+                }
+                _ => None,
+            }
+        };
+        tokio::select! {
+            _ = &mut stop => return,
+            l = run => { if l.is_some() { last = l } }
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn delete_session(conn: &Conn) {
+    if conn.session.is_none() {
+        return;
+    }
+    if let Ok(req) = request(conn, hyper::Method::DELETE, Bytes::new()) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.client.request(req)).await;
+    }
+}

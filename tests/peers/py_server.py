@@ -1,0 +1,40 @@
+"""A Python `mcp` SDK server for Switchyard's integration tests (Streamable HTTP, loopback).
+
+Usage: py_server.py PORT
+"""
+
+import sys
+
+from mcp.server.mcpserver import Context, MCPServer
+
+server = MCPServer("py-upstream", instructions="A Python SDK server behind Switchyard.")
+
+
+@server.tool()
+def shout(text: str) -> str:
+    """Upper-cases its text."""
+    return text.upper()
+
+
+@server.tool()
+async def count(n: int, ctx: Context) -> str:
+    """Reports progress n times, then answers."""
+    for i in range(1, n + 1):
+        await ctx.report_progress(i, n)
+    return f"counted to {n}"
+
+
+@server.resource("py://note")
+def note() -> str:
+    """A static note."""
+    return "a note from python"
+
+
+@server.prompt()
+def summarize(topic: str) -> str:
+    """Asks for a summary."""
+    return f"Summarize {topic}."
+
+
+if __name__ == "__main__":
+    server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
