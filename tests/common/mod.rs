@@ -1,0 +1,297 @@
+//! Shared test harness: real peers (installed by scripts/install-peers.sh), Switchyard
+//! processes on free loopback ports, and a raw HTTP MCP client for protocol-level checks.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub const INSTALL_HINT: &str = "run `bash scripts/install-peers.sh` (the README test command does this)";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn peers() -> PathBuf {
+    std::env::var_os("SWITCHYARD_PEERS_DIR").map(PathBuf::from).unwrap_or_else(|| root().join(".peers"))
+}
+
+fn need(path: PathBuf, what: &str) -> PathBuf {
+    assert!(path.exists(), "test peer missing: {what} at {}; {INSTALL_HINT}", path.display());
+    path
+}
+
+pub fn node() -> PathBuf {
+    need(peers().join("node/node_modules/.bin/node"), "Node 22")
+}
+
+pub fn python() -> PathBuf {
+    need(peers().join("venv/bin/python"), "Python venv with mcp")
+}
+
+pub fn everything_js() -> PathBuf {
+    need(
+        peers().join("node/node_modules/@modelcontextprotocol/server-everything/dist/index.js"),
+        "@modelcontextprotocol/server-everything",
+    )
+}
+
+pub fn conformance_js() -> PathBuf {
+    need(peers().join("node/node_modules/@modelcontextprotocol/conformance/dist/index.js"), "@modelcontextprotocol/conformance")
+}
+
+pub fn switchyard_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A temporary directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("switchyard-{tag}-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).expect("write temp file");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `switchyard serve` and its MCP endpoint URL.
+pub struct Router {
+    pub proc: Proc,
+    pub url: String,
+    pub _dir: TempDir,
+}
+
+/// Start `switchyard serve` with this configuration (its `[listen]` is overridden to a free port).
+pub fn start_router(config: &str) -> Router {
+    let dir = TempDir::new("router");
+    let path = dir.write("switchyard.toml", config);
+    let mut child = Command::new(switchyard_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .env("SWITCHYARD_LOG", std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn switchyard");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+    let url = line.trim().strip_prefix("switchyard listening on ").unwrap_or_else(|| panic!("unexpected: {line}")).to_string();
+    Router { proc: Proc(child), url, _dir: dir }
+}
+
+/// Configuration text for server-everything over stdio, named `name`.
+pub fn everything_server(name: &str) -> String {
+    format!(
+        "[[servers]]\nname = \"{name}\"\ncommand = {:?}\nargs = [{:?}, \"stdio\"]\n",
+        node().display().to_string(),
+        everything_js().display().to_string()
+    )
+}
+
+/// Start tests/peers/py_server.py on a free port; returns it and its MCP URL.
+pub fn start_py_server() -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new(python())
+        .arg(root().join("tests/peers/py_server.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the Python server");
+    let proc = Proc(child);
+    wait_for_port(port, Duration::from_secs(30));
+    (proc, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+pub fn wait_for_port(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < limit, "nothing listening on port {port} after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Run a command to completion with a time limit; returns (success, stdout+stderr).
+pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> (bool, String) {
+    let dir = TempDir::new("out");
+    let out_path = dir.0.join("out.txt");
+    let out = std::fs::File::create(&out_path).expect("output file");
+    let err = out.try_clone().expect("clone output file");
+    let mut child = Proc(cmd.stdout(out).stderr(err).stdin(Stdio::null()).spawn().expect("spawn"));
+    let start = Instant::now();
+    let ok = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status.success();
+        }
+        if start.elapsed() > limit {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    (ok, text)
+}
+
+/// A raw Streamable HTTP MCP client, for checks the SDK clients would hide.
+#[derive(Clone)]
+pub struct RawClient {
+    pub url: String,
+    pub session: Option<String>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+/// One HTTP reply: status, headers, and the JSON-RPC messages it carried (SSE or JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+    pub messages: Vec<Value>,
+    pub event_ids: Vec<String>,
+}
+
+impl Reply {
+    /// The response (the message with a result or error).
+    pub fn response(&self) -> &Value {
+        self.messages.iter().find(|m| m.get("result").is_some() || m.get("error").is_some()).unwrap_or(&Value::Null)
+    }
+}
+
+pub fn parse_sse(body: &[u8]) -> (Vec<Value>, Vec<String>) {
+    let text = String::from_utf8_lossy(body);
+    let mut messages = Vec::new();
+    let mut ids = Vec::new();
+    for block in text.split("\n\n") {
+        let mut data = String::new();
+        for line in block.lines() {
+            if let Some(d) = line.strip_prefix("data:") {
+                data.push_str(d.trim_start());
+            } else if let Some(id) = line.strip_prefix("id:") {
+                ids.push(id.trim().to_string());
+            }
+        }
+        if !data.trim().is_empty() {
+            messages.push(serde_json::from_str(&data).unwrap_or(Value::Null));
+        }
+    }
+    (messages, ids)
+}
+
+impl RawClient {
+    pub fn new(url: &str) -> RawClient {
+        RawClient { url: url.to_string(), session: None, client: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    pub fn request(&self, method: &str, body: &str, extra: &[(&str, &str)]) -> hyper::Request<Full<Bytes>> {
+        let mut b = hyper::Request::builder().method(method).uri(&self.url);
+        if method == "POST" {
+            b = b.header("content-type", "application/json").header("accept", "application/json, text/event-stream");
+        } else {
+            b = b.header("accept", "text/event-stream");
+        }
+        if let Some(s) = &self.session {
+            b = b.header("mcp-session-id", s);
+        }
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        b.body(Full::new(Bytes::copy_from_slice(body.as_bytes()))).expect("request")
+    }
+
+    pub async fn send(&self, req: hyper::Request<Full<Bytes>>) -> Reply {
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
+            .await
+            .expect("reply within 30 s")
+            .expect("HTTP exchange");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = tokio::time::timeout(Duration::from_secs(30), resp.into_body().collect())
+            .await
+            .expect("body within 30 s")
+            .expect("body")
+            .to_bytes();
+        let is_sse = headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let (messages, event_ids) = if is_sse {
+            parse_sse(&body)
+        } else if body.is_empty() {
+            (vec![], vec![])
+        } else {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Array(a)) => (a, vec![]),
+                Ok(v) => (vec![v], vec![]),
+                Err(_) => (vec![], vec![]),
+            }
+        };
+        Reply { status, headers, body, messages, event_ids }
+    }
+
+    pub async fn post(&self, body: &str) -> Reply {
+        self.send(self.request("POST", body, &[])).await
+    }
+
+    /// initialize + initialized; keeps the session id.
+    pub async fn initialize(&mut self, version: &str, capabilities: &str) -> Value {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{capabilities},"clientInfo":{{"name":"raw-test","version":"1"}}}}}}"#
+        );
+        let r = self.post(&body).await;
+        assert_eq!(r.status, 200, "initialize: {:?}", r.body);
+        self.session = Some(r.headers.get("mcp-session-id").expect("session id").to_str().expect("ascii").to_string());
+        let n = self.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+        assert_eq!(n.status, 202);
+        r.response().clone()
+    }
+
+    /// A request; returns the whole reply (all messages of its stream).
+    pub async fn call(&self, id: Value, method: &str, params: Value) -> Reply {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.post(&body.to_string()).await
+    }
+}
+
+pub fn text_of(result: &Value) -> String {
+    result["content"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["text"].as_str()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

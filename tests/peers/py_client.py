@@ -1,0 +1,80 @@
+"""Drive Switchyard with the Python `mcp` SDK client (legacy handshake era).
+
+Usage:
+  py_client.py http URL
+  py_client.py stdio SWITCHYARD_BINARY CONFIG
+
+Switchyard must front server-everything as `everything` and tests/peers/py_server.py as `py`.
+Prints one line per check and exits non-zero on the first failure.
+"""
+
+import asyncio
+import sys
+
+from mcp import Client, StdioServerParameters
+
+
+def check(cond, what):
+    if not cond:
+        print(f"FAIL: {what}", flush=True)
+        sys.exit(1)
+    print(f"ok: {what}", flush=True)
+
+
+def text_of(result):
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+async def main():
+    if sys.argv[1] == "http":
+        target = sys.argv[2]
+    else:
+        target = StdioServerParameters(command=sys.argv[2], args=["stdio", "--config", sys.argv[3]])
+    async with Client(target, mode="legacy") as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        check({"everything__echo", "everything__get-sum", "py__shout", "py__count"} <= tools,
+              f"tools of both servers listed ({len(tools)} tools)")
+
+        r = await client.call_tool("everything__echo", {"message": "through switchyard"})
+        check(text_of(r) == "Echo: through switchyard", "everything__echo answers with the server's own text")
+        r = await client.call_tool("everything__get-sum", {"a": 2, "b": 40})
+        check("42" in text_of(r), "everything__get-sum adds")
+        r = await client.call_tool("py__shout", {"text": "quiet"})
+        check(text_of(r) == "QUIET", "py__shout answers from the Python server")
+
+        progress = []
+
+        async def on_progress(p, total, message):
+            progress.append(p)
+
+        r = await client.call_tool("py__count", {"n": 3}, progress_callback=on_progress)
+        check(text_of(r) == "counted to 3", "py__count answers")
+        check(progress == [1, 2, 3], f"progress of py__count reached this client ({progress})")
+
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+        check("py__summarize" in prompts and any(p.startswith("everything__") for p in prompts),
+              f"prompts of both servers listed ({sorted(prompts)})")
+        g = await client.get_prompt("py__summarize", {"topic": "routers"})
+        check(g.messages[0].content.text == "Summarize routers.", "py__summarize prompt rendered by the Python server")
+
+        resources = {str(r.uri) for r in (await client.list_resources()).resources}
+        check("py://note" in resources and any(u.startswith("demo://") for u in resources),
+              f"resources of both servers listed ({len(resources)})")
+        rr = await client.read_resource("py://note")
+        check(rr.contents[0].text == "a note from python", "py://note read from the Python server")
+        some = sorted(u for u in resources if u.startswith("demo://resource/static/document/"))[0]
+        rr = await client.read_resource(some)
+        check(len(rr.contents[0].text) > 0, f"{some} read from server-everything")
+
+        templates = (await client.list_resource_templates()).resource_templates
+        check(len(templates) > 0, f"resource templates listed ({len(templates)})")
+
+        try:
+            await client.call_tool("nobody__nothing", {})
+            check(False, "an unknown tool is refused")
+        except Exception as e:  # the SDK raises MCPError for a JSON-RPC error
+            check("unknown tool" in str(e), f"an unknown tool is refused ({e})")
+    print("PY-CLIENT-OK", flush=True)
+
+
+asyncio.run(main())

@@ -1,0 +1,36 @@
+//! The Python `mcp` SDK client (legacy mode) through Switchyard's HTTP front and its stdio
+//! front, to server-everything (stdio) and a Python SDK server (Streamable HTTP) at once.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn two_servers_config(py_url: &str) -> String {
+    format!("{}[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\n", everything_server("everything"))
+}
+
+fn run_py_client(args: &[&str]) {
+    let mut cmd = Command::new(python());
+    cmd.arg(root().join("tests/peers/py_client.py")).args(args);
+    let (ok, out) = run_with_limit(&mut cmd, Duration::from_secs(120));
+    assert!(ok && out.contains("PY-CLIENT-OK"), "python client failed:\n{out}");
+}
+
+#[test]
+fn python_client_over_http_front() {
+    let (_py, py_url) = start_py_server();
+    let router = start_router(&two_servers_config(&py_url));
+    run_py_client(&["http", &router.url]);
+}
+
+#[test]
+fn python_client_over_stdio_front() {
+    let (_py, py_url) = start_py_server();
+    let dir = TempDir::new("stdio-front");
+    let config = dir.write("switchyard.toml", &two_servers_config(&py_url));
+    let bin = switchyard_bin();
+    run_py_client(&["stdio", bin.to_str().expect("utf-8 path"), config.to_str().expect("utf-8 path")]);
+}
