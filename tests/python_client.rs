@@ -9,14 +9,20 @@ use std::time::Duration;
 use common::*;
 
 fn two_servers_config(py_url: &str) -> String {
-    format!("{}[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\n", everything_server("everything"))
+    format!(
+        "{}[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\n",
+        everything_server("everything")
+    )
 }
 
 fn run_py_client(args: &[&str]) {
     let mut cmd = Command::new(python());
     cmd.arg(root().join("tests/peers/py_client.py")).args(args);
     let (ok, out) = run_with_limit(&mut cmd, Duration::from_secs(120));
-    assert!(ok && out.contains("PY-CLIENT-OK"), "python client failed:\n{out}");
+    assert!(
+        ok && out.contains("PY-CLIENT-OK"),
+        "python client failed:\n{out}"
+    );
 }
 
 #[test]
@@ -32,5 +38,9 @@ fn python_client_over_stdio_front() {
     let dir = TempDir::new("stdio-front");
     let config = dir.write("switchyard.toml", &two_servers_config(&py_url));
     let bin = switchyard_bin();
-    run_py_client(&["stdio", bin.to_str().expect("utf-8 path"), config.to_str().expect("utf-8 path")]);
+    run_py_client(&[
+        "stdio",
+        bin.to_str().expect("utf-8 path"),
+        config.to_str().expect("utf-8 path"),
+    ]);
 }

@@ -12,7 +12,10 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
 
 fn two_servers_config(py_url: &str) -> String {
-    format!("{}[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\n", everything_server("everything"))
+    format!(
+        "{}[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\n",
+        everything_server("everything")
+    )
 }
 
 fn text(result: &rmcp::model::CallToolResult) -> String {
@@ -21,28 +24,82 @@ fn text(result: &rmcp::model::CallToolResult) -> String {
 }
 
 async fn exercise(client: RunningService<RoleClient, ()>) {
-    let tools: Vec<String> = client.list_all_tools().await.expect("tools/list").into_iter().map(|t| t.name.to_string()).collect();
-    assert!(tools.contains(&"everything__echo".to_string()) && tools.contains(&"py__shout".to_string()), "{tools:?}");
+    let tools: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(
+        tools.contains(&"everything__echo".to_string()) && tools.contains(&"py__shout".to_string()),
+        "{tools:?}"
+    );
 
-    let args = json!({"message": "rmcp"}).as_object().cloned().expect("object");
-    let r = client.call_tool(CallToolRequestParams::new("everything__echo").with_arguments(args)).await.expect("call");
+    let args = json!({"message": "rmcp"})
+        .as_object()
+        .cloned()
+        .expect("object");
+    let r = client
+        .call_tool(CallToolRequestParams::new("everything__echo").with_arguments(args))
+        .await
+        .expect("call");
     assert_eq!(text(&r), "Echo: rmcp");
-    let args = json!({"text": "rust"}).as_object().cloned().expect("object");
-    let r = client.call_tool(CallToolRequestParams::new("py__shout").with_arguments(args)).await.expect("call");
+    let args = json!({"text": "rust"})
+        .as_object()
+        .cloned()
+        .expect("object");
+    let r = client
+        .call_tool(CallToolRequestParams::new("py__shout").with_arguments(args))
+        .await
+        .expect("call");
     assert_eq!(text(&r), "RUST");
 
-    let prompts: Vec<String> = client.list_all_prompts().await.expect("prompts/list").into_iter().map(|p| p.name.to_string()).collect();
-    assert!(prompts.contains(&"py__summarize".to_string()), "{prompts:?}");
-    let args = json!({"topic": "ids"}).as_object().cloned().expect("object");
-    let p = client.get_prompt(GetPromptRequestParams::new("py__summarize").with_arguments(args)).await.expect("prompts/get");
-    assert!(serde_json::to_string(&p).expect("json").contains("Summarize ids."));
+    let prompts: Vec<String> = client
+        .list_all_prompts()
+        .await
+        .expect("prompts/list")
+        .into_iter()
+        .map(|p| p.name.to_string())
+        .collect();
+    assert!(
+        prompts.contains(&"py__summarize".to_string()),
+        "{prompts:?}"
+    );
+    let args = json!({"topic": "ids"})
+        .as_object()
+        .cloned()
+        .expect("object");
+    let p = client
+        .get_prompt(GetPromptRequestParams::new("py__summarize").with_arguments(args))
+        .await
+        .expect("prompts/get");
+    assert!(serde_json::to_string(&p)
+        .expect("json")
+        .contains("Summarize ids."));
 
-    let resources: Vec<String> = client.list_all_resources().await.expect("resources/list").into_iter().map(|r| r.uri.to_string()).collect();
-    assert!(resources.contains(&"py://note".to_string()), "{resources:?}");
-    let r = client.read_resource(ReadResourceRequestParams::new("py://note")).await.expect("resources/read");
-    assert!(serde_json::to_string(&r).expect("json").contains("a note from python"));
+    let resources: Vec<String> = client
+        .list_all_resources()
+        .await
+        .expect("resources/list")
+        .into_iter()
+        .map(|r| r.uri.to_string())
+        .collect();
+    assert!(
+        resources.contains(&"py://note".to_string()),
+        "{resources:?}"
+    );
+    let r = client
+        .read_resource(ReadResourceRequestParams::new("py://note"))
+        .await
+        .expect("resources/read");
+    assert!(serde_json::to_string(&r)
+        .expect("json")
+        .contains("a note from python"));
 
-    let err = client.call_tool(CallToolRequestParams::new("nobody__x")).await;
+    let err = client
+        .call_tool(CallToolRequestParams::new("nobody__x"))
+        .await;
     assert!(err.is_err(), "an unknown tool is an error");
     client.cancel().await.expect("close");
 }
@@ -62,8 +119,14 @@ async fn rmcp_client_over_stdio_front() {
     let dir = TempDir::new("rmcp-stdio");
     let config = dir.write("switchyard.toml", &two_servers_config(&py_url));
     let mut cmd = tokio::process::Command::new(switchyard_bin());
-    cmd.arg("stdio").arg("--config").arg(&config).env("SWITCHYARD_LOG", "warn");
-    let client = ().serve(TokioChildProcess::new(cmd).expect("spawn")).await.expect("rmcp initialize over stdio");
+    cmd.arg("stdio")
+        .arg("--config")
+        .arg(&config)
+        .env("SWITCHYARD_LOG", "warn");
+    let client =
+        ().serve(TokioChildProcess::new(cmd).expect("spawn"))
+            .await
+            .expect("rmcp initialize over stdio");
     exercise(client).await;
 }
 
@@ -75,7 +138,14 @@ async fn string_and_integer_ids_stay_distinct() {
     c.initialize("2025-11-25", "{}").await;
     let call = |id: serde_json::Value, msg: &'static str| {
         let c = c.clone();
-        async move { c.call(id, "tools/call", json!({"name": "everything__echo", "arguments": {"message": msg}})).await }
+        async move {
+            c.call(
+                id,
+                "tools/call",
+                json!({"name": "everything__echo", "arguments": {"message": msg}}),
+            )
+            .await
+        }
     };
     let (s, n) = tokio::join!(call(json!("1"), "string"), call(json!(1), "number"));
     assert_eq!(s.response()["id"], json!("1"));
@@ -83,6 +153,12 @@ async fn string_and_integer_ids_stay_distinct() {
     assert_eq!(n.response()["id"], json!(1));
     assert_eq!(text_of(&n.response()["result"]), "Echo: number");
     // Raw bytes too: the id comes back byte for byte (a string with escapes).
-    let r = c.post(r#"{"jsonrpc":"2.0","id":"a\u0062c","method":"ping"}"#).await;
-    assert!(String::from_utf8_lossy(&r.body).contains(r#""id":"a\u0062c""#), "{:?}", r.body);
+    let r = c
+        .post(r#"{"jsonrpc":"2.0","id":"a\u0062c","method":"ping"}"#)
+        .await;
+    assert!(
+        String::from_utf8_lossy(&r.body).contains(r#""id":"a\u0062c""#),
+        "{:?}",
+        r.body
+    );
 }

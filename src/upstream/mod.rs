@@ -581,10 +581,11 @@ impl Pendings {
                 if let Some(origin) = self.origin_of(related) {
                     return origin.session.deliver_log(&env, Some(&origin.sink));
                 }
-                let owners = self.owners();
-                match (owner.as_ref(), owners.as_slice()) {
-                    (Some(session), _) => session.deliver_log(&env, None),
-                    (None, [(_, origin)]) => origin.session.deliver_log(&env, Some(&origin.sink)),
+                // Logs carry no request id: deliver them with the only session that has requests in
+                // flight here (always the owner of a per-client upstream), never broadcast.
+                match (self.owners().as_slice(), owner.as_ref()) {
+                    ([(_, origin)], _) => origin.session.deliver_log(&env, Some(&origin.sink)),
+                    ([], Some(session)) => session.deliver_log(&env, None),
                     _ => {
                         tracing::info!(server = %self.server, log = env.params_str().unwrap_or(""), "upstream log")
                     }

@@ -14,18 +14,25 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-pub const INSTALL_HINT: &str = "run `bash scripts/install-peers.sh` (the README test command does this)";
+pub const INSTALL_HINT: &str =
+    "run `bash scripts/install-peers.sh` (the README test command does this)";
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn peers() -> PathBuf {
-    std::env::var_os("SWITCHYARD_PEERS_DIR").map(PathBuf::from).unwrap_or_else(|| root().join(".peers"))
+    std::env::var_os("SWITCHYARD_PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".peers"))
 }
 
 fn need(path: PathBuf, what: &str) -> PathBuf {
-    assert!(path.exists(), "test peer missing: {what} at {}; {INSTALL_HINT}", path.display());
+    assert!(
+        path.exists(),
+        "test peer missing: {what} at {}; {INSTALL_HINT}",
+        path.display()
+    );
     path
 }
 
@@ -45,7 +52,10 @@ pub fn everything_js() -> PathBuf {
 }
 
 pub fn conformance_js() -> PathBuf {
-    need(peers().join("node/node_modules/@modelcontextprotocol/conformance/dist/index.js"), "@modelcontextprotocol/conformance")
+    need(
+        peers().join("node/node_modules/@modelcontextprotocol/conformance/dist/index.js"),
+        "@modelcontextprotocol/conformance",
+    )
 }
 
 pub fn switchyard_bin() -> PathBuf {
@@ -53,7 +63,10 @@ pub fn switchyard_bin() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// A child process killed when dropped.
@@ -71,7 +84,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("switchyard-{tag}-{}-{}", std::process::id(), free_port()));
+        let dir = std::env::temp_dir().join(format!(
+            "switchyard-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         TempDir(dir)
     }
@@ -103,16 +120,29 @@ pub fn start_router(config: &str) -> Router {
     let mut child = Command::new(switchyard_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)
-        .env("SWITCHYARD_LOG", std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "SWITCHYARD_LOG",
+            std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn switchyard");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
-    let url = line.trim().strip_prefix("switchyard listening on ").unwrap_or_else(|| panic!("unexpected: {line}")).to_string();
-    Router { proc: Proc(child), url, _dir: dir }
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let url = line
+        .trim()
+        .strip_prefix("switchyard listening on ")
+        .unwrap_or_else(|| panic!("unexpected: {line}"))
+        .to_string();
+    Router {
+        proc: Proc(child),
+        url,
+        _dir: dir,
+    }
 }
 
 /// Configuration text for server-everything over stdio, named `name`.
@@ -142,7 +172,10 @@ pub fn start_py_server() -> (Proc, String) {
 pub fn wait_for_port(port: u16, limit: Duration) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < limit, "nothing listening on port {port} after {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "nothing listening on port {port} after {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -153,7 +186,13 @@ pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> (bool, String) {
     let out_path = dir.0.join("out.txt");
     let out = std::fs::File::create(&out_path).expect("output file");
     let err = out.try_clone().expect("clone output file");
-    let mut child = Proc(cmd.stdout(out).stderr(err).stdin(Stdio::null()).spawn().expect("spawn"));
+    let mut child = Proc(
+        cmd.stdout(out)
+            .stderr(err)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
     let start = Instant::now();
     let ok = loop {
         if let Some(status) = child.0.try_wait().expect("wait") {
@@ -189,7 +228,10 @@ pub struct Reply {
 impl Reply {
     /// The response (the message with a result or error).
     pub fn response(&self) -> &Value {
-        self.messages.iter().find(|m| m.get("result").is_some() || m.get("error").is_some()).unwrap_or(&Value::Null)
+        self.messages
+            .iter()
+            .find(|m| m.get("result").is_some() || m.get("error").is_some())
+            .unwrap_or(&Value::Null)
     }
 }
 
@@ -215,13 +257,24 @@ pub fn parse_sse(body: &[u8]) -> (Vec<Value>, Vec<String>) {
 
 impl RawClient {
     pub fn new(url: &str) -> RawClient {
-        RawClient { url: url.to_string(), session: None, client: Client::builder(TokioExecutor::new()).build_http() }
+        RawClient {
+            url: url.to_string(),
+            session: None,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
-    pub fn request(&self, method: &str, body: &str, extra: &[(&str, &str)]) -> hyper::Request<Full<Bytes>> {
+    pub fn request(
+        &self,
+        method: &str,
+        body: &str,
+        extra: &[(&str, &str)],
+    ) -> hyper::Request<Full<Bytes>> {
         let mut b = hyper::Request::builder().method(method).uri(&self.url);
         if method == "POST" {
-            b = b.header("content-type", "application/json").header("accept", "application/json, text/event-stream");
+            b = b
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream");
         } else {
             b = b.header("accept", "text/event-stream");
         }
@@ -231,7 +284,8 @@ impl RawClient {
         for (k, v) in extra {
             b = b.header(*k, *v);
         }
-        b.body(Full::new(Bytes::copy_from_slice(body.as_bytes()))).expect("request")
+        b.body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+            .expect("request")
     }
 
     pub async fn send(&self, req: hyper::Request<Full<Bytes>>) -> Reply {
@@ -246,7 +300,9 @@ impl RawClient {
             .expect("body within 30 s")
             .expect("body")
             .to_bytes();
-        let is_sse = headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let is_sse = headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         let (messages, event_ids) = if is_sse {
             parse_sse(&body)
         } else if body.is_empty() {
@@ -258,7 +314,13 @@ impl RawClient {
                 Err(_) => (vec![], vec![]),
             }
         };
-        Reply { status, headers, body, messages, event_ids }
+        Reply {
+            status,
+            headers,
+            body,
+            messages,
+            event_ids,
+        }
     }
 
     pub async fn post(&self, body: &str) -> Reply {
@@ -272,15 +334,25 @@ impl RawClient {
         );
         let r = self.post(&body).await;
         assert_eq!(r.status, 200, "initialize: {:?}", r.body);
-        self.session = Some(r.headers.get("mcp-session-id").expect("session id").to_str().expect("ascii").to_string());
-        let n = self.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+        self.session = Some(
+            r.headers
+                .get("mcp-session-id")
+                .expect("session id")
+                .to_str()
+                .expect("ascii")
+                .to_string(),
+        );
+        let n = self
+            .post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
         assert_eq!(n.status, 202);
         r.response().clone()
     }
 
     /// A request; returns the whole reply (all messages of its stream).
     pub async fn call(&self, id: Value, method: &str, params: Value) -> Reply {
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.post(&body.to_string()).await
     }
 }
@@ -288,7 +360,12 @@ impl RawClient {
 pub fn text_of(result: &Value) -> String {
     result["content"]
         .as_array()
-        .map(|a| a.iter().filter_map(|c| c["text"].as_str()).collect::<Vec<_>>().join(" "))
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }
 
