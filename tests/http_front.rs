@@ -78,6 +78,15 @@ async fn bad_input_gets_documented_errors_and_harms_no_one() {
     );
     echo_works(&b, "after-oversized").await;
 
+    // Pretty-printed JSON (newlines between tokens) reaches a newline-framed upstream intact.
+    let r = a.post("{\"jsonrpc\": \"2.0\",\n  \"id\": \"ml\",\r\n  \"method\": \"tools/call\",\n  \"params\": {\"name\": \"demo__echo\",\n \"arguments\": {\"text\": \"multi\\nline\"}}\n}").await;
+    assert_eq!(
+        text_of(&r.response()["result"]),
+        "multi\nline",
+        "{:?}",
+        r.response()
+    );
+
     // A response to an id nobody asked: accepted (202) and dropped.
     let r = a
         .post(r#"{"jsonrpc":"2.0","id":"never-sent","result":{}}"#)

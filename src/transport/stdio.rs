@@ -145,7 +145,12 @@ async fn write_lines(output: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Byt
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 256).await > 0 {
         for msg in batch.drain(..) {
-            if out.write_all(&msg).await.is_err() || out.write_all(b"\n").await.is_err() {
+            if out
+                .write_all(&crate::wire::frame::one_line(&msg))
+                .await
+                .is_err()
+                || out.write_all(b"\n").await.is_err()
+            {
                 return;
             }
         }

@@ -287,7 +287,12 @@ async fn write_frames(stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 256).await > 0 {
         for frame in batch.drain(..) {
-            if out.write_all(&frame).await.is_err() || out.write_all(b"\n").await.is_err() {
+            if out
+                .write_all(&crate::wire::frame::one_line(&frame))
+                .await
+                .is_err()
+                || out.write_all(b"\n").await.is_err()
+            {
                 return;
             }
         }

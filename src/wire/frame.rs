@@ -99,9 +99,35 @@ impl LineDecoder {
     }
 }
 
+/// A frame fit for newline framing. Valid JSON can hold a raw CR or LF only as whitespace
+/// between tokens (inside strings they are escaped), so each becomes a space; a frame without
+/// any (the usual case) is returned as is, without a copy.
+pub fn one_line(frame: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if memchr::memchr2(b'\n', b'\r', frame).is_none() {
+        return std::borrow::Cow::Borrowed(frame);
+    }
+    let mut out = frame.to_vec();
+    for b in out.iter_mut() {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_line_json_becomes_one_line() {
+        let f = b"{\"a\":\r\n  \"x\\ny\"\n}";
+        let one = one_line(f);
+        assert_eq!(&one[..], b"{\"a\":    \"x\\ny\" }");
+        let v: serde_json::Value = serde_json::from_slice(&one).unwrap();
+        assert_eq!(v["a"], "x\ny");
+        assert!(matches!(one_line(b"{}"), std::borrow::Cow::Borrowed(_)));
+    }
 
     fn feed(d: &mut LineDecoder, s: &[u8]) -> Vec<Line> {
         d.buffer().extend_from_slice(s);

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs the pinned third-party peers, then
+# checks formatting and lints, then runs every test (unit, property, integration against
+# the real peers, and the official conformance suite).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-peers.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test
