@@ -212,7 +212,7 @@ pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> (bool, String) {
 pub struct RawClient {
     pub url: String,
     pub session: Option<String>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    pub client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
 /// One HTTP reply: status, headers, and the JSON-RPC messages it carried (SSE or JSON).
@@ -354,6 +354,42 @@ impl RawClient {
         let body =
             serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.post(&body.to_string()).await
+    }
+}
+
+/// An open SSE response read incrementally (a GET stream, or a long reply).
+pub struct EventStream {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+    pub status: u16,
+}
+
+impl EventStream {
+    pub async fn open(c: &RawClient, req: hyper::Request<Full<Bytes>>) -> EventStream {
+        let resp = tokio::time::timeout(Duration::from_secs(30), c.client.request(req)).await.expect("in time").expect("HTTP");
+        EventStream { status: resp.status().as_u16(), body: resp.into_body(), buf: Vec::new() }
+    }
+
+    /// Messages until `pred` holds for one of them, or `limit` passes (then `None`).
+    pub async fn until(&mut self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Option<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut got = Vec::new();
+        loop {
+            while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                for m in parse_sse(&block).0 {
+                    let hit = pred(&m);
+                    got.push(m);
+                    if hit {
+                        return Some(got);
+                    }
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Ok(Some(Ok(frame))) => self.buf.extend_from_slice(&frame.into_data().unwrap_or_default()),
+                _ => return None,
+            }
+        }
     }
 }
 

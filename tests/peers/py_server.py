@@ -24,6 +24,13 @@ async def count(n: int, ctx: Context) -> str:
     return f"counted to {n}"
 
 
+@server.tool()
+async def touch_tools(ctx: Context) -> str:
+    """Tells the client the tool list changed (a legacy-era notification)."""
+    await ctx.session.send_tool_list_changed()
+    return "touched"
+
+
 @server.resource("py://note")
 def note() -> str:
     """A static note."""

@@ -1,0 +1,192 @@
+//! Router features against real upstreams: list_changed forwarding and cache refresh,
+//! subscriptions counted and delivered only to subscribers, merged-list pagination, name
+//! collisions, per-session log levels, timeouts, graceful shutdown, and the stdio front.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_changed_reaches_every_session_and_refreshes_the_catalogue() {
+    let (_py, py_url) = start_py_server();
+    let router = start_router(&format!("[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\n"));
+    let mut a = RawClient::new(&router.url);
+    a.initialize("2025-11-25", "{}").await;
+    let mut b = RawClient::new(&router.url);
+    b.initialize("2025-11-25", "{}").await;
+    let mut b_stream = EventStream::open(&b, b.request("GET", "", &[])).await;
+    assert_eq!(b_stream.status, 200);
+    let listed = a.call(json!(1), "tools/list", json!({})).await;
+    assert!(listed.response()["result"]["tools"].as_array().is_some_and(|t| !t.is_empty()));
+
+    let r = a.call(json!(2), "tools/call", json!({"name": "py__touch_tools", "arguments": {}})).await;
+    assert_eq!(text_of(&r.response()["result"]), "touched", "{:?}", r.response());
+    let got = b_stream.until(WAIT, |m| m["method"] == "notifications/tools/list_changed").await;
+    assert!(got.is_some(), "session B heard the list change on its GET stream");
+    let again = a.call(json!(3), "tools/list", json!({})).await;
+    assert_eq!(again.response()["result"]["tools"], listed.response()["result"]["tools"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_updates_go_only_to_subscribers() {
+    let router = start_router(&everything_server("everything"));
+    let mut sub = RawClient::new(&router.url);
+    sub.initialize("2025-11-25", "{}").await;
+    let mut other = RawClient::new(&router.url);
+    other.initialize("2025-11-25", "{}").await;
+    let mut sub_stream = EventStream::open(&sub, sub.request("GET", "", &[])).await;
+    let mut other_stream = EventStream::open(&other, other.request("GET", "", &[])).await;
+
+    let list = sub.call(json!(1), "resources/list", json!({})).await;
+    let uri = list.response()["result"]["resources"][0]["uri"].as_str().expect("a resource").to_string();
+    let r = sub.call(json!(2), "resources/subscribe", json!({"uri": uri})).await;
+    assert_eq!(r.response()["result"], json!({}), "{:?}", r.response());
+    let r = sub.call(json!(3), "tools/call", json!({"name": "everything__toggle-subscriber-updates", "arguments": {}})).await;
+    assert!(r.response().get("result").is_some(), "{:?}", r.response());
+
+    let got = sub_stream.until(WAIT, |m| m["method"] == "notifications/resources/updated").await;
+    let got = got.expect("the subscriber hears the update");
+    assert_eq!(got.last().expect("a message")["params"]["uri"], json!(uri));
+    let leaked = other_stream.until(Duration::from_millis(1500), |m| m["method"] == "notifications/resources/updated").await;
+    assert!(leaked.is_none(), "a session that did not subscribe heard nothing: {leaked:?}");
+
+    let r = sub.call(json!(4), "resources/unsubscribe", json!({"uri": uri})).await;
+    assert_eq!(r.response()["result"], json!({}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_lists_page_with_router_cursors_and_collisions_resolve() {
+    let router = start_router(
+        "[limits]\npage_size = 2\n[[servers]]\nname = \"a\"\nbuiltin = \"demo\"\nprefix = \"\"\n\
+         [[servers]]\nname = \"b\"\nbuiltin = \"demo\"\nprefix = \"\"\n",
+    );
+    let mut c = RawClient::new(&router.url);
+    c.initialize("2025-11-25", "{}").await;
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0.. {
+        assert!(page < 10, "too many pages");
+        let params = cursor.as_ref().map(|c| json!({"cursor": c})).unwrap_or(json!({}));
+        let r = c.call(json!(page), "tools/list", params).await;
+        let result = &r.response()["result"];
+        let tools = result["tools"].as_array().expect("tools");
+        assert!(tools.len() <= 2);
+        names.extend(tools.iter().map(|t| t["name"].as_str().unwrap_or("").to_string()));
+        match result["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["echo", "add", "sleep", "b__echo", "b__add", "b__sleep"], "stable order, collisions renamed");
+    for (i, name) in ["echo", "b__echo"].iter().enumerate() {
+        let r = c.call(json!(100 + i), "tools/call", json!({"name": name, "arguments": {"text": name}})).await;
+        assert_eq!(text_of(&r.response()["result"]), *name);
+    }
+    let r = c.call(json!(200), "tools/list", json!({"cursor": "not-ours"})).await;
+    assert_eq!(r.response()["error"]["code"].as_i64(), Some(-32602));
+
+    // Resources: a listed URI and a template route to a server; with two resource servers an
+    // unknown URI has no owner and the router answers resource-not-found itself.
+    let r = c.call(json!(300), "resources/templates/list", json!({})).await;
+    assert_eq!(r.response()["result"]["resourceTemplates"].as_array().map(Vec::len), Some(2));
+    let r = c.call(json!(301), "resources/read", json!({"uri": "demo://item/7"})).await;
+    assert_eq!(r.response()["result"]["contents"][0]["text"], json!("item 7"));
+    let r = c.call(json!(302), "resources/read", json!({"uri": "nowhere://x"})).await;
+    assert_eq!(r.response()["error"]["code"].as_i64(), Some(-32002), "{:?}", r.response());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_time_out_with_a_router_error() {
+    let router = start_router("[limits]\nrequest_timeout_ms = 300\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n");
+    let mut c = RawClient::new(&router.url);
+    c.initialize("2025-11-25", "{}").await;
+    let start = Instant::now();
+    let r = c.call(json!("t"), "tools/call", json!({"name": "demo__sleep", "arguments": {"ms": 5000}})).await;
+    assert_eq!(r.response()["error"]["code"].as_i64(), Some(-31001), "{:?}", r.response());
+    assert!(start.elapsed() < Duration::from_secs(4), "answered at the timeout, not when the server finished");
+    let r = c.call(json!("u"), "tools/call", json!({"name": "demo__echo", "arguments": {"text": "ok"}})).await;
+    assert_eq!(text_of(&r.response()["result"]), "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_is_per_session() {
+    let router = start_router(&everything_server("everything"));
+    let mut c = RawClient::new(&router.url);
+    c.initialize("2025-11-25", "{}").await;
+    let r = c.call(json!(1), "logging/setLevel", json!({"level": "error"})).await;
+    assert_eq!(r.response()["result"], json!({}));
+    let r = c.call(json!(2), "logging/setLevel", json!({"level": "loud"})).await;
+    assert_eq!(r.response()["error"]["code"].as_i64(), Some(-32602));
+    let r = c.call(json!(3), "ping", json!({})).await;
+    assert_eq!(r.response()["result"], json!({}));
+}
+
+#[test]
+fn graceful_shutdown_drains_in_flight_requests_and_stops_children() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut router = start_router("[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n");
+    let pid = router.proc.0.id();
+    let r = rt.block_on(async {
+        let mut c = RawClient::new(&router.url);
+        c.initialize("2025-11-25", "{}").await;
+        let call = c.call(json!(1), "tools/call", json!({"name": "demo__sleep", "arguments": {"ms": 600}}));
+        let term = async {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill").success());
+        };
+        tokio::join!(call, term).0
+    });
+    assert_eq!(text_of(&r.response()["result"]), "slept 600 ms", "the in-flight call finished: {:?}", r.response());
+    let status = router.proc.0.wait().expect("router exits");
+    assert!(status.success(), "clean exit: {status:?}");
+    let children = Command::new("pgrep").args(["-P", &pid.to_string()]).output().expect("pgrep");
+    assert!(children.stdout.is_empty(), "no child left behind");
+}
+
+#[test]
+fn stdio_front_refuses_bad_input_and_keeps_going() {
+    let dir = TempDir::new("stdio-bad");
+    let config = dir.write("s.toml", "[limits]\nmax_frame_bytes = 2048\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n");
+    let mut child = Proc(
+        Command::new(switchyard_bin())
+            .args(["stdio", "--config"])
+            .arg(&config)
+            .env("SWITCHYARD_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let mut stdin = child.0.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.0.stdout.take().expect("stdout"));
+    let mut next = || {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("a line");
+        serde_json::from_str::<Value>(&line).expect("JSON")
+    };
+    let mut send = |s: &str| {
+        stdin.write_all(s.as_bytes()).expect("write");
+        stdin.write_all(b"\n").expect("write");
+        stdin.flush().expect("flush");
+    };
+    send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    assert_eq!(next()["error"]["code"], json!(-32600), "initialize first");
+    send(r#"{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
+    assert_eq!(next()["result"]["protocolVersion"], json!("2025-06-18"));
+    send("{oops");
+    assert_eq!(next()["error"]["code"], json!(-32700));
+    send(&format!(r#"{{"jsonrpc":"2.0","id":3,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(4096)));
+    assert_eq!(next()["error"]["code"], json!(-32600), "over the frame limit");
+    send(r#"[{"jsonrpc":"2.0","id":4,"method":"ping"}]"#);
+    assert_eq!(next()["error"]["code"], json!(-32600), "no batches after 2025-03-26");
+    send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"demo__echo","arguments":{"text":"still here"}}}"#);
+    let r = next();
+    assert_eq!((r["id"].clone(), text_of(&r["result"])), (json!(5), "still here".to_string()));
+}
