@@ -130,8 +130,9 @@ async fn serve(mut config: Config, listen: Option<String>) -> Result<(), String>
     let reaper = {
         let router = router.clone();
         tokio::spawn(async move {
+            let every = router.reap_interval();
             loop {
-                tokio::time::sleep(Duration::from_secs(30)).await;
+                tokio::time::sleep(every).await;
                 router.reap_idle();
             }
         })

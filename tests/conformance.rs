@@ -4,33 +4,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-fn fixture() -> PathBuf {
-    // target/debug/deps/<this test> -> target/debug/examples/conformance_fixture
-    let exe = std::env::current_exe().expect("test path");
-    let path = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("examples/conformance_fixture");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "--example", "conformance_fixture"])
-            .current_dir(root())
-            .status();
-        assert!(
-            ok.is_ok_and(|s| s.success()),
-            "could not build the conformance fixture"
-        );
-    }
-    path
-}
 
 fn run_suite(router: &Router, args: &[&str]) {
     let out = TempDir::new("conformance");
@@ -56,13 +33,6 @@ fn run_suite(router: &Router, args: &[&str]) {
         !log.contains(" 0 passed") || log.contains("0 failed"),
         "{log}"
     );
-}
-
-fn fixture_config() -> String {
-    format!(
-        "[[servers]]\nname = \"fixture\"\ncommand = {:?}\nsharing = \"per-client\"\nprefix = \"\"\n",
-        fixture().display().to_string()
-    )
 }
 
 #[test]

@@ -24,14 +24,35 @@ async fn list_changed_reaches_every_session_and_refreshes_the_catalogue() {
     let mut b_stream = EventStream::open(&b, b.request("GET", "", &[])).await;
     assert_eq!(b_stream.status, 200);
     let listed = a.call(json!(1), "tools/list", json!({})).await;
-    assert!(listed.response()["result"]["tools"].as_array().is_some_and(|t| !t.is_empty()));
+    assert!(listed.response()["result"]["tools"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty()));
 
-    let r = a.call(json!(2), "tools/call", json!({"name": "py__touch_tools", "arguments": {}})).await;
-    assert_eq!(text_of(&r.response()["result"]), "touched", "{:?}", r.response());
-    let got = b_stream.until(WAIT, |m| m["method"] == "notifications/tools/list_changed").await;
-    assert!(got.is_some(), "session B heard the list change on its GET stream");
+    let r = a
+        .call(
+            json!(2),
+            "tools/call",
+            json!({"name": "py__touch_tools", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(
+        text_of(&r.response()["result"]),
+        "touched",
+        "{:?}",
+        r.response()
+    );
+    let got = b_stream
+        .until(WAIT, |m| m["method"] == "notifications/tools/list_changed")
+        .await;
+    assert!(
+        got.is_some(),
+        "session B heard the list change on its GET stream"
+    );
     let again = a.call(json!(3), "tools/list", json!({})).await;
-    assert_eq!(again.response()["result"]["tools"], listed.response()["result"]["tools"]);
+    assert_eq!(
+        again.response()["result"]["tools"],
+        listed.response()["result"]["tools"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,19 +66,41 @@ async fn resource_updates_go_only_to_subscribers() {
     let mut other_stream = EventStream::open(&other, other.request("GET", "", &[])).await;
 
     let list = sub.call(json!(1), "resources/list", json!({})).await;
-    let uri = list.response()["result"]["resources"][0]["uri"].as_str().expect("a resource").to_string();
-    let r = sub.call(json!(2), "resources/subscribe", json!({"uri": uri})).await;
+    let uri = list.response()["result"]["resources"][0]["uri"]
+        .as_str()
+        .expect("a resource")
+        .to_string();
+    let r = sub
+        .call(json!(2), "resources/subscribe", json!({"uri": uri}))
+        .await;
     assert_eq!(r.response()["result"], json!({}), "{:?}", r.response());
-    let r = sub.call(json!(3), "tools/call", json!({"name": "everything__toggle-subscriber-updates", "arguments": {}})).await;
+    let r = sub
+        .call(
+            json!(3),
+            "tools/call",
+            json!({"name": "everything__toggle-subscriber-updates", "arguments": {}}),
+        )
+        .await;
     assert!(r.response().get("result").is_some(), "{:?}", r.response());
 
-    let got = sub_stream.until(WAIT, |m| m["method"] == "notifications/resources/updated").await;
+    let got = sub_stream
+        .until(WAIT, |m| m["method"] == "notifications/resources/updated")
+        .await;
     let got = got.expect("the subscriber hears the update");
     assert_eq!(got.last().expect("a message")["params"]["uri"], json!(uri));
-    let leaked = other_stream.until(Duration::from_millis(1500), |m| m["method"] == "notifications/resources/updated").await;
-    assert!(leaked.is_none(), "a session that did not subscribe heard nothing: {leaked:?}");
+    let leaked = other_stream
+        .until(Duration::from_millis(1500), |m| {
+            m["method"] == "notifications/resources/updated"
+        })
+        .await;
+    assert!(
+        leaked.is_none(),
+        "a session that did not subscribe heard nothing: {leaked:?}"
+    );
 
-    let r = sub.call(json!(4), "resources/unsubscribe", json!({"uri": uri})).await;
+    let r = sub
+        .call(json!(4), "resources/unsubscribe", json!({"uri": uri}))
+        .await;
     assert_eq!(r.response()["result"], json!({}));
 }
 
@@ -73,45 +116,109 @@ async fn merged_lists_page_with_router_cursors_and_collisions_resolve() {
     let mut cursor: Option<String> = None;
     for page in 0.. {
         assert!(page < 10, "too many pages");
-        let params = cursor.as_ref().map(|c| json!({"cursor": c})).unwrap_or(json!({}));
+        let params = cursor
+            .as_ref()
+            .map(|c| json!({"cursor": c}))
+            .unwrap_or(json!({}));
         let r = c.call(json!(page), "tools/list", params).await;
         let result = &r.response()["result"];
         let tools = result["tools"].as_array().expect("tools");
         assert!(tools.len() <= 2);
-        names.extend(tools.iter().map(|t| t["name"].as_str().unwrap_or("").to_string()));
+        names.extend(
+            tools
+                .iter()
+                .map(|t| t["name"].as_str().unwrap_or("").to_string()),
+        );
         match result["nextCursor"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
             None => break,
         }
     }
-    assert_eq!(names, ["echo", "add", "sleep", "b__echo", "b__add", "b__sleep"], "stable order, collisions renamed");
+    assert_eq!(
+        names,
+        ["echo", "add", "sleep", "b__echo", "b__add", "b__sleep"],
+        "stable order, collisions renamed"
+    );
     for (i, name) in ["echo", "b__echo"].iter().enumerate() {
-        let r = c.call(json!(100 + i), "tools/call", json!({"name": name, "arguments": {"text": name}})).await;
+        let r = c
+            .call(
+                json!(100 + i),
+                "tools/call",
+                json!({"name": name, "arguments": {"text": name}}),
+            )
+            .await;
         assert_eq!(text_of(&r.response()["result"]), *name);
     }
-    let r = c.call(json!(200), "tools/list", json!({"cursor": "not-ours"})).await;
+    let r = c
+        .call(json!(200), "tools/list", json!({"cursor": "not-ours"}))
+        .await;
     assert_eq!(r.response()["error"]["code"].as_i64(), Some(-32602));
 
     // Resources: a listed URI and a template route to a server; with two resource servers an
     // unknown URI has no owner and the router answers resource-not-found itself.
-    let r = c.call(json!(300), "resources/templates/list", json!({})).await;
-    assert_eq!(r.response()["result"]["resourceTemplates"].as_array().map(Vec::len), Some(2));
-    let r = c.call(json!(301), "resources/read", json!({"uri": "demo://item/7"})).await;
-    assert_eq!(r.response()["result"]["contents"][0]["text"], json!("item 7"));
-    let r = c.call(json!(302), "resources/read", json!({"uri": "nowhere://x"})).await;
-    assert_eq!(r.response()["error"]["code"].as_i64(), Some(-32002), "{:?}", r.response());
+    let r = c
+        .call(json!(300), "resources/templates/list", json!({}))
+        .await;
+    assert_eq!(
+        r.response()["result"]["resourceTemplates"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let r = c
+        .call(
+            json!(301),
+            "resources/read",
+            json!({"uri": "demo://item/7"}),
+        )
+        .await;
+    assert_eq!(
+        r.response()["result"]["contents"][0]["text"],
+        json!("item 7")
+    );
+    let r = c
+        .call(json!(302), "resources/read", json!({"uri": "nowhere://x"}))
+        .await;
+    assert_eq!(
+        r.response()["error"]["code"].as_i64(),
+        Some(-32002),
+        "{:?}",
+        r.response()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_time_out_with_a_router_error() {
-    let router = start_router("[limits]\nrequest_timeout_ms = 300\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n");
+    let router = start_router(
+        "[limits]\nrequest_timeout_ms = 300\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n",
+    );
     let mut c = RawClient::new(&router.url);
     c.initialize("2025-11-25", "{}").await;
     let start = Instant::now();
-    let r = c.call(json!("t"), "tools/call", json!({"name": "demo__sleep", "arguments": {"ms": 5000}})).await;
-    assert_eq!(r.response()["error"]["code"].as_i64(), Some(-31001), "{:?}", r.response());
-    assert!(start.elapsed() < Duration::from_secs(4), "answered at the timeout, not when the server finished");
-    let r = c.call(json!("u"), "tools/call", json!({"name": "demo__echo", "arguments": {"text": "ok"}})).await;
+    let r = c
+        .call(
+            json!("t"),
+            "tools/call",
+            json!({"name": "demo__sleep", "arguments": {"ms": 5000}}),
+        )
+        .await;
+    assert_eq!(
+        r.response()["error"]["code"].as_i64(),
+        Some(-31001),
+        "{:?}",
+        r.response()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "answered at the timeout, not when the server finished"
+    );
+    let r = c
+        .call(
+            json!("u"),
+            "tools/call",
+            json!({"name": "demo__echo", "arguments": {"text": "ok"}}),
+        )
+        .await;
     assert_eq!(text_of(&r.response()["result"]), "ok");
 }
 
@@ -120,9 +227,13 @@ async fn log_level_is_per_session() {
     let router = start_router(&everything_server("everything"));
     let mut c = RawClient::new(&router.url);
     c.initialize("2025-11-25", "{}").await;
-    let r = c.call(json!(1), "logging/setLevel", json!({"level": "error"})).await;
+    let r = c
+        .call(json!(1), "logging/setLevel", json!({"level": "error"}))
+        .await;
     assert_eq!(r.response()["result"], json!({}));
-    let r = c.call(json!(2), "logging/setLevel", json!({"level": "loud"})).await;
+    let r = c
+        .call(json!(2), "logging/setLevel", json!({"level": "loud"}))
+        .await;
     assert_eq!(r.response()["error"]["code"].as_i64(), Some(-32602));
     let r = c.call(json!(3), "ping", json!({})).await;
     assert_eq!(r.response()["result"], json!({}));
@@ -136,24 +247,43 @@ fn graceful_shutdown_drains_in_flight_requests_and_stops_children() {
     let r = rt.block_on(async {
         let mut c = RawClient::new(&router.url);
         c.initialize("2025-11-25", "{}").await;
-        let call = c.call(json!(1), "tools/call", json!({"name": "demo__sleep", "arguments": {"ms": 600}}));
+        let call = c.call(
+            json!(1),
+            "tools/call",
+            json!({"name": "demo__sleep", "arguments": {"ms": 600}}),
+        );
         let term = async {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill").success());
+            assert!(Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .expect("kill")
+                .success());
         };
         tokio::join!(call, term).0
     });
-    assert_eq!(text_of(&r.response()["result"]), "slept 600 ms", "the in-flight call finished: {:?}", r.response());
+    assert_eq!(
+        text_of(&r.response()["result"]),
+        "slept 600 ms",
+        "the in-flight call finished: {:?}",
+        r.response()
+    );
     let status = router.proc.0.wait().expect("router exits");
     assert!(status.success(), "clean exit: {status:?}");
-    let children = Command::new("pgrep").args(["-P", &pid.to_string()]).output().expect("pgrep");
+    let children = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .expect("pgrep");
     assert!(children.stdout.is_empty(), "no child left behind");
 }
 
 #[test]
 fn stdio_front_refuses_bad_input_and_keeps_going() {
     let dir = TempDir::new("stdio-bad");
-    let config = dir.write("s.toml", "[limits]\nmax_frame_bytes = 2048\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n");
+    let config = dir.write(
+        "s.toml",
+        "[limits]\nmax_frame_bytes = 2048\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n",
+    );
     let mut child = Proc(
         Command::new(switchyard_bin())
             .args(["stdio", "--config"])
@@ -178,15 +308,232 @@ fn stdio_front_refuses_bad_input_and_keeps_going() {
     };
     send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
     assert_eq!(next()["error"]["code"], json!(-32600), "initialize first");
-    send(r#"{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
+    send(
+        r#"{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
     assert_eq!(next()["result"]["protocolVersion"], json!("2025-06-18"));
     send("{oops");
     assert_eq!(next()["error"]["code"], json!(-32700));
-    send(&format!(r#"{{"jsonrpc":"2.0","id":3,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(4096)));
-    assert_eq!(next()["error"]["code"], json!(-32600), "over the frame limit");
+    send(&format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(4096)
+    ));
+    assert_eq!(
+        next()["error"]["code"],
+        json!(-32600),
+        "over the frame limit"
+    );
     send(r#"[{"jsonrpc":"2.0","id":4,"method":"ping"}]"#);
-    assert_eq!(next()["error"]["code"], json!(-32600), "no batches after 2025-03-26");
-    send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"demo__echo","arguments":{"text":"still here"}}}"#);
+    assert_eq!(
+        next()["error"]["code"],
+        json!(-32600),
+        "no batches after 2025-03-26"
+    );
+    send(
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"demo__echo","arguments":{"text":"still here"}}}"#,
+    );
     let r = next();
-    assert_eq!((r["id"].clone(), text_of(&r["result"])), (json!(5), "still here".to_string()));
+    assert_eq!(
+        (r["id"].clone(), text_of(&r["result"])),
+        (json!(5), "still here".to_string())
+    );
+
+    // Input ends with a call in flight: it is answered before Switchyard exits.
+    send(
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"demo__sleep","arguments":{"ms":300}}}"#,
+    );
+    drop(stdin);
+    let r = next();
+    assert_eq!(
+        (r["id"].clone(), text_of(&r["result"])),
+        (json!(6), "slept 300 ms".to_string())
+    );
+    let status = child.0.wait().expect("exit");
+    assert!(status.success(), "{status:?}");
+}
+
+/// An upstream's elicitation reaches the client whose call caused it, on that call's stream;
+/// the client's answer (a POST) goes back to the upstream and the call completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_requests_round_trip_to_the_calling_client() {
+    let router = start_router(&fixture_config());
+    let mut c = RawClient::new(&router.url);
+    c.initialize("2025-11-25", r#"{"elicitation":{}}"#).await;
+    let body = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
+        "params": {"name": "test_elicitation", "arguments": {"message": "Your name?"}}});
+    let mut stream = EventStream::open(&c, c.request("POST", &body.to_string(), &[])).await;
+    let got = stream
+        .until(WAIT, |m| m["method"] == "elicitation/create")
+        .await
+        .expect("the elicitation request");
+    let ask = got.last().expect("message");
+    assert_eq!(ask["params"]["message"], "Your name?");
+    let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {"response": "Ada"}}});
+    assert_eq!(c.post(&answer.to_string()).await.status, 202);
+    let got = stream
+        .until(WAIT, |m| m["id"] == "call-1")
+        .await
+        .expect("the call's response");
+    let text = text_of(&got.last().expect("response")["result"]);
+    assert!(
+        text.contains("action=accept") && text.contains("Ada"),
+        "{text}"
+    );
+
+    // A client that did not declare elicitation is never asked; the server is refused.
+    let mut plain = RawClient::new(&router.url);
+    plain.initialize("2025-11-25", "{}").await;
+    let r = plain
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "test_elicitation", "arguments": {"message": "x"}}),
+        )
+        .await;
+    assert!(r
+        .messages
+        .iter()
+        .all(|m| m["method"] != "elicitation/create"));
+    assert!(
+        text_of(&r.response()["result"]).contains("did not declare"),
+        "{:?}",
+        r.response()
+    );
+}
+
+/// Log lines of a per-client upstream reach its session on the call's stream, filtered by
+/// that session's own level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_follow_each_sessions_level() {
+    let router = start_router(&fixture_config());
+    let mut chatty = RawClient::new(&router.url);
+    chatty.initialize("2025-11-25", "{}").await;
+    let mut quiet = RawClient::new(&router.url);
+    quiet.initialize("2025-11-25", "{}").await;
+    let r = quiet
+        .call(json!(0), "logging/setLevel", json!({"level": "error"}))
+        .await;
+    assert_eq!(r.response()["result"], json!({}));
+    let logs = |r: &Reply| {
+        r.messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/message")
+            .count()
+    };
+    let call = json!({"name": "test_tool_with_logging", "arguments": {}});
+    let (a, b) = tokio::join!(
+        chatty.call(json!(1), "tools/call", call.clone()),
+        quiet.call(json!(1), "tools/call", call)
+    );
+    assert_eq!(logs(&a), 3, "{:?}", a.messages);
+    assert_eq!(logs(&b), 0, "{:?}", b.messages);
+    assert!(text_of(&b.response()["result"]).contains("executed successfully"));
+}
+
+fn children_of(pid: u32) -> usize {
+    let out = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Per-client upstreams: one per session, counted against max_clients only while alive,
+/// stopped when their session ends or when idle, and started again on next use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_client_upstreams_are_capped_reaped_and_restarted() {
+    let config = fixture_config().replace(
+        "prefix = \"\"\n",
+        "prefix = \"\"\nmax_clients = 1\nidle_timeout_s = 1\n",
+    );
+    let router = start_router(&config);
+    let pid = router.proc.0.id();
+    let call = json!({"name": "test_simple_text", "arguments": {}});
+
+    let mut a = RawClient::new(&router.url);
+    a.initialize("2025-11-25", "{}").await;
+    assert_eq!(children_of(pid), 1);
+    let mut b = RawClient::new(&router.url);
+    b.initialize("2025-11-25", "{}").await;
+    let r = b.call(json!(1), "tools/call", call.clone()).await;
+    assert_eq!(
+        r.response()["error"]["code"].as_i64(),
+        Some(-31003),
+        "over max_clients: {:?}",
+        r.response()
+    );
+
+    // A's session ends: its upstream stops and frees the place for B.
+    assert_eq!(a.send(a.request("DELETE", "", &[])).await.status, 200);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = b.call(json!(2), "tools/call", call.clone()).await;
+        if text_of(&r.response()["result"]).contains("simple text") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never got an upstream: {:?}",
+            r.response()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Idle past idle_timeout_s: stopped; the next call starts a new one.
+    let deadline = Instant::now() + WAIT;
+    while children_of(pid) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "idle per-client upstream not reaped"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = b.call(json!(3), "tools/call", call).await;
+    assert!(
+        text_of(&r.response()["result"]).contains("simple text"),
+        "{:?}",
+        r.response()
+    );
+    assert_eq!(children_of(pid), 1);
+}
+
+/// An HTTP upstream that restarts (and so forgets its session) is initialized again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_upstream_session_is_renewed_after_the_server_restarts() {
+    let port = free_port();
+    let (py, py_url) = start_py_server_on(port);
+    let router = start_router(&format!("[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\n"));
+    let mut c = RawClient::new(&router.url);
+    c.initialize("2025-11-25", "{}").await;
+    let shout = |id: u64| {
+        c.call(
+            json!(id),
+            "tools/call",
+            json!({"name": "py__shout", "arguments": {"text": "again"}}),
+        )
+    };
+    assert_eq!(text_of(&shout(1).await.response()["result"]), "AGAIN");
+
+    drop(py);
+    let (_py, _) = start_py_server_on(port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in 2.. {
+        let r = shout(id).await;
+        if text_of(&r.response()["result"]) == "AGAIN" {
+            break;
+        }
+        // Meanwhile only Switchyard's own, clearly marked errors.
+        assert_eq!(
+            r.response()["error"]["data"]["source"],
+            json!("switchyard"),
+            "{:?}",
+            r.response()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "upstream session never renewed: {:?}",
+            r.response()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
@@ -31,7 +30,8 @@ pub struct Server {
     pub config: ServerConfig,
     /// The shared connections (a pool); empty for per-client servers.
     pub instances: Vec<UpstreamHandle>,
-    per_client: AtomicUsize,
+    /// Live per-client upstreams of this server (decremented when each actor ends).
+    per_client: Arc<AtomicUsize>,
 }
 
 /// Sessions subscribed to one resource, by session key.
@@ -70,7 +70,7 @@ impl Router {
                     Server {
                         config: sc.clone(),
                         instances,
-                        per_client: AtomicUsize::new(0),
+                        per_client: Arc::new(AtomicUsize::new(0)),
                     }
                 })
                 .collect();
@@ -100,6 +100,7 @@ impl Router {
         }
         let mut st = session.state();
         if let Some(h) = st.upstreams.get(&idx).filter(|h| !h.is_closed()) {
+            h.shared.touch();
             return Ok(h.clone());
         }
         if server.per_client.load(Ordering::Relaxed) >= server.config.max_clients {
@@ -114,10 +115,9 @@ impl Router {
             idx,
             &server.config,
             0,
-            Some(session),
+            Some((session, server.per_client.clone())),
             self.events(),
         );
-        server.per_client.fetch_add(1, Ordering::Relaxed);
         st.upstreams.insert(idx, h.clone());
         Ok(h)
     }
@@ -671,29 +671,15 @@ impl Router {
 
     /// Frames to replay to a (re)started shared upstream: subscriptions and the log level.
     fn replay_frames(&self, idx: usize) -> Vec<Bytes> {
-        let mut out = Vec::new();
         let subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
-        for (n, (s, uri)) in subs.keys().filter(|(s, _)| *s == idx).enumerate() {
-            let _ = s;
-            let params = format!(
-                "{{\"uri\":{}}}",
-                std::str::from_utf8(&json::json_string(uri)).unwrap_or("\"\"")
-            );
-            out.push(json::message(
-                Some(format!("\"sy-replay-{n}\"").as_bytes()),
-                "resources/subscribe",
-                Some(params.as_bytes()),
-            ));
-        }
+        let mut out: Vec<Bytes> = subs
+            .keys()
+            .filter(|(s, _)| *s == idx)
+            .enumerate()
+            .map(|(n, (_, uri))| subscribe_frame(&format!("sy-replay-{n}"), uri))
+            .collect();
         drop(subs);
-        if let Some(level) = self.wanted_log_level(idx) {
-            let params = format!("{{\"level\":\"{}\"}}", LOG_LEVELS[level as usize]);
-            out.push(json::message(
-                Some(b"\"sy-replay-level\""),
-                "logging/setLevel",
-                Some(params.as_bytes()),
-            ));
-        }
+        out.extend(self.wanted_log_level(idx).map(set_level_frame));
         out
     }
 
@@ -716,7 +702,9 @@ impl Router {
         }
     }
 
-    /// Close and forget sessions idle for longer than the limit.
+    /// Close and forget sessions idle for longer than the limit, and stop per-client
+    /// upstreams idle past their server's `idle_timeout` (with nothing in flight or
+    /// subscribed; the next use starts a fresh one).
     pub fn reap_idle(&self) {
         let limit = self.config.limits.session_idle_timeout.as_secs();
         for s in self.sessions.all() {
@@ -724,18 +712,61 @@ impl Router {
                 tracing::info!(session = %s.id, "idle session closed");
                 self.sessions.remove(&s.id);
                 s.close();
+                continue;
+            }
+            let idle: Vec<UpstreamHandle> = {
+                let mut st = s.state();
+                let busy = |h: &UpstreamHandle| {
+                    st.in_flight
+                        .values()
+                        .any(|f| Arc::ptr_eq(&f.shared, &h.shared))
+                        || st.subscriptions.iter().any(|(i, _)| *i == h.shared.server)
+                };
+                let stale: Vec<usize> = st
+                    .upstreams
+                    .iter()
+                    .filter(|(idx, h)| {
+                        h.shared.idle_secs() > self.servers[**idx].config.idle_timeout.as_secs()
+                            && !busy(h)
+                    })
+                    .map(|(idx, _)| *idx)
+                    .collect();
+                stale
+                    .into_iter()
+                    .filter_map(|idx| st.upstreams.remove(&idx))
+                    .collect()
+            };
+            for h in idle {
+                tracing::info!(session = %s.id, server = %h.shared.name, "idle per-client upstream stopped");
+                tokio::spawn(async move { h.shutdown(Duration::from_secs(5)).await });
             }
         }
     }
+
+    /// How often [`Router::reap_idle`] should run: often enough for the shortest idle limit.
+    pub fn reap_interval(&self) -> Duration {
+        let shortest = self
+            .servers
+            .iter()
+            .filter(|s| s.instances.is_empty())
+            .map(|s| s.config.idle_timeout)
+            .chain([self.config.limits.session_idle_timeout])
+            .min()
+            .unwrap_or(Duration::from_secs(60));
+        (shortest / 2).clamp(Duration::from_millis(500), Duration::from_secs(30))
+    }
 }
 
+/// Start one upstream connection for server `idx`: shared by every session (`owner` is
+/// `None`), or serving one session, whose server-wide count of live per-client upstreams it
+/// holds a place in until its actor ends.
 fn spawn_upstream(
     router: &Weak<Router>,
     config: &Config,
     idx: usize,
     sc: &ServerConfig,
     instance: usize,
-    owner: Option<&Arc<Session>>,
+    owner: Option<(&Arc<Session>, Arc<AtomicUsize>)>,
     events: Arc<dyn UpstreamEvents>,
 ) -> UpstreamHandle {
     let name = if sc.pool > 1 {
@@ -743,42 +774,50 @@ fn spawn_upstream(
     } else {
         sc.name.clone()
     };
-    let shared = UpstreamShared {
-        server: idx,
-        name,
-        info: ArcSwapOption::empty(),
-        owner: owner.map(Arc::downgrade),
-        lists: Mutex::new(HashMap::new()),
-    };
+    let session = owner.as_ref().map(|(s, _)| Arc::downgrade(s));
+    let shared = UpstreamShared::new(idx, name, session.clone());
     let (handle, rx) = upstream::channel(shared, UPSTREAM_MAILBOX);
     // A per-client upstream declares its client's own capabilities; a shared one declares
     // none, since it cannot speak for every client.
     let client_capabilities = owner
-        .and_then(|s| {
+        .as_ref()
+        .and_then(|(s, _)| {
             s.caps()
                 .raw
                 .as_ref()
                 .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
         })
         .unwrap_or_else(|| Bytes::from_static(b"{}"));
+    // After a restart the server gets back what its clients had set up: for a shared server
+    // everyone's subscriptions, for a per-client one only its own session's.
     let weak = router.clone();
-    let replay: Arc<dyn Fn() -> Vec<Bytes> + Send + Sync> = Arc::new(move || {
-        weak.upgrade()
+    let replay: Arc<dyn Fn() -> Vec<Bytes> + Send + Sync> = Arc::new(move || match &session {
+        None => weak
+            .upgrade()
             .map(|r| r.replay_frames(idx))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        Some(s) => s
+            .upgrade()
+            .map(|s| session_replay_frames(&s, idx))
+            .unwrap_or_default(),
     });
-    match &sc.transport {
+    let live = owner.map(|(_, count)| {
+        count.fetch_add(1, Ordering::Relaxed);
+        count
+    });
+    let max_frame = config.limits.max_frame_bytes.max(64 * 1024 * 1024);
+    let run: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match &sc.transport {
         Transport::Stdio { .. } => {
             let actor = StdioActor {
                 config: sc.clone(),
                 handle: handle.clone(),
                 rx,
                 events,
-                max_frame: config.limits.max_frame_bytes.max(64 * 1024 * 1024),
+                max_frame,
                 client_capabilities,
                 replay,
             };
-            tokio::spawn(actor.run());
+            Box::pin(actor.run())
         }
         Transport::Http { .. } => {
             let actor = crate::upstream::http::HttpActor {
@@ -786,14 +825,55 @@ fn spawn_upstream(
                 handle: handle.clone(),
                 rx,
                 events,
-                max_frame: config.limits.max_frame_bytes.max(64 * 1024 * 1024),
+                max_frame,
                 client_capabilities,
                 replay,
             };
-            tokio::spawn(actor.run());
+            Box::pin(actor.run())
         }
-    }
+    };
+    tokio::spawn(async move {
+        run.await;
+        if let Some(live) = live {
+            live.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
     handle
+}
+
+fn subscribe_frame(id: &str, uri: &str) -> Bytes {
+    let params = format!(
+        "{{\"uri\":{}}}",
+        std::str::from_utf8(&json::json_string(uri)).unwrap_or("\"\"")
+    );
+    json::message(
+        Some(json::json_string(id).as_ref()),
+        "resources/subscribe",
+        Some(params.as_bytes()),
+    )
+}
+
+fn set_level_frame(level: u8) -> Bytes {
+    let params = format!("{{\"level\":\"{}\"}}", LOG_LEVELS[level as usize]);
+    json::message(
+        Some(b"\"sy-replay-level\""),
+        "logging/setLevel",
+        Some(params.as_bytes()),
+    )
+}
+
+/// What a restarted per-client upstream gets back: its session's subscriptions and level.
+fn session_replay_frames(session: &Session, idx: usize) -> Vec<Bytes> {
+    let st = session.state();
+    let mut out: Vec<Bytes> = st
+        .subscriptions
+        .iter()
+        .filter(|(s, _)| *s == idx)
+        .enumerate()
+        .map(|(n, (_, uri))| subscribe_frame(&format!("sy-replay-{n}"), uri))
+        .collect();
+    out.extend(st.log_level.map(set_level_frame));
+    out
 }
 
 /// The router's side of upstream events, held weakly by the actors.

@@ -147,7 +147,13 @@ impl Session {
         }
         let mut st = self.state();
         st.streams.drain(..).for_each(|s| s.close());
-        st.upstreams.clear();
+        // Per-client upstreams die with their session (their actors hold their own handles,
+        // so dropping ours would not stop them).
+        for (_, h) in st.upstreams.drain() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { h.shutdown(std::time::Duration::from_secs(5)).await });
+            }
+        }
         st.in_flight.clear();
         st.server_requests.clear();
         drop(st);

@@ -54,6 +54,14 @@ pub async fn serve(
         }
     }
     if let Some(s) = session {
+        // Input ended: answer what is still in flight before closing (bounded by the timeout).
+        let deadline = tokio::time::Instant::now() + router.config.limits.request_timeout;
+        while !s.state().in_flight.is_empty()
+            && tokio::time::Instant::now() < deadline
+            && !s.is_closed()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         router.sessions.remove(&s.id);
         s.close();
     }

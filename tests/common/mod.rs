@@ -62,6 +62,37 @@ pub fn switchyard_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_switchyard"))
 }
 
+/// The conformance fixture server (examples/conformance_fixture.rs), built if missing.
+pub fn fixture() -> PathBuf {
+    // target/debug/deps/<test binary> -> target/debug/examples/conformance_fixture
+    let exe = std::env::current_exe().expect("test path");
+    let path = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples/conformance_fixture");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "--example", "conformance_fixture"])
+            .current_dir(root())
+            .status();
+        assert!(
+            ok.is_ok_and(|s| s.success()),
+            "could not build the conformance fixture"
+        );
+    }
+    path
+}
+
+/// Configuration text for the fixture as a per-client, unprefixed stdio server.
+pub fn fixture_config() -> String {
+    format!(
+        "[[servers]]\nname = \"fixture\"\ncommand = {:?}\nsharing = \"per-client\"\nprefix = \"\"\n",
+        fixture().display().to_string()
+    )
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -156,7 +187,11 @@ pub fn everything_server(name: &str) -> String {
 
 /// Start tests/peers/py_server.py on a free port; returns it and its MCP URL.
 pub fn start_py_server() -> (Proc, String) {
-    let port = free_port();
+    start_py_server_on(free_port())
+}
+
+/// Start tests/peers/py_server.py on this port.
+pub fn start_py_server_on(port: u16) -> (Proc, String) {
     let child = Command::new(python())
         .arg(root().join("tests/peers/py_server.py"))
         .arg(port.to_string())
@@ -366,12 +401,23 @@ pub struct EventStream {
 
 impl EventStream {
     pub async fn open(c: &RawClient, req: hyper::Request<Full<Bytes>>) -> EventStream {
-        let resp = tokio::time::timeout(Duration::from_secs(30), c.client.request(req)).await.expect("in time").expect("HTTP");
-        EventStream { status: resp.status().as_u16(), body: resp.into_body(), buf: Vec::new() }
+        let resp = tokio::time::timeout(Duration::from_secs(30), c.client.request(req))
+            .await
+            .expect("in time")
+            .expect("HTTP");
+        EventStream {
+            status: resp.status().as_u16(),
+            body: resp.into_body(),
+            buf: Vec::new(),
+        }
     }
 
     /// Messages until `pred` holds for one of them, or `limit` passes (then `None`).
-    pub async fn until(&mut self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Option<Vec<Value>> {
+    pub async fn until(
+        &mut self,
+        limit: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Vec<Value>> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut got = Vec::new();
         loop {
@@ -386,7 +432,9 @@ impl EventStream {
                 }
             }
             match tokio::time::timeout_at(deadline, self.body.frame()).await {
-                Ok(Some(Ok(frame))) => self.buf.extend_from_slice(&frame.into_data().unwrap_or_default()),
+                Ok(Some(Ok(frame))) => self
+                    .buf
+                    .extend_from_slice(&frame.into_data().unwrap_or_default()),
                 _ => return None,
             }
         }
