@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod lines;
 pub mod protocol;
 pub mod router;
 pub mod session;

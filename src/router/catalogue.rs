@@ -120,14 +120,8 @@ pub fn merged_list_result(
     let mut out = BytesMut::with_capacity(size + 128);
     out.put_u8(b'{');
     json::push_str(&mut out, field);
-    out.put_slice(b":[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.put_u8(b',');
-        }
-        out.put_slice(item);
-    }
-    out.put_u8(b']');
+    out.put_u8(b':');
+    json::push_array(&mut out, items);
     if let Some(next) = next {
         out.put_slice(b",\"nextCursor\":");
         json::push_str(&mut out, &next);

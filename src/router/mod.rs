@@ -805,32 +805,18 @@ fn spawn_upstream(
         count.fetch_add(1, Ordering::Relaxed);
         count
     });
-    let max_frame = config.limits.max_frame_bytes.max(64 * 1024 * 1024);
+    let parts = upstream::ActorParts {
+        config: sc.clone(),
+        handle: handle.clone(),
+        rx,
+        events,
+        max_frame: config.limits.max_frame_bytes.max(64 * 1024 * 1024),
+        client_capabilities,
+        replay,
+    };
     let run: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match &sc.transport {
-        Transport::Stdio { .. } => {
-            let actor = StdioActor {
-                config: sc.clone(),
-                handle: handle.clone(),
-                rx,
-                events,
-                max_frame,
-                client_capabilities,
-                replay,
-            };
-            Box::pin(actor.run())
-        }
-        Transport::Http { .. } => {
-            let actor = crate::upstream::http::HttpActor {
-                config: sc.clone(),
-                handle: handle.clone(),
-                rx,
-                events,
-                max_frame,
-                client_capabilities,
-                replay,
-            };
-            Box::pin(actor.run())
-        }
+        Transport::Stdio { .. } => Box::pin(StdioActor { parts }.run()),
+        Transport::Http { .. } => Box::pin(crate::upstream::http::HttpActor { parts }.run()),
     };
     tokio::spawn(async move {
         run.await;
@@ -880,10 +866,11 @@ fn session_replay_frames(session: &Session, idx: usize) -> Vec<Bytes> {
 struct Events(Weak<Router>);
 
 impl UpstreamEvents for Events {
-    fn unsolicited(&self, server: usize, owner: Option<&Arc<Session>>, env: &Envelope) {
+    fn unsolicited(&self, from: &UpstreamHandle, env: &Envelope) {
         let Some(router) = self.0.upgrade() else {
             return;
         };
+        let server = from.shared.server;
         let list = match env.method {
             Method::ToolsListChanged => Some("tools/list"),
             Method::PromptsListChanged => Some("prompts/list"),
@@ -891,23 +878,17 @@ impl UpstreamEvents for Events {
             _ => None,
         };
         if let Some(list) = list {
-            let targets: Vec<Arc<Session>> = match owner {
-                Some(s) => {
-                    if let Some(h) = s.state().upstreams.get(&server) {
-                        h.invalidate_lists(Some(list));
-                        if list == "resources/list" {
-                            h.invalidate_lists(Some("resources/templates/list"));
-                        }
-                    }
-                    vec![s.clone()]
+            // Drop the stale cache, then tell the clients that see this server.
+            let targets = match from.shared.owner.as_ref().and_then(Weak::upgrade) {
+                Some(owner) => {
+                    from.invalidate_lists(Some(list));
+                    vec![owner]
                 }
                 None => {
-                    for h in &router.servers[server].instances {
-                        h.invalidate_lists(Some(list));
-                        if list == "resources/list" {
-                            h.invalidate_lists(Some("resources/templates/list"));
-                        }
-                    }
+                    router.servers[server]
+                        .instances
+                        .iter()
+                        .for_each(|h| h.invalidate_lists(Some(list)));
                     router.sessions.all()
                 }
             };

@@ -5,6 +5,7 @@
 //! `Last-Event-ID` after a cut.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -158,8 +159,6 @@ impl SseBody {
         }
     }
 }
-
-use std::future::Future;
 
 fn sse_body(stream: Arc<ReplyStream>, after: u64, prefix: Option<Bytes>) -> SseBody {
     SseBody {
@@ -565,16 +564,9 @@ async fn batch(
     if answers.is_empty() {
         return full(StatusCode::ACCEPTED, None, Bytes::new());
     }
-    let mut out = Vec::with_capacity(answers.iter().map(|a| a.len() + 1).sum::<usize>() + 2);
-    out.push(b'[');
-    for (i, a) in answers.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(a);
-    }
-    out.push(b']');
-    full(StatusCode::OK, Some("application/json"), Bytes::from(out))
+    let mut out = bytes::BytesMut::new();
+    json::push_array(&mut out, &answers);
+    full(StatusCode::OK, Some("application/json"), out.freeze())
 }
 
 fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::protocol::{negotiate, ClientCaps};
@@ -21,7 +21,7 @@ pub async fn serve(
     output: impl AsyncWrite + Unpin + Send + 'static,
 ) {
     let (tx, rx) = mpsc::channel::<Bytes>(router.config.limits.client_queue);
-    let writer = tokio::spawn(write_lines(output, rx));
+    let writer = tokio::spawn(crate::lines::write_lines(output, rx));
     let mut input = input;
     let mut decoder = LineDecoder::new(router.config.limits.max_frame_bytes);
     let mut session: Option<Arc<Session>> = None;
@@ -144,26 +144,5 @@ async fn frame_in(
         }
         (None, _, _) => {}
         (Some(s), _, _) => router.handle(s, env, Sink::Channel(tx.clone())),
-    }
-}
-
-/// Write queued messages, one flush per batch.
-async fn write_lines(output: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
-    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, output);
-    let mut batch = Vec::with_capacity(64);
-    while rx.recv_many(&mut batch, 256).await > 0 {
-        for msg in batch.drain(..) {
-            if out
-                .write_all(&crate::wire::frame::one_line(&msg))
-                .await
-                .is_err()
-                || out.write_all(b"\n").await.is_err()
-            {
-                return;
-            }
-        }
-        if out.flush().await.is_err() {
-            return;
-        }
     }
 }

@@ -16,10 +16,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    initialize_params, reject, Cmd, Inbound, Pendings, UpstreamEvents, UpstreamHandle, UpstreamInfo,
-};
-use crate::config::{ServerConfig, Transport};
+use super::{initialize_params, reject, ActorParts, Cmd, Inbound, Pendings, UpstreamInfo};
+use crate::config::Transport;
 use crate::wire::envelope::{code, is_batch, split_batch};
 use crate::wire::sse::SseDecoder;
 use crate::wire::{json, Envelope, Kind};
@@ -32,13 +30,7 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_RESUMES: usize = 5;
 
 pub struct HttpActor {
-    pub config: ServerConfig,
-    pub handle: UpstreamHandle,
-    pub rx: mpsc::Receiver<Cmd>,
-    pub events: Arc<dyn UpstreamEvents>,
-    pub max_frame: usize,
-    pub client_capabilities: Bytes,
-    pub replay: Arc<dyn Fn() -> Vec<Bytes> + Send + Sync>,
+    pub parts: ActorParts,
 }
 
 /// What a POST or GET task reports back to the actor.
@@ -72,8 +64,8 @@ enum Ended {
 
 impl HttpActor {
     pub async fn run(mut self) {
-        let name = self.config.name.clone();
-        let Transport::Http { url, headers } = &self.config.transport else {
+        let name = self.parts.config.name.clone();
+        let Transport::Http { url, headers } = &self.parts.config.transport else {
             return;
         };
         let uri: Uri = match url.parse() {
@@ -102,7 +94,7 @@ impl HttpActor {
             headers: Arc::new(fixed),
             session: None,
             version: HeaderValue::from_static(crate::protocol::LATEST_LEGACY),
-            max_frame: self.max_frame,
+            max_frame: self.parts.max_frame,
         };
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -110,7 +102,7 @@ impl HttpActor {
             match self.initialize(&base).await {
                 Ok(conn) => match self.serve(conn).await {
                     Ended::Shutdown => {
-                        self.rx.close();
+                        self.parts.rx.close();
                         return;
                     }
                     Ended::Expired => {
@@ -123,8 +115,8 @@ impl HttpActor {
                 }
                 Err(None) => return,
             }
-            self.handle.shared.info.store(None);
-            self.handle.invalidate_lists(None);
+            self.parts.handle.shared.info.store(None);
+            self.parts.handle.invalidate_lists(None);
             if started.elapsed() > Duration::from_secs(30) {
                 backoff = Duration::from_millis(100);
             }
@@ -132,7 +124,7 @@ impl HttpActor {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => break,
-                    cmd = self.rx.recv() => match cmd {
+                    cmd = self.parts.rx.recv() => match cmd {
                         None | Some(Cmd::Shutdown) => return,
                         Some(cmd) => reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server is unreachable"),
                     },
@@ -144,7 +136,7 @@ impl HttpActor {
 
     /// The initialize handshake; `Err(None)` when told to shut down meanwhile.
     async fn initialize(&mut self, base: &Conn) -> Result<Conn, Option<String>> {
-        let params = initialize_params(&self.client_capabilities);
+        let params = initialize_params(&self.parts.client_capabilities);
         let frame = json::message(Some(b"0"), "initialize", Some(params.as_bytes()));
         let attempt = tokio::time::timeout(INIT_TIMEOUT, exchange(base, frame));
         let (session, env) = tokio::select! {
@@ -153,11 +145,11 @@ impl HttpActor {
                 Ok(Err(e)) => return Err(Some(e)),
                 Err(_) => return Err(Some("no answer to initialize".into())),
             },
-            cmd = self.rx.recv() => {
+            cmd = self.parts.rx.recv() => {
                 // Nothing can be served before the handshake: answer at once.
                 match cmd {
                     None | Some(Cmd::Shutdown) => return Err(None),
-                    Some(cmd) => reject(cmd, &self.config.name, code::UPSTREAM_UNAVAILABLE, "the server is starting"),
+                    Some(cmd) => reject(cmd, &self.parts.config.name, code::UPSTREAM_UNAVAILABLE, "the server is starting"),
                 }
                 return Err(Some("interrupted".into()));
             }
@@ -171,8 +163,8 @@ impl HttpActor {
         let info = UpstreamInfo::from_result(env.payload_str().unwrap_or("")).map_err(Some)?;
         let version = HeaderValue::try_from(info.protocol_version.as_str())
             .map_err(|_| Some("bad protocolVersion".to_string()))?;
-        tracing::info!(server = %self.config.name, version = %info.protocol_version, "upstream ready");
-        self.handle.shared.info.store(Some(Arc::new(info)));
+        tracing::info!(server = %self.parts.config.name, version = %info.protocol_version, "upstream ready");
+        self.parts.handle.shared.info.store(Some(Arc::new(info)));
         Ok(Conn {
             session,
             version,
@@ -181,7 +173,7 @@ impl HttpActor {
     }
 
     async fn serve(&mut self, conn: Conn) -> Ended {
-        let name = self.config.name.clone();
+        let name = self.parts.config.name.clone();
         let (rtx, mut reports) = mpsc::channel::<Report>(1024);
         post_in_background(
             &conn,
@@ -189,19 +181,19 @@ impl HttpActor {
             None,
             &rtx,
         );
-        for frame in (self.replay)() {
+        for frame in (self.parts.replay)() {
             post_in_background(&conn, frame, None, &rtx);
         }
-        self.events.ready(self.handle.shared.server);
+        self.parts.events.ready(self.parts.handle.shared.server);
         let (stop_get, stopped) = oneshot::channel::<()>();
         tokio::spawn(get_stream(conn.clone(), rtx.clone(), stopped));
-        let mut pendings = Pendings::new(&name, self.config.request_timeout);
+        let mut pendings = Pendings::new(&name, self.parts.config.request_timeout);
         let ended = loop {
             let next_deadline = pendings.next_deadline().map(tokio::time::Instant::from_std);
             tokio::select! {
                 Some(report) = reports.recv() => match report {
                     Report::Frame { env, related } => {
-                        if let Inbound::Answer(frame) = pendings.inbound(env, related, &self.handle, self.events.as_ref()) {
+                        if let Inbound::Answer(frame) = pendings.inbound(env, related, &self.parts.handle, self.parts.events.as_ref()) {
                             post_in_background(&conn, frame, None, &rtx);
                         }
                     }
@@ -214,7 +206,7 @@ impl HttpActor {
                         post_in_background(&conn, cancel, None, &rtx);
                     }
                 }
-                cmd = self.rx.recv() => {
+                cmd = self.parts.rx.recv() => {
                     let (frame, uid) = match cmd {
                         None | Some(Cmd::Shutdown) => break Ended::Shutdown,
                         Some(Cmd::Call(call)) => match pendings.start_call(call) {

@@ -75,6 +75,8 @@ pub struct UpstreamInfo {
     pub capabilities: Box<RawValue>,
     pub server_info: Option<Box<RawValue>>,
     pub instructions: Option<String>,
+    /// The capabilities offered (top-level keys of `capabilities` whose value is not null).
+    offered: Vec<String>,
 }
 
 impl std::fmt::Debug for Origin {
@@ -101,7 +103,15 @@ impl UpstreamInfo {
         }
         let i: Init<'_> =
             serde_json::from_str(result).map_err(|e| format!("bad initialize result: {e}"))?;
+        let caps: HashMap<String, &RawValue> = serde_json::from_str(i.capabilities.get())
+            .map_err(|e| format!("bad capabilities: {e}"))?;
+        let offered = caps
+            .into_iter()
+            .filter(|(_, v)| v.get() != "null")
+            .map(|(k, _)| k)
+            .collect();
         Ok(UpstreamInfo {
+            offered,
             protocol_version: i.protocol_version,
             capabilities: i.capabilities.to_owned(),
             server_info: i.server_info.map(|r| r.to_owned()),
@@ -111,7 +121,7 @@ impl UpstreamInfo {
 
     /// Does the upstream offer this top-level capability (`tools`, `prompts`, ...)?
     pub fn has(&self, cap: &str) -> bool {
-        self.capability(cap).is_some()
+        self.offered.iter().any(|c| c == cap)
     }
 
     pub fn capability(&self, cap: &str) -> Option<Box<RawValue>> {
@@ -120,6 +130,20 @@ impl UpstreamInfo {
             .filter(|v| v.get() != "null")
             .map(|v| (*v).to_owned())
     }
+}
+
+/// What every upstream actor starts with: its configuration, its mailbox, and how it reports
+/// to the router.
+pub struct ActorParts {
+    pub config: crate::config::ServerConfig,
+    pub handle: UpstreamHandle,
+    pub rx: mpsc::Receiver<Cmd>,
+    pub events: Arc<dyn UpstreamEvents>,
+    pub max_frame: usize,
+    /// Capabilities to declare in our initialize (a per-client upstream declares its client's).
+    pub client_capabilities: Bytes,
+    /// Frames replayed after every (re)start: resource subscriptions and the log level.
+    pub replay: Arc<dyn Fn() -> Vec<Bytes> + Send + Sync>,
 }
 
 /// The `initialize` params we send upstream: our newest revision and the given capabilities.
@@ -134,8 +158,8 @@ pub fn initialize_params(client_capabilities: &[u8]) -> String {
 
 /// Router-side view of upstream happenings that concern more than one request.
 pub trait UpstreamEvents: Send + Sync {
-    /// A notification not tied to any request (list_changed, resources/updated, a log line).
-    fn unsolicited(&self, server: usize, owner: Option<&Arc<Session>>, env: &Envelope);
+    /// A notification from `from` tied to no request (list_changed, resources/updated).
+    fn unsolicited(&self, from: &UpstreamHandle, env: &Envelope);
     /// The upstream (re)started and finished its handshake.
     fn ready(&self, server: usize);
 }
@@ -241,9 +265,15 @@ impl UpstreamHandle {
             .insert(method, items);
     }
 
+    /// Drop a cached list (all of them for `None`). Templates go with resources: servers
+    /// signal both with `notifications/resources/list_changed`.
     pub fn invalidate_lists(&self, method: Option<&'static str>) {
         let mut g = self.shared.lists.lock().unwrap_or_else(|e| e.into_inner());
         match method {
+            Some("resources/list") => {
+                g.remove("resources/list");
+                g.remove("resources/templates/list");
+            }
             Some(m) => {
                 g.remove(m);
             }
@@ -630,7 +660,7 @@ impl Pendings {
                     }
                 }
             }
-            _ => events.unsolicited(handle.shared.server, owner.as_ref(), &env),
+            _ => events.unsolicited(handle, &env),
         }
     }
 
@@ -722,7 +752,7 @@ mod tests {
 
     struct NoEvents;
     impl UpstreamEvents for NoEvents {
-        fn unsolicited(&self, _: usize, _: Option<&Arc<Session>>, _: &Envelope) {}
+        fn unsolicited(&self, _: &UpstreamHandle, _: &Envelope) {}
         fn ready(&self, _: usize) {}
     }
 

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{reject, Cmd, Inbound, Pendings, UpstreamEvents, UpstreamHandle, UpstreamInfo};
-use crate::config::{ServerConfig, Transport, BUILTIN_SELF};
+use super::{reject, ActorParts, Cmd, Inbound, Pendings, UpstreamInfo};
+use crate::config::{Transport, BUILTIN_SELF};
 use crate::wire::envelope::code;
 use crate::wire::frame::{Line, LineDecoder};
 use crate::wire::{json, Envelope, Kind};
@@ -23,15 +23,7 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITE_QUEUE: usize = 4096;
 
 pub struct StdioActor {
-    pub config: ServerConfig,
-    pub handle: UpstreamHandle,
-    pub rx: mpsc::Receiver<Cmd>,
-    pub events: Arc<dyn UpstreamEvents>,
-    pub max_frame: usize,
-    /// Capabilities to declare in our initialize (a per-client upstream declares its client's).
-    pub client_capabilities: Bytes,
-    /// Replayed after every (re)start: resource subscriptions and the log level.
-    pub replay: Arc<dyn Fn() -> Vec<Bytes> + Send + Sync>,
+    pub parts: ActorParts,
 }
 
 enum Ended {
@@ -43,22 +35,22 @@ enum Ended {
 
 impl StdioActor {
     pub async fn run(mut self) {
-        let name = self.config.name.clone();
+        let name = self.parts.config.name.clone();
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = Instant::now();
             let why = match self.spawn() {
                 Ok(child) => match self.serve(child).await {
                     Ended::Shutdown => {
-                        self.rx.close();
+                        self.parts.rx.close();
                         return;
                     }
                     Ended::Exited(why) => why,
                 },
                 Err(e) => format!("cannot start: {e}"),
             };
-            self.handle.shared.info.store(None);
-            self.handle.invalidate_lists(None);
+            self.parts.handle.shared.info.store(None);
+            self.parts.handle.invalidate_lists(None);
             if started.elapsed() > Duration::from_secs(30) {
                 backoff = Duration::from_millis(100);
             }
@@ -67,7 +59,7 @@ impl StdioActor {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => break,
-                    cmd = self.rx.recv() => match cmd {
+                    cmd = self.parts.rx.recv() => match cmd {
                         None | Some(Cmd::Shutdown) => return,
                         Some(cmd) => reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server is restarting"),
                     },
@@ -83,7 +75,7 @@ impl StdioActor {
             args,
             env,
             cwd,
-        } = &self.config.transport
+        } = &self.parts.config.transport
         else {
             return Err(std::io::Error::other("not a stdio server"));
         };
@@ -103,12 +95,12 @@ impl StdioActor {
             cmd.current_dir(cwd);
         }
         let child = cmd.spawn()?;
-        tracing::info!(server = %self.config.name, program = %program.display(), pid = child.id(), "spawned upstream");
+        tracing::info!(server = %self.parts.config.name, program = %program.display(), pid = child.id(), "spawned upstream");
         Ok(child)
     }
 
     async fn serve(&mut self, mut child: Child) -> Ended {
-        let name = self.config.name.clone();
+        let name = self.parts.config.name.clone();
         let (Some(stdin), Some(mut stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -116,12 +108,12 @@ impl StdioActor {
         };
         tokio::spawn(log_stderr(name.clone(), stderr));
         let (wtx, wrx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
-        let writer = tokio::spawn(write_frames(stdin, wrx));
+        let writer = tokio::spawn(crate::lines::write_lines(stdin, wrx));
 
-        let mut pendings = Pendings::new(&name, self.config.request_timeout);
-        let mut decoder = LineDecoder::new(self.max_frame);
+        let mut pendings = Pendings::new(&name, self.parts.config.request_timeout);
+        let mut decoder = LineDecoder::new(self.parts.max_frame);
         let (init_tx, mut init_rx) = oneshot::channel();
-        let init_params = super::initialize_params(&self.client_capabilities);
+        let init_params = super::initialize_params(&self.parts.client_capabilities);
         let _ = wtx.try_send(
             pendings
                 .start_internal("initialize", Some(init_params.as_bytes()), init_tx)
@@ -149,13 +141,13 @@ impl StdioActor {
                     match init.ok().and_then(|r| r.ok()).map(|r| UpstreamInfo::from_result(std::str::from_utf8(&r).unwrap_or(""))) {
                         Some(Ok(info)) => {
                             tracing::info!(server = %name, version = %info.protocol_version, "upstream ready");
-                            self.handle.shared.info.store(Some(Arc::new(info)));
+                            self.parts.handle.shared.info.store(Some(Arc::new(info)));
                             ready = true;
                             let _ = wtx.try_send(json::message(None, "notifications/initialized", None));
-                            for frame in (self.replay)() {
+                            for frame in (self.parts.replay)() {
                                 let _ = wtx.try_send(frame);
                             }
-                            self.events.ready(self.handle.shared.server);
+                            self.parts.events.ready(self.parts.handle.shared.server);
                             for cmd in std::mem::take(&mut held) {
                                 self.command(cmd, &mut pendings, &wtx);
                             }
@@ -172,7 +164,7 @@ impl StdioActor {
                         let _ = wtx.try_send(cancel);
                     }
                 }
-                cmd = self.rx.recv() => {
+                cmd = self.parts.rx.recv() => {
                     let Some(cmd) = cmd else { break Ended::Shutdown };
                     if matches!(cmd, Cmd::Shutdown) { break Ended::Shutdown }
                     if ready || matches!(cmd, Cmd::Internal { .. } | Cmd::Reply(_)) {
@@ -182,7 +174,7 @@ impl StdioActor {
                     }
                     // Drain what else is queued so the writer gets one batch.
                     let mut stop = false;
-                    while let Ok(cmd) = self.rx.try_recv() {
+                    while let Ok(cmd) = self.parts.rx.try_recv() {
                         if matches!(cmd, Cmd::Shutdown) { stop = true; break }
                         if ready { self.command(cmd, &mut pendings, &wtx) } else { held.push(cmd) }
                     }
@@ -213,7 +205,7 @@ impl StdioActor {
     }
 
     fn command(&self, cmd: Cmd, pendings: &mut Pendings, wtx: &mpsc::Sender<Bytes>) {
-        let name = &self.config.name;
+        let name = &self.parts.config.name;
         let frame = match cmd {
             Cmd::Call(call) => match pendings.start_call(call) {
                 Ok((_, frame)) => frame,
@@ -246,7 +238,7 @@ impl StdioActor {
     }
 
     fn inbound(&self, line: Line, pendings: &mut Pendings, wtx: &mpsc::Sender<Bytes>) {
-        let name = &self.config.name;
+        let name = &self.parts.config.name;
         let frame = match line {
             Line::Frame(f) => f,
             Line::Oversized { len } => {
@@ -269,7 +261,7 @@ impl StdioActor {
                     return;
                 }
                 if let Inbound::Answer(frame) =
-                    pendings.inbound(env, None, &self.handle, self.events.as_ref())
+                    pendings.inbound(env, None, &self.parts.handle, self.parts.events.as_ref())
                 {
                     let _ = wtx.try_send(frame);
                 }
@@ -279,28 +271,6 @@ impl StdioActor {
             }
         }
     }
-}
-
-/// Write queued frames to the child's stdin, one flush per batch.
-async fn write_frames(stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<Bytes>) {
-    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, stdin);
-    let mut batch = Vec::with_capacity(64);
-    while rx.recv_many(&mut batch, 256).await > 0 {
-        for frame in batch.drain(..) {
-            if out
-                .write_all(&crate::wire::frame::one_line(&frame))
-                .await
-                .is_err()
-                || out.write_all(b"\n").await.is_err()
-            {
-                return;
-            }
-        }
-        if out.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = out.shutdown().await;
 }
 
 async fn log_stderr(server: String, stderr: tokio::process::ChildStderr) {

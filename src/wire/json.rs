@@ -32,6 +32,19 @@ pub fn push_str(out: &mut BytesMut, s: &str) {
     out.put_u8(b'"');
 }
 
+/// Append `[item,item,...]`, each item raw JSON.
+pub fn push_array(out: &mut BytesMut, items: &[Bytes]) {
+    out.reserve(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+    out.put_u8(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(item);
+    }
+    out.put_u8(b']');
+}
+
 pub fn json_string(s: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(s.len() + 2);
     push_str(&mut out, s);
