@@ -1,0 +1,279 @@
+//! Property tests of the invariants the router lives by: ids restored exactly, rewriting
+//! never changes a payload byte, no input panics a parser, and at most one response per
+//! request, none to a notification.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use switchyard::config::Config;
+use switchyard::protocol::{negotiate, ClientCaps};
+use switchyard::router::Router;
+use switchyard::session::{Session, Sink};
+use switchyard::upstream::{
+    channel, Call, Inbound, Origin, Pendings, UpstreamEvents, UpstreamHandle, UpstreamShared,
+};
+use switchyard::wire::envelope::{span_of, split_batch, ParamsPeek};
+use switchyard::wire::frame::{Line, LineDecoder};
+use switchyard::wire::rewrite::{splice, Edit};
+use switchyard::wire::sse::SseDecoder;
+use switchyard::wire::Envelope;
+use tokio::sync::mpsc;
+
+/// Arbitrary JSON text, sometimes with odd but valid whitespace.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
+        "\\PC{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map("\\PC{0,8}", inner, 0..6)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A request id as raw JSON: an integer, or a string, with some characters \u-escaped.
+fn raw_id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<i64>().prop_map(|n| n.to_string()),
+        ("\\PC{0,10}", any::<u64>()).prop_map(|(s, mask)| {
+            let plain = serde_json::to_string(&s).unwrap();
+            // Escape some alphanumerics: the same string, other bytes.
+            let mut out = String::new();
+            for (i, c) in plain.chars().enumerate() {
+                if c.is_ascii_alphanumeric() && (mask >> (i % 64)) & 1 == 1 {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }),
+    ]
+}
+
+struct NoEvents;
+impl UpstreamEvents for NoEvents {
+    fn unsolicited(&self, _: &UpstreamHandle, _: &Envelope) {}
+    fn ready(&self, _: usize) {}
+}
+
+fn session() -> (Arc<Session>, mpsc::Receiver<Bytes>) {
+    let (tx, rx) = mpsc::channel(4096);
+    (
+        Session::new(
+            "p".into(),
+            negotiate(None),
+            ClientCaps::default(),
+            Sink::Channel(tx),
+            8,
+        ),
+        rx,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A call's frame changes only at the id and progress token; the response gets the
+    /// client's id back byte for byte and keeps every other byte.
+    #[test]
+    fn ids_restored_exactly_and_payload_untouched(id in raw_id(), token in raw_id(), args in json_value(), result in json_value()) {
+        let args = serde_json::to_string(&args).unwrap();
+        let frame = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"t","arguments":{args},"_meta":{{"progressToken":{token}}}}}}}"#);
+        let env = Envelope::parse(Bytes::from(frame.clone())).unwrap();
+        let peek = ParamsPeek::parse(env.params_str().unwrap()).unwrap();
+        let token_range = span_of(&env.frame, peek.meta.unwrap().progress_token.unwrap().get());
+        let (s, mut rx) = session();
+        let client_id = env.id_bytes().unwrap();
+        let call = Box::new(Call { env, name_edit: None, token: Some(token_range), origin: Origin { session: s.clone(), sink: s.unsolicited.clone(), client_id } });
+        let mut p = Pendings::new("s", Duration::from_secs(60));
+        let (uid, up) = p.start_call(call).unwrap();
+
+        // Undo our two edits: the original frame, byte for byte.
+        let up_env = Envelope::parse(up.clone()).unwrap();
+        let up_peek = ParamsPeek::parse(up_env.params_str().unwrap()).unwrap();
+        let up_tok = span_of(&up_env.frame, up_peek.meta.unwrap().progress_token.unwrap().get());
+        let back = splice(&up, &mut [Edit { range: up_env.id.clone().unwrap(), with: id.as_bytes() }, Edit { range: up_tok, with: token.as_bytes() }]);
+        prop_assert_eq!(&back[..], frame.as_bytes());
+
+        let result = serde_json::to_string(&result).unwrap();
+        let response = format!(r#"{{"result":{result},"jsonrpc":"2.0","id":{uid}}}"#);
+        let h = channel(UpstreamShared::new(0, "s".into(), None), 4).0;
+        let out = p.inbound(Envelope::parse(Bytes::from(response)).unwrap(), None, &h, &NoEvents);
+        prop_assert!(matches!(out, Inbound::Done));
+        let delivered = rx.try_recv().unwrap();
+        prop_assert_eq!(delivered, Bytes::from(format!(r#"{{"result":{result},"jsonrpc":"2.0","id":{id}}}"#)));
+        prop_assert!(rx.try_recv().is_err(), "exactly one response");
+    }
+
+    /// No bytes make the parsers panic.
+    #[test]
+    fn parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let b = Bytes::from(bytes.clone());
+        let _ = Envelope::parse(b.clone());
+        let _ = split_batch(&b);
+        if let Ok(s) = std::str::from_utf8(&bytes) {
+            let _ = ParamsPeek::parse(s);
+        }
+        let mut sse = SseDecoder::new(256);
+        sse.push(&bytes);
+        while let Ok(Some(_)) = sse.next_event() {}
+    }
+
+    /// Nearly-valid JSON-RPC (valid JSON of any shape) never panics either, and an accepted
+    /// frame's ranges lie inside it.
+    #[test]
+    fn envelope_ranges_are_inside_the_frame(v in json_value(), id in raw_id(), method in prop::option::of("[a-z/]{1,12}")) {
+        let body = serde_json::to_string(&v).unwrap();
+        let frames = [
+            body.clone(),
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":{},"params":{body}}}"#, serde_json::to_string(&method).unwrap()),
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{body}}}"#),
+        ];
+        for f in frames {
+            if let Ok(env) = Envelope::parse(Bytes::from(f.clone())) {
+                for r in [env.id.clone(), env.params.clone(), env.payload.clone()].into_iter().flatten() {
+                    prop_assert!(r.end <= f.len());
+                    prop_assert!(serde_json::from_slice::<serde_json::Value>(&f.as_bytes()[r]).is_ok());
+                }
+            }
+        }
+    }
+
+    /// Newline framing gives the same frames however the stream is cut.
+    #[test]
+    fn line_framing_ignores_read_boundaries(lines in prop::collection::vec("[ -~]{0,40}", 0..12), cuts in prop::collection::vec(1usize..17, 1..40)) {
+        let stream: Vec<u8> = lines.iter().flat_map(|l| l.bytes().chain(std::iter::once(b'\n'))).collect();
+        let decode = |chunks: &mut dyn Iterator<Item = &[u8]>| {
+            let mut d = LineDecoder::new(32);
+            let mut out = Vec::new();
+            for c in chunks {
+                d.buffer().extend_from_slice(c);
+                while let Some(l) = d.next_line() { out.push(l) }
+            }
+            out.extend(d.finish());
+            out
+        };
+        let whole = decode(&mut std::iter::once(&stream[..]));
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        for c in cuts.iter().cycle() {
+            if at >= stream.len() { break }
+            let end = (at + c).min(stream.len());
+            pieces.push(&stream[at..end]);
+            at = end;
+        }
+        let cut = decode(&mut pieces.into_iter());
+        prop_assert_eq!(&whole, &cut);
+        let expected: Vec<Line> = lines.iter().filter(|l| !l.trim().is_empty()).map(|l| {
+            if l.len() > 32 { Line::Oversized { len: l.len() } } else { Line::Frame(Bytes::copy_from_slice(l.as_bytes())) }
+        }).collect();
+        prop_assert_eq!(whole, expected);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Msg {
+    Request(u32, String, String),
+    Notification(String, String),
+    Response(u32),
+}
+
+fn message() -> impl Strategy<Value = Msg> {
+    let method = prop_oneof![
+        Just("ping"),
+        Just("tools/list"),
+        Just("tools/call"),
+        Just("prompts/list"),
+        Just("prompts/get"),
+        Just("resources/list"),
+        Just("resources/read"),
+        Just("resources/templates/list"),
+        Just("logging/setLevel"),
+        Just("completion/complete"),
+        Just("initialize"),
+        Just("no/such"),
+        Just("resources/subscribe"),
+    ];
+    let params = prop_oneof![
+        Just("{}".to_string()),
+        Just(r#"{"name":"x__y"}"#.to_string()),
+        Just(r#"{"uri":"a://b"}"#.to_string()),
+        Just(r#"{"level":"debug"}"#.to_string()),
+        Just(r#"{"level":"nope"}"#.to_string()),
+        Just(r#"{"cursor":"bad"}"#.to_string()),
+        Just(r#"{"ref":{"type":"ref/prompt","name":"p"}}"#.to_string()),
+        Just(r#"{"requestId":1}"#.to_string()),
+    ];
+    prop_oneof![
+        (any::<u32>(), method.clone(), params.clone()).prop_map(|(i, m, p)| Msg::Request(
+            i,
+            m.to_string(),
+            p
+        )),
+        (
+            prop_oneof![
+                Just("notifications/initialized"),
+                Just("notifications/cancelled"),
+                Just("notifications/roots/list_changed"),
+                Just("notifications/x")
+            ],
+            params
+        )
+            .prop_map(|(m, p)| Msg::Notification(m.to_string(), p)),
+        any::<u32>().prop_map(Msg::Response),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever a client sends, each request gets exactly one response (with its id) and
+    /// notifications and responses get none.
+    #[test]
+    fn one_response_per_request_none_to_notifications(msgs in prop::collection::vec(message(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let router = Router::new(Config::parse("", "empty").unwrap());
+            let (s, mut rx) = session();
+            let mut expected: HashMap<String, usize> = HashMap::new();
+            for (n, m) in msgs.iter().enumerate() {
+                let text = match m {
+                    Msg::Request(i, method, params) => {
+                        // Ids unique within the session, as the protocol requires.
+                        let id = format!("\"{n}-{i}\"");
+                        *expected.entry(id.clone()).or_default() += 1;
+                        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#)
+                    }
+                    Msg::Notification(method, params) => format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{params}}}"#),
+                    Msg::Response(i) => format!(r#"{{"jsonrpc":"2.0","id":{i},"result":{{}}}}"#),
+                };
+                let env = Envelope::parse(Bytes::from(text)).unwrap();
+                router.handle(&s, env, s.unsolicited.clone());
+            }
+            let total: usize = expected.values().sum();
+            let mut got: HashMap<String, usize> = HashMap::new();
+            for _ in 0..total {
+                let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a reply in time").expect("open");
+                let v: serde_json::Value = serde_json::from_slice(&msg).unwrap();
+                prop_assert!(v.get("result").is_some() || v.get("error").is_some(), "only responses: {}", v);
+                *got.entry(v["id"].to_string()).or_default() += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            prop_assert!(rx.try_recv().is_err(), "nothing more");
+            prop_assert_eq!(got, expected);
+            Ok(())
+        })?;
+    }
+}
