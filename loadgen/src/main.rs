@@ -32,61 +32,64 @@ enum EraArg {
     Modern,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Streamable HTTP endpoint, e.g. http://127.0.0.1:8080/mcp
+    #[arg(long, conflicts_with = "stdio")]
+    url: Option<String>,
+    /// A stdio server command line (split on spaces), spawned `--processes` times
+    #[arg(long)]
+    stdio: Option<String>,
+    #[arg(long, value_enum, default_value = "legacy")]
+    era: EraArg,
+    /// Concurrent sessions
+    #[arg(long, default_value_t = 64)]
+    sessions: usize,
+    /// Seconds over which sessions connect
+    #[arg(long, default_value_t = 1.0)]
+    ramp_up: f64,
+    /// Seconds of load before measuring
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds measured
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Total requests per second (open loop, latency from intended send time); closed loop if absent
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Request mix as kind=weight: call, list (tools/list), read (resources/read), ping
+    #[arg(long, default_value = "call=1")]
+    mix: String,
+    /// Tool for `call`
+    #[arg(long, default_value = "echo")]
+    tool: String,
+    /// Arguments for `call` (JSON object)
+    #[arg(long, default_value = r#"{"text":"hello"}"#)]
+    args: String,
+    /// Resource URI for `read`
+    #[arg(long, default_value = "mock://data")]
+    resource: String,
+    /// Per-request time limit in milliseconds
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Do not check that each reply carries its request's id (for fixed-body responders)
+    #[arg(long)]
+    no_check: bool,
+    /// Stdio server processes to spread sessions over
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+    /// Write the report as JSON to this file ("-" for stdout)
+    #[arg(long)]
+    json: Option<String>,
+    /// No live progress line
+    #[arg(long)]
+    quiet: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Send load and report throughput and latency percentiles.
-    Run {
-        /// Streamable HTTP endpoint, e.g. http://127.0.0.1:8080/mcp
-        #[arg(long, conflicts_with = "stdio")]
-        url: Option<String>,
-        /// A stdio server command line (split on spaces), spawned `--processes` times
-        #[arg(long)]
-        stdio: Option<String>,
-        #[arg(long, value_enum, default_value = "legacy")]
-        era: EraArg,
-        /// Concurrent sessions
-        #[arg(long, default_value_t = 64)]
-        sessions: usize,
-        /// Seconds over which sessions connect
-        #[arg(long, default_value_t = 1.0)]
-        ramp_up: f64,
-        /// Seconds of load before measuring
-        #[arg(long, default_value_t = 1.0)]
-        warmup: f64,
-        /// Seconds measured
-        #[arg(long, default_value_t = 10.0)]
-        duration: f64,
-        /// Total requests per second (open loop, latency from intended send time); closed loop if absent
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Request mix as kind=weight: call, list (tools/list), read (resources/read), ping
-        #[arg(long, default_value = "call=1")]
-        mix: String,
-        /// Tool for `call`
-        #[arg(long, default_value = "echo")]
-        tool: String,
-        /// Arguments for `call` (JSON object)
-        #[arg(long, default_value = r#"{"text":"hello"}"#)]
-        args: String,
-        /// Resource URI for `read`
-        #[arg(long, default_value = "mock://data")]
-        resource: String,
-        /// Per-request time limit in milliseconds
-        #[arg(long, default_value_t = 10_000)]
-        timeout_ms: u64,
-        /// Do not check that each reply carries its request's id (for fixed-body responders)
-        #[arg(long)]
-        no_check: bool,
-        /// Stdio server processes to spread sessions over
-        #[arg(long, default_value_t = 1)]
-        processes: usize,
-        /// Write the report as JSON to this file ("-" for stdout)
-        #[arg(long)]
-        json: Option<String>,
-        /// No live progress line
-        #[arg(long)]
-        quiet: bool,
-    },
+    Run(Box<RunArgs>),
     /// A fast mock MCP server (tools echo, sized, sleep; both eras).
     MockServer {
         #[arg(long, conflicts_with = "http")]
@@ -170,25 +173,26 @@ async fn main() -> ExitCode {
                 loopback(&http)?;
                 mock::serve_hop(http).await.map_err(|e| e.to_string())
             }
-            Command::Run {
-                url,
-                stdio,
-                era,
-                sessions,
-                ramp_up,
-                warmup,
-                duration,
-                rate,
-                mix: mix_spec,
-                tool,
-                args,
-                resource,
-                timeout_ms,
-                no_check,
-                processes,
-                json,
-                quiet,
-            } => {
+            Command::Run(a) => {
+                let RunArgs {
+                    url,
+                    stdio,
+                    era,
+                    sessions,
+                    ramp_up,
+                    warmup,
+                    duration,
+                    rate,
+                    mix: mix_spec,
+                    tool,
+                    args,
+                    resource,
+                    timeout_ms,
+                    no_check,
+                    processes,
+                    json,
+                    quiet,
+                } = *a;
                 let target = match (url, stdio) {
                     (Some(u), None) => Target::Http {
                         uri: u.parse().map_err(|e| format!("--url: {e}"))?,
