@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod fuzz_checks;
 pub mod lines;
 pub mod protocol;
 pub mod router;

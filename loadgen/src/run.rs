@@ -51,6 +51,8 @@ pub struct Report {
     pub ok: u64,
     pub errors: BTreeMap<String, u64>,
     pub hist: Histogram<u64>,
+    /// Every request answered, warm-up included (for CPU per request).
+    pub total: u64,
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -181,6 +183,7 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
         ok: 0,
         errors: BTreeMap::new(),
         hist: new_hist(),
+        total: 0,
     };
     for t in tasks {
         let r = t.await.map_err(|e| format!("worker failed: {e}"))?;
@@ -195,6 +198,7 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
         eprintln!();
     }
     report.connected = connected.load(Ordering::Relaxed) as usize;
+    report.total = counters.done.load(Ordering::Relaxed);
     // Requests scheduled in the measured window, answered (late ones included).
     report.achieved_rps = report.hist.len() as f64 / cfg.duration.as_secs_f64();
     Ok(report)
@@ -250,6 +254,7 @@ impl Report {
             "offered_rps": self.offered_rps,
             "achieved_rps": self.achieved_rps,
             "ok": self.ok,
+            "total": self.total,
             "errors": self.errors,
             "latency_us": {
                 "p50": self.percentile_us(0.5),

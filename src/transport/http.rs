@@ -72,19 +72,25 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
+        tokio::spawn(serve_connection(front.clone(), tcp));
+    }
+}
+
+/// Serve HTTP/1.1 on one connection (any byte stream: a TCP socket, or an in-memory pipe in
+/// the fuzzer) until it closes.
+pub async fn serve_connection<I>(front: Arc<HttpFront>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
         let front = front.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let front = front.clone();
-                async move { Ok::<_, Infallible>(handle(&front, req).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), svc)
-                .await
-            {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
+        async move { Ok::<_, Infallible>(handle(&front, req).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .await
+    {
+        tracing::debug!("connection ended: {e}");
     }
 }
 

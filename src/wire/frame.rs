@@ -7,7 +7,8 @@ use bytes::{Bytes, BytesMut};
 pub enum Line {
     /// A complete frame, without its trailing `\n` (and `\r`, if any).
     Frame(Bytes),
-    /// A line longer than the limit was skipped; `len` bytes were dropped.
+    /// A line longer than the limit was skipped; `len` bytes were dropped (a "\r" before the
+    /// newline included).
     Oversized { len: usize },
 }
 
@@ -48,16 +49,19 @@ impl LineDecoder {
                     let mut line = self.buf.split_to(end + 1);
                     self.scanned = 0;
                     line.truncate(end);
+                    // An oversized line reports every byte dropped, "\r" included, so the
+                    // figure is the same however the line arrived.
+                    let raw_len = line.len();
+                    if let Some(dropped) = self.skipping.take() {
+                        return Some(Line::Oversized {
+                            len: dropped + raw_len,
+                        });
+                    }
                     if line.last() == Some(&b'\r') {
                         line.truncate(line.len() - 1);
                     }
-                    if let Some(dropped) = self.skipping.take() {
-                        return Some(Line::Oversized {
-                            len: dropped + line.len(),
-                        });
-                    }
                     if line.len() > self.max {
-                        return Some(Line::Oversized { len: line.len() });
+                        return Some(Line::Oversized { len: raw_len });
                     }
                     if line.iter().all(|b| b.is_ascii_whitespace()) {
                         continue; // blank lines carry no message
@@ -65,7 +69,8 @@ impl LineDecoder {
                     return Some(Line::Frame(line.freeze()));
                 }
                 None => {
-                    if self.buf.len() > self.max {
+                    // `max + 1`: a line of exactly `max` bytes may still end in "\r\n".
+                    if self.buf.len() > self.max + 1 {
                         let dropped = self.buf.len();
                         self.buf.clear();
                         self.scanned = 0;
@@ -159,6 +164,24 @@ mod tests {
                 Line::Oversized { len: 18 },
                 Line::Frame(Bytes::from_static(b"{}"))
             ]
+        );
+    }
+
+    #[test]
+    fn a_full_line_with_cr_is_a_frame_however_it_arrives() {
+        // Found by the fuzzer: a line of exactly the limit plus "\r" was refused when it came
+        // in pieces and accepted when whole.
+        let line = [b"12345678".as_slice(), b"\r\n"].concat();
+        let mut whole = LineDecoder::new(8);
+        assert_eq!(
+            feed(&mut whole, &line),
+            vec![Line::Frame(Bytes::from_static(b"12345678"))]
+        );
+        let mut pieces = LineDecoder::new(8);
+        assert!(feed(&mut pieces, &line[..9]).is_empty());
+        assert_eq!(
+            feed(&mut pieces, &line[9..]),
+            vec![Line::Frame(Bytes::from_static(b"12345678"))]
         );
     }
 

@@ -1,0 +1,187 @@
+//! Criterion benches of the per-message work: envelope parse (ours: serde_json with borrowed
+//! RawValue parts) against simd-json's tape and a serde_json DOM, on a 200 B tools/call
+//! request, a 20 KB tools/list result (50 tools with schemas) and a 1 MB resources/read
+//! result; id splicing; SSE encoding; and the in-process request path (client frame parse,
+//! routing peek, upstream rewrite, upstream response parse, id restore, delivery).
+//!
+//! Run: cargo bench --bench wire   (results: BENCHMARKS.md)
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use switchyard::protocol::{negotiate, ClientCaps};
+use switchyard::session::{Session, Sink};
+use switchyard::upstream::{
+    channel, Call, Origin, Pendings, UpstreamEvents, UpstreamHandle, UpstreamShared,
+};
+use switchyard::wire::envelope::{span_of, ParamsPeek};
+use switchyard::wire::rewrite::{splice, Edit};
+use switchyard::wire::{sse, Envelope};
+
+fn call_200b() -> String {
+    let s = r#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"everything__echo","arguments":{"message":"hello from the benchmark"},"_meta":{"progressToken":"tok-17"}}}"#;
+    format!("{s:<200}").trim_end().to_string()
+}
+
+fn list_20kb() -> String {
+    let tools: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                r#"{{"name":"tool_{i}","description":"Tool number {i} does a useful thing with its inputs and returns a result","inputSchema":{{"type":"object","properties":{{"path":{{"type":"string","description":"A file path"}},"count":{{"type":"integer","minimum":0,"maximum":1000}},"mode":{{"type":"string","enum":["fast","slow","careful"]}},"tags":{{"type":"array","items":{{"type":"string"}}}}}},"required":["path"],"additionalProperties":false}}}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"result":{{"tools":[{}]}},"jsonrpc":"2.0","id":4}}"#,
+        tools.join(",")
+    )
+}
+
+fn read_1mb() -> String {
+    let text: String = (0..1_048_576 / 64)
+        .map(|i| format!("line {i:08} of a large resource, with \\\"quotes\\\" and text\\n"))
+        .collect();
+    format!(
+        r#"{{"result":{{"contents":[{{"uri":"file:///big.txt","mimeType":"text/plain","text":"{text}"}}]}},"jsonrpc":"2.0","id":9}}"#
+    )
+}
+
+fn inputs() -> Vec<(&'static str, Bytes)> {
+    vec![
+        ("200B_tools_call", Bytes::from(call_200b())),
+        ("20KB_tools_list", Bytes::from(list_20kb())),
+        ("1MB_resource_read", Bytes::from(read_1mb())),
+    ]
+}
+
+fn parse(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parse");
+    for (name, frame) in inputs() {
+        g.throughput(Throughput::Bytes(frame.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new("switchyard_envelope", name),
+            &frame,
+            |b, f| b.iter(|| black_box(Envelope::parse(f.clone()).unwrap())),
+        );
+        // simd-json parses in place, so each run pays a copy of the (immutable) frame.
+        let mut scratch = frame.to_vec();
+        g.bench_with_input(
+            BenchmarkId::new("simd_json_tape_with_copy", name),
+            &frame,
+            |b, f| {
+                b.iter(|| {
+                    scratch.clear();
+                    scratch.extend_from_slice(f);
+                    black_box(
+                        simd_json::to_tape(&mut scratch)
+                            .unwrap()
+                            .as_value()
+                            .as_object()
+                            .map(|o| o.len()),
+                    )
+                })
+            },
+        );
+        g.bench_with_input(BenchmarkId::new("serde_json_dom", name), &frame, |b, f| {
+            b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(f).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+fn rewrite(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rewrite_id");
+    for (name, frame) in inputs() {
+        let env = Envelope::parse(frame.clone()).unwrap();
+        let id = env.id.clone().unwrap();
+        g.throughput(Throughput::Bytes(frame.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                black_box(splice(
+                    &frame,
+                    &mut [Edit {
+                        range: id.clone(),
+                        with: b"\"client-id-1\"",
+                    }],
+                ))
+            })
+        });
+    }
+    g.finish();
+}
+
+fn sse_encode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sse_encode");
+    for (name, frame) in inputs() {
+        g.throughput(Throughput::Bytes(frame.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(sse::encode_event(Some("12-345"), &frame)))
+        });
+    }
+    g.finish();
+}
+
+struct NoEvents;
+impl UpstreamEvents for NoEvents {
+    fn unsolicited(&self, _: &UpstreamHandle, _: &Envelope) {}
+    fn ready(&self, _: usize) {}
+}
+
+/// Everything the router does to one small call and its response, minus the sockets.
+fn request_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let session = Session::new(
+        "b".into(),
+        negotiate(None),
+        ClientCaps::default(),
+        Sink::Channel(tx),
+        8,
+    );
+    let handle = channel(UpstreamShared::new(0, "s".into(), None), 8).0;
+    let mut pendings = Pendings::new("s", Duration::from_secs(60));
+    let request = Bytes::from(call_200b());
+    let response_tail = r#","jsonrpc":"2.0","result":{"content":[{"type":"text","text":"Echo: hello from the benchmark"}]}}"#;
+    c.bench_function("request_path/200B_call_and_response", |b| {
+        b.iter(|| {
+            let env = Envelope::parse(request.clone()).unwrap();
+            let peek = ParamsPeek::parse(env.params_str().unwrap()).unwrap();
+            let token = peek
+                .meta
+                .and_then(|m| m.progress_token)
+                .map(|t| span_of(&env.frame, t.get()));
+            let name = peek.name.map(|n| {
+                (
+                    span_of(&env.frame, n.get()),
+                    Bytes::from_static(b"\"echo\""),
+                )
+            });
+            let client_id = env.id_bytes().unwrap();
+            let origin = Origin {
+                session: session.clone(),
+                sink: session.unsolicited.clone(),
+                client_id,
+            };
+            let (uid, upstream_frame) = pendings
+                .start_call(Box::new(Call {
+                    env,
+                    name_edit: name,
+                    token,
+                    origin,
+                }))
+                .unwrap();
+            black_box(&upstream_frame);
+            let response = Bytes::from(format!(r#"{{"id":{uid}{response_tail}"#));
+            pendings.inbound(Envelope::parse(response).unwrap(), None, &handle, &NoEvents);
+            black_box(rx.try_recv().unwrap())
+        })
+    });
+}
+
+criterion_group!(benches, parse, rewrite, sse_encode, request_path);
+criterion_main!(benches);

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Side by side, in one run on this machine: the same load
+#   (a) straight at the mock MCP server over HTTP                      -> "direct"
+#   (b) through Switchyard to the mock over stdio, and over HTTP       -> "via-stdio", "via-http"
+#   (c) at a minimal hyper responder with a fixed body (one HTTP hop)   -> "hop"
+# first closed-loop (saturating), then open-loop at half the direct saturating rate.
+# Prints throughput, latency percentiles, CPU microseconds per request of each server
+# process (Switchyard's own CPU, not the mock's), and the through/direct ratios.
+#
+# Usage: scripts/bench.sh  (env: SESSIONS=256 DURATION=10 WARMUP=2 TOOL_ARGS='{"text":"hello"}')
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SESSIONS=${SESSIONS:-256}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+ARGS=${TOOL_ARGS:-'{"text":"hello"}'}
+OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+
+cargo build --release --workspace -q
+LG=$PWD/target/release/switchyard-loadgen
+SY=$PWD/target/release/switchyard
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# Start a server that prints "... listening on http://ADDR/mcp" first; sets URL and PID.
+start() {
+  local log=$1; shift
+  "$@" > "$log" 2> "$log.err" &
+  PID=$!
+  PIDS+=("$PID")
+  for _ in $(seq 100); do
+    URL=$(grep -o 'http://[^ ]*' "$log" | head -1 || true)
+    [ -n "$URL" ] && return 0
+    sleep 0.05
+  done
+  echo "bench: $* did not start" >&2; cat "$log.err" >&2; exit 1
+}
+
+start "$OUT/mock.log" "$LG" mock-server --http 127.0.0.1:0; MOCK_URL=$URL; MOCK_PID=$PID
+start "$OUT/hop.log" "$LG" hop-server --http 127.0.0.1:0; HOP_URL=$URL; HOP_PID=$PID
+cat > "$OUT/via-stdio.toml" <<TOML
+[[servers]]
+name = "mock"
+command = "$LG"
+args = ["mock-server", "--stdio"]
+prefix = ""
+TOML
+cat > "$OUT/via-http.toml" <<TOML
+[[servers]]
+name = "mock"
+url = "$MOCK_URL"
+prefix = ""
+TOML
+export SWITCHYARD_LOG=warn
+start "$OUT/sy-stdio.log" "$SY" serve --listen 127.0.0.1:0 --config "$OUT/via-stdio.toml"; SYS_URL=$URL; SYS_PID=$PID
+start "$OUT/sy-http.log" "$SY" serve --listen 127.0.0.1:0 --config "$OUT/via-http.toml"; SYH_URL=$URL; SYH_PID=$PID
+sleep 1
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run NAME URL PIDS... : one load run; writes $OUT/NAME.json and $OUT/NAME.cpu (ticks per pid)
+run() {
+  local name=$1 url=$2; shift 2
+  local extra=()
+  [ "$name" = hop ] || [[ "$name" == hop-* ]] && extra+=(--no-check)
+  local before=() p
+  for p in "$@"; do before+=("$(ticks "$p")"); done
+  "$LG" run --url "$url" --sessions "$SESSIONS" --duration "$DURATION" --warmup "$WARMUP" --ramp-up 1 \
+    --args "$ARGS" --quiet --json "$OUT/$name.json" "${extra[@]}" ${RATE:+--rate "$RATE"} > "$OUT/$name.txt"
+  local i=0 cpu=""
+  for p in "$@"; do cpu="$cpu $(( $(ticks "$p") - ${before[$i]} ))"; i=$((i + 1)); done
+  echo "$cpu" > "$OUT/$name.cpu"
+}
+
+RATE= run direct "$MOCK_URL" "$MOCK_PID"
+RATE= run via-stdio "$SYS_URL" "$SYS_PID"
+RATE= run via-http "$SYH_URL" "$SYH_PID" "$MOCK_PID"
+RATE= run hop "$HOP_URL" "$HOP_PID"
+HALF=$(python3 -c "import json; print(max(1, round(json.load(open('$OUT/direct.json'))['achieved_rps'] / 2)))")
+RATE=$HALF run direct-fixed "$MOCK_URL" "$MOCK_PID"
+RATE=$HALF run via-stdio-fixed "$SYS_URL" "$SYS_PID"
+RATE=$HALF run via-http-fixed "$SYH_URL" "$SYH_PID" "$MOCK_PID"
+RATE=$HALF run hop-fixed "$HOP_URL" "$HOP_PID"
+
+python3 - "$OUT" "$SESSIONS" "$DURATION" "$HALF" <<'PY' | tee "$OUT/summary.md"
+import json, os, sys
+out, sessions, duration, half = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+tck = os.sysconf("SC_CLK_TCK")
+def load(n):
+    r = json.load(open(f"{out}/{n}.json"))
+    cpu = [int(x) for x in open(f"{out}/{n}.cpu").read().split()]
+    return r, cpu
+def us_per_req(r, ticks):
+    # The CPU was spent on every request of the run, warm-up included.
+    return ticks * 1e6 / tck / max(r["total"], 1)
+print(f"sessions {sessions}, {duration}s measured per run, fixed rate {half} req/s (half of direct)\n")
+print("| run | req/s (closed loop) | p50 ms | p99 ms | errors | server CPU us/req | p50 ms @ fixed | p99 ms @ fixed |")
+print("|---|---|---|---|---|---|---|---|")
+rows = {}
+for n in ["direct", "via-stdio", "via-http", "hop"]:
+    r, cpu = load(n)
+    f, _ = load(n + "-fixed")
+    cpu_us = us_per_req(r, cpu[0])
+    rows[n] = (r, f, cpu_us)
+    lat = r["latency_us"]; fl = f["latency_us"]
+    errs = sum(r["errors"].values()) + sum(f["errors"].values())
+    print(f"| {n} | {r['achieved_rps']:.0f} | {lat['p50']/1000:.3f} | {lat['p99']/1000:.3f} | {errs} | {cpu_us:.1f} | {fl['p50']/1000:.3f} | {fl['p99']/1000:.3f} |")
+d = rows["direct"]
+print()
+for n in ["via-stdio", "via-http"]:
+    r, f, cpu_us = rows[n]
+    print(f"{n}: throughput {r['achieved_rps']/d[0]['achieved_rps']:.2f}x direct; "
+          f"at fixed rate p50 {f['latency_us']['p50']/d[1]['latency_us']['p50']:.2f}x, "
+          f"p99 {f['latency_us']['p99']/d[1]['latency_us']['p99']:.2f}x direct "
+          f"(goal: p99 <= 1.5x direct + 250us = {(1.5*d[1]['latency_us']['p99']+250)/1000:.3f} ms, got {f['latency_us']['p99']/1000:.3f} ms); "
+          f"router CPU {cpu_us:.1f} us/req = {cpu_us/rows['hop'][2]:.2f}x the hop responder's {rows['hop'][2]:.1f}")
+PY
+echo "bench: results in $OUT"

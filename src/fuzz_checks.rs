@@ -1,0 +1,155 @@
+//! The properties the fuzzers check, one function per target. The cargo-fuzz targets in
+//! `fuzz/` call these, and `tests/fuzz_inputs.rs` runs every seed and every saved crash
+//! input through them in the normal test suite. Each panics when its property fails.
+#![doc(hidden)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::Config;
+use crate::router::Router;
+use crate::transport::http::{serve_connection, HttpFront};
+use crate::wire::envelope::{code, split_batch, ParamsPeek};
+use crate::wire::frame::{Line, LineDecoder};
+use crate::wire::rewrite::{splice, Edit};
+use crate::wire::sse::{encode_event, SseDecoder};
+use crate::wire::Envelope;
+
+fn decode_lines<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Vec<Line> {
+    let mut d = LineDecoder::new(64);
+    let mut out = Vec::new();
+    for c in chunks {
+        d.buffer().extend_from_slice(c);
+        while let Some(l) = d.next_line() {
+            out.push(l);
+        }
+    }
+    out.extend(d.finish());
+    out
+}
+
+/// Newline framing: frames within the limit, without newlines, the same however cut.
+pub fn newline_framing(data: &[u8]) {
+    let Some((&cut, rest)) = data.split_first() else {
+        return;
+    };
+    let whole = decode_lines(std::iter::once(rest));
+    let pieces = decode_lines(rest.chunks(cut as usize % 17 + 1));
+    assert_eq!(whole, pieces);
+    for l in whole {
+        if let Line::Frame(f) = l {
+            assert!(f.len() <= 64 && !f.contains(&b'\n'));
+        }
+    }
+}
+
+/// SSE: events or a size error, never a panic; what we encode decodes back unchanged.
+pub fn sse_parse(data: &[u8]) {
+    let mut d = SseDecoder::new(1024);
+    for chunk in data.chunks(7) {
+        d.push(chunk);
+        while let Ok(Some(ev)) = d.next_event() {
+            assert!(ev.data.len() <= 1024);
+        }
+    }
+    if !data.is_empty() && !data.contains(&b'\n') && !data.contains(&b'\r') {
+        let mut d = SseDecoder::new(usize::MAX);
+        d.push(&encode_event(Some("1-2"), data));
+        let ev = d
+            .next_event()
+            .ok()
+            .flatten()
+            .expect("our own event decodes");
+        assert_eq!(&ev.data[..], data);
+    }
+}
+
+/// The envelope: a frame or a JSON-RPC error code; splicing an id changes nothing else.
+pub fn envelope(data: &[u8]) {
+    let frame = Bytes::copy_from_slice(data);
+    let _ = split_batch(&frame);
+    match Envelope::parse(frame.clone()) {
+        Err(e) => assert!([
+            code::PARSE_ERROR,
+            code::INVALID_REQUEST,
+            code::INVALID_PARAMS
+        ]
+        .contains(&e.code)),
+        Ok(env) => {
+            if let Some(p) = env.params_str() {
+                let _ = ParamsPeek::parse(p);
+            }
+            if let Some(id) = env.id.clone() {
+                let out = splice(
+                    &frame,
+                    &mut [Edit {
+                        range: id.clone(),
+                        with: b"123",
+                    }],
+                );
+                assert_eq!(&out[..id.start], &frame[..id.start]);
+                assert_eq!(&out[id.start + 3..], &frame[id.end..]);
+                let again = Envelope::parse(out).expect("still valid after an id splice");
+                assert_eq!(again.kind, env.kind);
+            }
+        }
+    }
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    })
+}
+
+fn front() -> Arc<HttpFront> {
+    static FRONT: OnceLock<Arc<HttpFront>> = OnceLock::new();
+    FRONT
+        .get_or_init(|| {
+            let _guard = runtime().enter();
+            let config =
+                Config::parse("[limits]\nmax_frame_bytes = 4096\n", "fuzz").expect("config");
+            HttpFront::new(Router::new(config))
+        })
+        .clone()
+}
+
+/// The HTTP front: raw bytes as an HTTP/1.1 request stream into the real handler over an
+/// in-memory pipe; an answer or a closed connection comes out, never a panic or a hang.
+pub fn http_request(data: &[u8]) {
+    let front = front();
+    runtime().block_on(async {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let conn = tokio::spawn(serve_connection(front, server));
+        let _ = client.write_all(data).await;
+        let _ = client.shutdown().await;
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut out)).await;
+        assert!(read.is_ok(), "the connection hung");
+        conn.abort();
+        if !out.is_empty() {
+            // HTTP/1.0 requests are answered in HTTP/1.0.
+            assert!(
+                out.starts_with(b"HTTP/1.1 ") || out.starts_with(b"HTTP/1.0 "),
+                "not an HTTP response"
+            );
+        }
+    });
+}
+
+/// Configuration: a configuration or an error that names its origin.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(e) = Config::parse(text, "fuzz.toml") {
+        assert!(e.0.starts_with("fuzz.toml"), "{}", e.0);
+    }
+}
