@@ -5,7 +5,10 @@ use std::path::Path;
 
 use switchyard::fuzz_checks;
 
-fn run_dir(dir: &Path, check: fn(&[u8])) -> usize {
+/// One fuzz target's property check.
+type Check = fn(&[u8]);
+
+fn run_dir(dir: &Path, check: Check) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -22,7 +25,7 @@ fn run_dir(dir: &Path, check: fn(&[u8])) -> usize {
 #[test]
 fn seeds_and_regressions_pass_their_checks() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let targets: [(&str, fn(&[u8])); 5] = [
+    let targets: [(&str, Check); 5] = [
         ("newline_framing", fuzz_checks::newline_framing),
         ("sse_parse", fuzz_checks::sse_parse),
         ("envelope", fuzz_checks::envelope),
