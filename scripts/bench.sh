@@ -7,7 +7,8 @@
 # Prints throughput, latency percentiles, CPU microseconds per request of each server
 # process (Switchyard's own CPU, not the mock's), and the through/direct ratios.
 #
-# Usage: scripts/bench.sh  (env: SESSIONS=256 DURATION=10 WARMUP=2 TOOL_ARGS='{"text":"hello"}')
+# Usage: scripts/bench.sh  (env: SESSIONS=256 DURATION=10 WARMUP=2 TOOL_ARGS='{"text":"hello"}'
+#                          WORKERS=N for Switchyard's runtime threads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SESSIONS=${SESSIONS:-256}
@@ -54,8 +55,9 @@ url = "$MOCK_URL"
 prefix = ""
 TOML
 export SWITCHYARD_LOG=warn
-start "$OUT/sy-stdio.log" "$SY" serve --listen 127.0.0.1:0 --config "$OUT/via-stdio.toml"; SYS_URL=$URL; SYS_PID=$PID
-start "$OUT/sy-http.log" "$SY" serve --listen 127.0.0.1:0 --config "$OUT/via-http.toml"; SYH_URL=$URL; SYH_PID=$PID
+WORKERS=${WORKERS:+--workers $WORKERS}
+start "$OUT/sy-stdio.log" "$SY" serve --listen 127.0.0.1:0 --config "$OUT/via-stdio.toml" $WORKERS; SYS_URL=$URL; SYS_PID=$PID
+start "$OUT/sy-http.log" "$SY" serve --listen 127.0.0.1:0 --config "$OUT/via-http.toml" $WORKERS; SYH_URL=$URL; SYH_PID=$PID
 sleep 1
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -27,6 +27,9 @@ enum Command {
         /// Override `listen.http` (loopback only), e.g. 127.0.0.1:0 for any free port.
         #[arg(long)]
         listen: Option<String>,
+        /// Runtime worker threads (default: one per core); 1 runs everything on one thread.
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Serve one client over stdin/stdout, as a desktop host launches an MCP server.
     Stdio {
@@ -92,7 +95,7 @@ fn main() -> ExitCode {
                 router.shutdown().await;
                 Ok(())
             }
-            Command::Serve { config, listen } => serve(load(config.as_ref())?, listen).await,
+            Command::Serve { config, listen, .. } => serve(load(config.as_ref())?, listen).await,
         }
     });
     match result {

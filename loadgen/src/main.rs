@@ -1,6 +1,7 @@
 //! `switchyard-loadgen`: load for MCP servers and gateways, and a fast mock MCP server.
 
 mod client;
+mod hold;
 mod mock;
 mod run;
 
@@ -98,6 +99,23 @@ enum Command {
         #[arg(long)]
         http: Option<SocketAddr>,
     },
+    /// Open many handshake sessions (and optionally one GET stream each) and hold them, to
+    /// measure a server's memory at scale. Prints "holding ..." once all are open.
+    Hold {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// Also open one GET (SSE) stream per session, each on its own connection
+        #[arg(long)]
+        streams: bool,
+        /// Connections used to initialize the sessions
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// How long to hold them
+        #[arg(long, default_value_t = 3600)]
+        seconds: u64,
+    },
     /// A minimal HTTP responder answering every request with one fixed body: the floor of one HTTP hop.
     HopServer {
         #[arg(long)]
@@ -169,6 +187,16 @@ async fn main() -> ExitCode {
                 mock::serve_http(addr).await.map_err(|e| e.to_string())
             }
             Command::MockServer { .. } => Err("mock-server needs --stdio or --http ADDR".into()),
+            Command::Hold {
+                url,
+                sessions,
+                streams,
+                connections,
+                seconds,
+            } => {
+                let uri = url.parse().map_err(|e| format!("--url: {e}"))?;
+                hold::hold(uri, sessions, streams, connections, seconds).await
+            }
             Command::HopServer { http } => {
                 loopback(&http)?;
                 mock::serve_hop(http).await.map_err(|e| e.to_string())

@@ -47,7 +47,6 @@ pub struct SessionState {
     next_server_request: u64,
     /// Reply streams kept for `Last-Event-ID` resumption, oldest first.
     streams: VecDeque<Arc<ReplyStream>>,
-    next_stream: u64,
     /// Per-client upstreams of this session, by server index.
     pub upstreams: HashMap<usize, UpstreamHandle>,
     pub routes: Arc<Routes>,
@@ -64,6 +63,8 @@ pub struct Session {
     pub unsolicited: Sink,
     state: Mutex<SessionState>,
     closed: AtomicBool,
+    /// Numbers for reply streams (0 is the unsolicited stream).
+    next_stream: AtomicU64,
     /// One GET stream at a time, and where the last one stopped reading.
     get_open: Arc<AtomicBool>,
     get_cursor: Arc<AtomicU64>,
@@ -95,11 +96,11 @@ impl Session {
                 server_requests: HashMap::new(),
                 next_server_request: 1,
                 streams: VecDeque::new(),
-                next_stream: 1,
                 upstreams: HashMap::new(),
                 routes: Arc::new(Routes::default()),
             }),
             closed: AtomicBool::new(false),
+            next_stream: AtomicU64::new(1),
             get_open: Arc::new(AtomicBool::new(false)),
             get_cursor: Arc::new(AtomicU64::new(0)),
             last_seen: AtomicU64::new(0),
@@ -204,21 +205,26 @@ impl Session {
         self.state().server_requests.remove(id)
     }
 
-    /// A new reply stream for one request, kept for resumption (the oldest finished ones go).
+    /// A new reply stream for one request. It is kept for resumption only once it is sent
+    /// as SSE ([`Session::keep_stream`]): a plain JSON reply cannot be resumed.
     pub fn new_stream(&self) -> Arc<ReplyStream> {
+        ReplyStream::new(
+            self.next_stream.fetch_add(1, Ordering::Relaxed),
+            self.replay_cap,
+        )
+    }
+
+    /// Keep an SSE reply stream for `Last-Event-ID` resumption; beyond 64 kept streams the
+    /// finished ones go first, then the oldest.
+    pub fn keep_stream(&self, stream: &Arc<ReplyStream>) {
         let mut st = self.state();
-        let s = ReplyStream::new(st.next_stream, self.replay_cap);
-        st.next_stream += 1;
-        while st.streams.len() >= 64 {
-            match st.streams.iter().position(|s| s.is_done()) {
-                Some(i) => {
-                    st.streams.remove(i);
-                }
-                None => break,
+        if st.streams.len() >= 64 {
+            st.streams.retain(|s| !s.is_done());
+            while st.streams.len() >= 64 {
+                st.streams.pop_front();
             }
         }
-        st.streams.push_back(s.clone());
-        s
+        st.streams.push_back(stream.clone());
     }
 
     /// Find a reply stream by number (0 is the unsolicited stream).

@@ -461,6 +461,7 @@ async fn reply(session: &Arc<Session>, stream: Arc<ReplyStream>) -> Response<Htt
     if let Some(only) = stream.only_message() {
         return full(StatusCode::OK, Some("application/json"), only);
     }
+    session.keep_stream(&stream);
     let era = session.era();
     let prefix = era
         .primes_streams()
