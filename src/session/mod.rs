@@ -340,3 +340,76 @@ pub fn new_session_id() -> Option<String> {
     getrandom::fill(&mut b).ok()?;
     Some(b.iter().map(|x| format!("{x:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::negotiate;
+
+    #[test]
+    fn a_client_that_stops_reading_is_shed_not_waited_for() {
+        let (tx, _rx) = tokio::sync::mpsc::channel(2);
+        let s = Session::new(
+            "slow".into(),
+            negotiate(None),
+            ClientCaps::default(),
+            Sink::Channel(tx),
+            8,
+        );
+        let sink = s.unsolicited.clone();
+        assert!(sink.send(Bytes::from_static(b"1")).is_ok());
+        assert!(sink.send(Bytes::from_static(b"2")).is_ok());
+        // The queue is full: delivery fails at once rather than blocking the upstream actor.
+        assert!(sink.send(Bytes::from_static(b"3")).is_err());
+        s.shed("test");
+        assert!(s.is_closed());
+    }
+
+    #[test]
+    fn only_sse_streams_are_kept_and_the_store_is_bounded() {
+        let s = Session::new(
+            "s".into(),
+            negotiate(None),
+            ClientCaps::default(),
+            Sink::Stream(ReplyStream::new(0, 4)),
+            4,
+        );
+        let first = s.new_stream();
+        assert!(
+            s.stream(first.stream_no).is_none(),
+            "not kept until sent as SSE"
+        );
+        s.keep_stream(&first);
+        assert!(s.stream(first.stream_no).is_some());
+        for _ in 0..100 {
+            let st = s.new_stream();
+            st.push(Bytes::from_static(b"x"), true);
+            s.keep_stream(&st);
+        }
+        assert!(s.state().streams.len() <= 64);
+        assert!(
+            s.stream(0).is_some(),
+            "the unsolicited stream is always there"
+        );
+    }
+
+    #[test]
+    fn the_store_refuses_beyond_its_limit() {
+        let store = SessionStore::new(2);
+        let mk = |id: &str| {
+            Session::new(
+                id.into(),
+                negotiate(None),
+                ClientCaps::default(),
+                Sink::Stream(ReplyStream::new(0, 4)),
+                4,
+            )
+        };
+        assert!(store.insert(mk("a")) && store.insert(mk("b")));
+        assert!(!store.insert(mk("c")));
+        assert!(store.remove("a").is_some());
+        assert!(store.insert(mk("c")));
+        assert_eq!(store.len(), 2);
+        assert!(store.get("c").is_some() && store.get("a").is_none());
+    }
+}
