@@ -537,3 +537,57 @@ async fn http_upstream_session_is_renewed_after_the_server_restarts() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// An HTTP upstream that is down when Switchyard starts: calls get a clear error at once, and
+/// once the server comes up, calls arriving during its handshake wait for it instead of
+/// aborting it (they used to, which could keep a busy upstream from ever initializing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_upstream_that_starts_late_is_picked_up_under_traffic() {
+    let port = free_port();
+    let router = start_router(&format!(
+        "[[servers]]\nname = \"py\"\nurl = \"http://127.0.0.1:{port}/mcp\"\n"
+    ));
+    let mut c = RawClient::new(&router.url);
+    c.initialize("2025-11-25", "{}").await;
+    let call = json!({"name": "py__shout", "arguments": {"text": "late"}});
+    let r = c.call(json!(0), "tools/call", call.clone()).await;
+    assert_eq!(
+        r.response()["error"]["code"].as_i64(),
+        Some(-31002),
+        "down: {:?}",
+        r.response()
+    );
+
+    // Keep calling from several tasks while the server starts.
+    let (_py, _) = start_py_server_on(port);
+    let started = Instant::now();
+    let mut callers = Vec::new();
+    // Dense traffic: some call always arrives while a handshake is under way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for t in 0..8u64 {
+        let (c, call) = (c.clone(), call.clone());
+        callers.push(tokio::spawn(async move {
+            for n in 0.. {
+                let r = c
+                    .call(json!(format!("{t}-{n}")), "tools/call", call.clone())
+                    .await;
+                if text_of(&r.response()["result"]) == "LATE" {
+                    return true;
+                }
+                if Instant::now() > deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            false
+        }));
+    }
+    for caller in callers {
+        assert!(caller.await.expect("caller"), "calls never succeeded");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{initialize_params, reject, ActorParts, Cmd, Inbound, Pendings, UpstreamInfo};
+use super::{hold, initialize_params, reject, ActorParts, Cmd, Inbound, Pendings, UpstreamInfo};
 use crate::config::Transport;
 use crate::wire::envelope::{code, is_batch, split_batch};
 use crate::wire::sse::SseDecoder;
@@ -99,8 +99,9 @@ impl HttpActor {
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = Instant::now();
-            match self.initialize(&base).await {
-                Ok(conn) => match self.serve(conn).await {
+            let mut held = Vec::new();
+            match self.initialize(&base, &mut held).await {
+                Ok(conn) => match self.serve(conn, held).await {
                     Ended::Shutdown => {
                         self.parts.rx.close();
                         return;
@@ -111,9 +112,27 @@ impl HttpActor {
                     }
                 },
                 Err(Some(why)) => {
-                    tracing::warn!(server = %name, "upstream unavailable ({why}); retrying in {backoff:?}")
+                    tracing::warn!(server = %name, "upstream unavailable ({why}); retrying in {backoff:?}");
+                    for cmd in held {
+                        reject(
+                            cmd,
+                            &name,
+                            code::UPSTREAM_UNAVAILABLE,
+                            "the server is unreachable",
+                        );
+                    }
                 }
-                Err(None) => return,
+                Err(None) => {
+                    for cmd in held {
+                        reject(
+                            cmd,
+                            &name,
+                            code::UPSTREAM_UNAVAILABLE,
+                            "the router is shutting down",
+                        );
+                    }
+                    return;
+                }
             }
             self.parts.handle.shared.info.store(None);
             self.parts.handle.invalidate_lists(None);
@@ -134,24 +153,28 @@ impl HttpActor {
         }
     }
 
-    /// The initialize handshake; `Err(None)` when told to shut down meanwhile.
-    async fn initialize(&mut self, base: &Conn) -> Result<Conn, Option<String>> {
+    /// The initialize handshake; `Err(None)` when told to shut down meanwhile. Calls that
+    /// arrive during it wait in `held` (bounded) rather than abort it.
+    async fn initialize(
+        &mut self,
+        base: &Conn,
+        held: &mut Vec<Cmd>,
+    ) -> Result<Conn, Option<String>> {
         let params = initialize_params(&self.parts.client_capabilities);
         let frame = json::message(Some(b"0"), "initialize", Some(params.as_bytes()));
         let attempt = tokio::time::timeout(INIT_TIMEOUT, exchange(base, frame));
-        let (session, env) = tokio::select! {
-            r = attempt => match r {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => return Err(Some(e)),
-                Err(_) => return Err(Some("no answer to initialize".into())),
-            },
-            cmd = self.parts.rx.recv() => {
-                // Nothing can be served before the handshake: answer at once.
-                match cmd {
+        tokio::pin!(attempt);
+        let (session, env) = loop {
+            tokio::select! {
+                r = &mut attempt => break match r {
+                    Ok(Ok(v)) => v,
+                    Ok(Err(e)) => return Err(Some(e)),
+                    Err(_) => return Err(Some("no answer to initialize".into())),
+                },
+                cmd = self.parts.rx.recv() => match cmd {
                     None | Some(Cmd::Shutdown) => return Err(None),
-                    Some(cmd) => reject(cmd, &self.parts.config.name, code::UPSTREAM_UNAVAILABLE, "the server is starting"),
-                }
-                return Err(Some("interrupted".into()));
+                    Some(cmd) => hold(held, cmd, &self.parts.config.name),
+                },
             }
         };
         if env.kind != Kind::Response {
@@ -172,7 +195,7 @@ impl HttpActor {
         })
     }
 
-    async fn serve(&mut self, conn: Conn) -> Ended {
+    async fn serve(&mut self, conn: Conn, held: Vec<Cmd>) -> Ended {
         let name = self.parts.config.name.clone();
         let (rtx, mut reports) = mpsc::channel::<Report>(1024);
         post_in_background(
@@ -188,6 +211,11 @@ impl HttpActor {
         let (stop_get, stopped) = oneshot::channel::<()>();
         tokio::spawn(get_stream(conn.clone(), rtx.clone(), stopped));
         let mut pendings = Pendings::new(&name, self.parts.config.request_timeout);
+        for cmd in held {
+            if let Some((frame, uid)) = pendings.frame_for(cmd) {
+                post_in_background(&conn, frame, uid, &rtx);
+            }
+        }
         let ended = loop {
             let next_deadline = pendings.next_deadline().map(tokio::time::Instant::from_std);
             tokio::select! {
@@ -206,28 +234,14 @@ impl HttpActor {
                         post_in_background(&conn, cancel, None, &rtx);
                     }
                 }
-                cmd = self.parts.rx.recv() => {
-                    let (frame, uid) = match cmd {
-                        None | Some(Cmd::Shutdown) => break Ended::Shutdown,
-                        Some(Cmd::Call(call)) => match pendings.start_call(call) {
-                            Ok((uid, frame)) => (frame, Some(uid)),
-                            Err((origin, why)) => {
-                                let _ = origin.sink.finish(json::error(Some(&origin.client_id), code::INVALID_REQUEST, why, None));
-                                continue;
-                            }
-                        },
-                        Some(Cmd::Internal { method, params, reply }) => {
-                            let (uid, frame) = pendings.start_internal(method, params.as_deref(), reply);
-                            (frame, Some(uid))
+                cmd = self.parts.rx.recv() => match cmd {
+                    None | Some(Cmd::Shutdown) => break Ended::Shutdown,
+                    Some(cmd) => {
+                        if let Some((frame, uid)) = pendings.frame_for(cmd) {
+                            post_in_background(&conn, frame, uid, &rtx);
                         }
-                        Some(Cmd::Cancel { session, client_id, reason }) => match pendings.cancel(session, client_id, reason.as_deref()) {
-                            Some(frame) => (frame, None),
-                            None => continue,
-                        },
-                        Some(Cmd::Reply(frame)) | Some(Cmd::Notify(frame)) => (frame, None),
-                    };
-                    post_in_background(&conn, frame, uid, &rtx);
-                }
+                    }
+                },
             }
         };
         let _ = stop_get.send(());

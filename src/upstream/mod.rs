@@ -308,6 +308,23 @@ pub fn reject(cmd: Cmd, server: &str, code: i64, why: &str) {
     }
 }
 
+/// Calls held while an upstream finishes its handshake; beyond this they are refused.
+pub const HELD_MAX: usize = 4096;
+
+/// Hold a command until the handshake is done, or refuse it when too many wait already.
+pub fn hold(held: &mut Vec<Cmd>, cmd: Cmd, server: &str) {
+    if held.len() >= HELD_MAX {
+        reject(
+            cmd,
+            server,
+            code::OVERLOADED,
+            "the server is starting and too many requests wait for it",
+        );
+    } else {
+        held.push(cmd);
+    }
+}
+
 /// A request in flight on one upstream connection.
 enum Pending {
     Client {
@@ -413,6 +430,43 @@ impl Pendings {
             },
         );
         Ok((uid, frame))
+    }
+
+    /// The frame a command puts on the wire, with the upstream id it waits for (if any).
+    /// `None` when there is nothing to send: the call was refused, the cancellation was not
+    /// ours, or it is a shutdown (which the actor handles itself).
+    pub fn frame_for(&mut self, cmd: Cmd) -> Option<(Bytes, Option<u64>)> {
+        match cmd {
+            Cmd::Call(call) => match self.start_call(call) {
+                Ok((uid, frame)) => Some((frame, Some(uid))),
+                Err((origin, why)) => {
+                    let _ = origin.sink.finish(json::error(
+                        Some(&origin.client_id),
+                        code::INVALID_REQUEST,
+                        why,
+                        None,
+                    ));
+                    None
+                }
+            },
+            Cmd::Internal {
+                method,
+                params,
+                reply,
+            } => {
+                let (uid, frame) = self.start_internal(method, params.as_deref(), reply);
+                Some((frame, Some(uid)))
+            }
+            Cmd::Cancel {
+                session,
+                client_id,
+                reason,
+            } => self
+                .cancel(session, client_id, reason.as_deref())
+                .map(|f| (f, None)),
+            Cmd::Reply(frame) | Cmd::Notify(frame) => Some((frame, None)),
+            Cmd::Shutdown => None,
+        }
     }
 
     /// Answer one request with a router error (its HTTP exchange failed).

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{reject, ActorParts, Cmd, Inbound, Pendings, UpstreamInfo};
+use super::{hold, reject, ActorParts, Cmd, Inbound, Pendings, UpstreamInfo};
 use crate::config::{Transport, BUILTIN_SELF};
 use crate::wire::envelope::code;
 use crate::wire::frame::{Line, LineDecoder};
@@ -167,16 +167,17 @@ impl StdioActor {
                 cmd = self.parts.rx.recv() => {
                     let Some(cmd) = cmd else { break Ended::Shutdown };
                     if matches!(cmd, Cmd::Shutdown) { break Ended::Shutdown }
-                    if ready || matches!(cmd, Cmd::Internal { .. } | Cmd::Reply(_)) {
+                    // Until the handshake is done only replies to the server's own requests may go.
+                    if ready || matches!(cmd, Cmd::Reply(_)) {
                         self.command(cmd, &mut pendings, &wtx);
                     } else {
-                        held.push(cmd);
+                        hold(&mut held, cmd, &name);
                     }
                     // Drain what else is queued so the writer gets one batch.
                     let mut stop = false;
                     while let Ok(cmd) = self.parts.rx.try_recv() {
                         if matches!(cmd, Cmd::Shutdown) { stop = true; break }
-                        if ready { self.command(cmd, &mut pendings, &wtx) } else { held.push(cmd) }
+                        if ready { self.command(cmd, &mut pendings, &wtx) } else { hold(&mut held, cmd, &name) }
                     }
                     if stop { break Ended::Shutdown }
                 }
@@ -205,35 +206,10 @@ impl StdioActor {
     }
 
     fn command(&self, cmd: Cmd, pendings: &mut Pendings, wtx: &mpsc::Sender<Bytes>) {
-        let name = &self.parts.config.name;
-        let frame = match cmd {
-            Cmd::Call(call) => match pendings.start_call(call) {
-                Ok((_, frame)) => frame,
-                Err((origin, why)) => {
-                    let msg =
-                        json::error(Some(&origin.client_id), code::INVALID_REQUEST, why, None);
-                    let _ = origin.sink.finish(msg);
-                    return;
-                }
-            },
-            Cmd::Internal {
-                method,
-                params,
-                reply,
-            } => pendings.start_internal(method, params.as_deref(), reply).1,
-            Cmd::Cancel {
-                session,
-                client_id,
-                reason,
-            } => match pendings.cancel(session, client_id, reason.as_deref()) {
-                Some(frame) => frame,
-                None => return,
-            },
-            Cmd::Reply(frame) | Cmd::Notify(frame) => frame,
-            Cmd::Shutdown => return,
-        };
-        if wtx.try_send(frame).is_err() {
-            tracing::warn!(server = %name, "write queue full; the server is not reading its input");
+        if let Some((frame, _)) = pendings.frame_for(cmd) {
+            if wtx.try_send(frame).is_err() {
+                tracing::warn!(server = %self.parts.config.name, "write queue full; the server is not reading its input");
+            }
         }
     }
 
