@@ -16,7 +16,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{hold, initialize_params, reject, ActorParts, Cmd, Inbound, Pendings, UpstreamInfo};
+use super::{
+    hold, initialize_params, reject, ActorParts, Backoff, Cmd, Inbound, Pendings, UpstreamInfo,
+    INIT_TIMEOUT,
+};
 use crate::config::Transport;
 use crate::wire::envelope::{code, is_batch, split_batch};
 use crate::wire::sse::SseDecoder;
@@ -24,8 +27,6 @@ use crate::wire::{json, Envelope, Kind};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reconnects of one request's SSE stream (2025-11-25 polling) before giving up.
 const MAX_RESUMES: usize = 5;
 
@@ -96,11 +97,11 @@ impl HttpActor {
             version: HeaderValue::from_static(crate::protocol::LATEST_LEGACY),
             max_frame: self.parts.max_frame,
         };
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             let started = Instant::now();
             let mut held = Vec::new();
-            match self.initialize(&base, &mut held).await {
+            let why = match self.initialize(&base, &mut held).await {
                 Ok(conn) => match self.serve(conn, held).await {
                     Ended::Shutdown => {
                         self.parts.rx.close();
@@ -112,7 +113,6 @@ impl HttpActor {
                     }
                 },
                 Err(Some(why)) => {
-                    tracing::warn!(server = %name, "upstream unavailable ({why}); retrying in {backoff:?}");
                     for cmd in held {
                         reject(
                             cmd,
@@ -121,6 +121,7 @@ impl HttpActor {
                             "the server is unreachable",
                         );
                     }
+                    why
                 }
                 Err(None) => {
                     for cmd in held {
@@ -133,23 +134,10 @@ impl HttpActor {
                     }
                     return;
                 }
+            };
+            if !backoff.wait(&mut self.parts, started, &why).await {
+                return;
             }
-            self.parts.handle.shared.info.store(None);
-            self.parts.handle.invalidate_lists(None);
-            if started.elapsed() > Duration::from_secs(30) {
-                backoff = Duration::from_millis(100);
-            }
-            let until = tokio::time::Instant::now() + backoff;
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(until) => break,
-                    cmd = self.parts.rx.recv() => match cmd {
-                        None | Some(Cmd::Shutdown) => return,
-                        Some(cmd) => reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server is unreachable"),
-                    },
-                }
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 

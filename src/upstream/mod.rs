@@ -308,6 +308,48 @@ pub fn reject(cmd: Cmd, server: &str, code: i64, why: &str) {
     }
 }
 
+/// How long an upstream has to answer our `initialize`.
+pub const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Restart pacing for an upstream connection: 100 ms doubling to 10 s, and back to 100 ms
+/// after a connection that lived 30 s.
+pub struct Backoff {
+    next: std::time::Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: std::time::Duration::from_millis(100),
+        }
+    }
+}
+
+impl Backoff {
+    /// The connection started at `started` is down (`why`): forget what we knew of it, then
+    /// wait out the backoff, answering calls at once meanwhile. `false` when told to shut down.
+    pub async fn wait(&mut self, parts: &mut ActorParts, started: Instant, why: &str) -> bool {
+        let name = parts.config.name.clone();
+        parts.handle.shared.info.store(None);
+        parts.handle.invalidate_lists(None);
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            self.next = std::time::Duration::from_millis(100);
+        }
+        tracing::warn!(server = %name, "upstream down ({why}); retrying in {:?}", self.next);
+        let until = tokio::time::Instant::now() + self.next;
+        self.next = (self.next * 2).min(std::time::Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return true,
+                cmd = parts.rx.recv() => match cmd {
+                    None | Some(Cmd::Shutdown) => return false,
+                    Some(cmd) => reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server is down; Switchyard is retrying it"),
+                },
+            }
+        }
+    }
+}
+
 /// Calls held while an upstream finishes its handshake; beyond this they are refused.
 pub const HELD_MAX: usize = 4096;
 

@@ -11,14 +11,14 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{hold, reject, ActorParts, Cmd, Inbound, Pendings, UpstreamInfo};
+use super::{
+    hold, reject, ActorParts, Backoff, Cmd, Inbound, Pendings, UpstreamInfo, INIT_TIMEOUT,
+};
 use crate::config::{Transport, BUILTIN_SELF};
 use crate::wire::envelope::code;
 use crate::wire::frame::{Line, LineDecoder};
 use crate::wire::{json, Envelope, Kind};
 
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames queued toward the child's stdin before callers are told the server is overloaded.
 const WRITE_QUEUE: usize = 4096;
 
@@ -35,8 +35,7 @@ enum Ended {
 
 impl StdioActor {
     pub async fn run(mut self) {
-        let name = self.parts.config.name.clone();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             let started = Instant::now();
             let why = match self.spawn() {
@@ -49,23 +48,9 @@ impl StdioActor {
                 },
                 Err(e) => format!("cannot start: {e}"),
             };
-            self.parts.handle.shared.info.store(None);
-            self.parts.handle.invalidate_lists(None);
-            if started.elapsed() > Duration::from_secs(30) {
-                backoff = Duration::from_millis(100);
+            if !backoff.wait(&mut self.parts, started, &why).await {
+                return;
             }
-            tracing::warn!(server = %name, "upstream down ({why}); restarting in {backoff:?}");
-            let until = tokio::time::Instant::now() + backoff;
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(until) => break,
-                    cmd = self.parts.rx.recv() => match cmd {
-                        None | Some(Cmd::Shutdown) => return,
-                        Some(cmd) => reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server is restarting"),
-                    },
-                }
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
