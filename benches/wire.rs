@@ -183,5 +183,61 @@ fn request_path(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, rewrite, sse_encode, request_path);
+/// `Router::handle` itself: a request answered locally (`ping`), an unknown tool (routing and
+/// an error), and a full `tools/call` round trip through a real stdio child (Switchyard's own
+/// demo server, so the figure includes that server and the pipe).
+fn router_dispatch(c: &mut Criterion) {
+    use switchyard::config::Config;
+    use switchyard::router::Router;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = format!(
+        "[[servers]]\nname = \"demo\"\ncommand = {:?}\nargs = [\"demo-server\"]\n",
+        env!("CARGO_BIN_EXE_switchyard")
+    );
+    let router = rt.block_on(async { Router::new(Config::parse(&config, "bench").unwrap()) });
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let session = Session::new(
+        "b".into(),
+        negotiate(None),
+        ClientCaps::default(),
+        Sink::Channel(tx),
+        8,
+    );
+    rt.block_on(router.wait_ready(&session));
+    let mut one = |frame: &'static str| {
+        let env = Envelope::parse(Bytes::from_static(frame.as_bytes())).unwrap();
+        router.handle(&session, env, session.unsolicited.clone());
+        rt.block_on(rx.recv()).unwrap()
+    };
+    assert!(std::str::from_utf8(&one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo__echo","arguments":{"text":"x"}}}"#)).unwrap().contains("\"x\""));
+    let mut g = c.benchmark_group("router_dispatch");
+    g.bench_function("ping_answered_locally", |b| {
+        b.iter(|| black_box(one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)))
+    });
+    g.bench_function("unknown_tool_error", |b| {
+        b.iter(|| {
+            black_box(one(
+                r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nope__x"}}"#,
+            ))
+        })
+    });
+    g.bench_function("tools_call_round_trip_via_stdio_demo_server", |b| {
+        b.iter(|| black_box(one(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"demo__echo","arguments":{"text":"x"}}}"#)))
+    });
+    g.finish();
+    rt.block_on(router.shutdown());
+}
+
+criterion_group!(
+    benches,
+    parse,
+    rewrite,
+    sse_encode,
+    request_path,
+    router_dispatch
+);
 criterion_main!(benches);
