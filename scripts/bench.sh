@@ -76,13 +76,15 @@ run() {
   echo "$cpu" > "$OUT/$name.cpu"
 }
 
+# Switchyard's stdio child (the mock it fronts), measured beside Switchyard itself.
+CHILD_PID=$(pgrep -P "$SYS_PID" | head -1)
 RATE= run direct "$MOCK_URL" "$MOCK_PID"
-RATE= run via-stdio "$SYS_URL" "$SYS_PID"
+RATE= run via-stdio "$SYS_URL" "$SYS_PID" "$CHILD_PID"
 RATE= run via-http "$SYH_URL" "$SYH_PID" "$MOCK_PID"
 RATE= run hop "$HOP_URL" "$HOP_PID"
 HALF=$(python3 -c "import json; print(max(1, round(json.load(open('$OUT/direct.json'))['achieved_rps'] / 2)))")
 RATE=$HALF run direct-fixed "$MOCK_URL" "$MOCK_PID"
-RATE=$HALF run via-stdio-fixed "$SYS_URL" "$SYS_PID"
+RATE=$HALF run via-stdio-fixed "$SYS_URL" "$SYS_PID" "$CHILD_PID"
 RATE=$HALF run via-http-fixed "$SYH_URL" "$SYH_PID" "$MOCK_PID"
 RATE=$HALF run hop-fixed "$HOP_URL" "$HOP_PID"
 
@@ -98,8 +100,8 @@ def us_per_req(r, ticks):
     # The CPU was spent on every request of the run, warm-up included.
     return ticks * 1e6 / tck / max(r["total"], 1)
 print(f"sessions {sessions}, {duration}s measured per run, fixed rate {half} req/s (half of direct)\n")
-print("| run | req/s (closed loop) | p50 ms | p99 ms | errors | server CPU us/req | p50 ms @ fixed | p99 ms @ fixed |")
-print("|---|---|---|---|---|---|---|---|")
+print("| run | req/s (closed loop) | p50 ms | p99 ms | errors | server CPU us/req | upstream mock CPU us/req | p50 ms @ fixed | p99 ms @ fixed |")
+print("|---|---|---|---|---|---|---|---|---|")
 rows = {}
 for n in ["direct", "via-stdio", "via-http", "hop"]:
     r, cpu = load(n)
@@ -108,7 +110,8 @@ for n in ["direct", "via-stdio", "via-http", "hop"]:
     rows[n] = (r, f, cpu_us)
     lat = r["latency_us"]; fl = f["latency_us"]
     errs = sum(r["errors"].values()) + sum(f["errors"].values())
-    print(f"| {n} | {r['achieved_rps']:.0f} | {lat['p50']/1000:.3f} | {lat['p99']/1000:.3f} | {errs} | {cpu_us:.1f} | {fl['p50']/1000:.3f} | {fl['p99']/1000:.3f} |")
+    upstream = f"{us_per_req(r, cpu[1]):.1f}" if len(cpu) > 1 else "-"
+    print(f"| {n} | {r['achieved_rps']:.0f} | {lat['p50']/1000:.3f} | {lat['p99']/1000:.3f} | {errs} | {cpu_us:.1f} | {upstream} | {fl['p50']/1000:.3f} | {fl['p99']/1000:.3f} |")
 d = rows["direct"]
 print()
 for n in ["via-stdio", "via-http"]:
