@@ -591,3 +591,44 @@ async fn http_upstream_that_starts_late_is_picked_up_under_traffic() {
         started.elapsed()
     );
 }
+
+/// A server that cannot start does not slow anyone's initialize, and the others still serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_upstream_does_not_slow_new_sessions() {
+    let router = start_router(
+        "[limits]\nlist_timeout_ms = 5000\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n\
+         [[servers]]\nname = \"ghost\"\ncommand = \"/nonexistent/mcp-server\"\n",
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut c = RawClient::new(&router.url);
+        c.initialize("2025-11-25", "{}").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "initialize took {:?}",
+            started.elapsed()
+        );
+        let r = c.call(json!(1), "tools/list", json!({})).await;
+        let names: Vec<&str> = r.response()["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert!(names.contains(&"demo__echo"), "{names:?}");
+        assert_eq!(
+            r.response()["result"]["_meta"]["io.switchyard/unavailable"],
+            json!(["ghost"])
+        );
+        let r = c
+            .call(json!(2), "tools/call", json!({"name": "ghost__x"}))
+            .await;
+        assert_eq!(
+            r.response()["error"]["code"].as_i64(),
+            Some(-31002),
+            "{:?}",
+            r.response()
+        );
+    }
+}

@@ -122,15 +122,19 @@ impl Router {
         Ok(h)
     }
 
-    /// Wait (up to the list timeout) until the upstreams serving `session` have finished their
-    /// handshakes, so that capabilities are known.
+    /// Wait (up to the list timeout) until the upstreams serving `session` that are starting
+    /// have finished their handshakes, so that capabilities are known. An upstream that is
+    /// down is not waited for: one dead server must not slow every new session.
     pub async fn wait_ready(self: &Arc<Self>, session: &Arc<Session>) {
         let deadline = tokio::time::Instant::now() + self.config.limits.list_timeout;
         for idx in 0..self.servers.len() {
             let Ok(h) = self.instance(idx, session) else {
                 continue;
             };
-            while h.shared.info.load().is_none() && tokio::time::Instant::now() < deadline {
+            while h.shared.info.load().is_none()
+                && !h.shared.is_down()
+                && tokio::time::Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

@@ -175,6 +175,8 @@ pub struct UpstreamShared {
     pub lists: Mutex<HashMap<&'static str, Arc<Vec<Box<RawValue>>>>>,
     /// When a session last used it (seconds on [`clock`]), for reaping idle per-client upstreams.
     last_used: AtomicU64,
+    /// Down and waiting to retry (so nobody should wait for its handshake).
+    down: std::sync::atomic::AtomicBool,
 }
 
 /// Seconds since the process started: a cheap clock for idleness.
@@ -192,7 +194,13 @@ impl UpstreamShared {
             owner,
             lists: Mutex::new(HashMap::new()),
             last_used: AtomicU64::new(clock()),
+            down: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Is it down and waiting to retry? (Neither ready nor starting.)
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
     }
 
     pub fn touch(&self) {
@@ -338,9 +346,13 @@ impl Backoff {
         tracing::warn!(server = %name, "upstream down ({why}); retrying in {:?}", self.next);
         let until = tokio::time::Instant::now() + self.next;
         self.next = (self.next * 2).min(std::time::Duration::from_secs(10));
+        parts.handle.shared.down.store(true, Ordering::Relaxed);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(until) => return true,
+                _ = tokio::time::sleep_until(until) => {
+                    parts.handle.shared.down.store(false, Ordering::Relaxed);
+                    return true;
+                }
                 cmd = parts.rx.recv() => match cmd {
                     None | Some(Cmd::Shutdown) => return false,
                     Some(cmd) => reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server is down; Switchyard is retrying it"),
