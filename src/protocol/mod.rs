@@ -1,6 +1,7 @@
 //! MCP semantics that need no I/O: protocol versions and eras, client capabilities, log
 //! levels, name prefixing, cursors and URI templates.
 
+pub mod modern;
 pub mod names;
 pub mod template;
 
@@ -18,12 +19,15 @@ pub const LATEST_LEGACY: &str = "2025-11-25";
 pub enum Era {
     /// The initialize handshake era, at one of [`LEGACY_VERSIONS`].
     Legacy(&'static str),
+    /// 2026-07-28: stateless requests carrying `_meta`; no handshake, sessions or event ids.
+    Modern,
 }
 
 impl Era {
     pub fn version(self) -> &'static str {
         match self {
             Era::Legacy(v) => v,
+            Era::Modern => modern::VERSION,
         }
     }
 
@@ -32,9 +36,10 @@ impl Era {
         self.version() == "2025-03-26"
     }
 
-    /// From 2025-11-25, SSE streams start with a priming event (an id and empty data).
+    /// From 2025-11-25, SSE streams start with a priming event (an id and empty data); 2026
+    /// streams have no event ids at all.
     pub fn primes_streams(self) -> bool {
-        self.version() >= "2025-11-25"
+        matches!(self, Era::Legacy(v) if v >= "2025-11-25")
     }
 }
 

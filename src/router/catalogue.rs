@@ -158,7 +158,32 @@ impl Router {
             },
             None => 0,
         };
+        let (merged, unavailable) = self.merge(session, &env.method).await;
+        if offset > merged.len() {
+            return Err((code::INVALID_PARAMS, "invalid cursor".to_string()));
+        }
+        let page = self.config.limits.page_size;
+        let end = (offset + page).min(merged.len());
+        let next = (end < merged.len()).then(|| cursor::encode(end));
+        Ok(merged_list_result(
+            k.field,
+            &merged[offset..end],
+            next,
+            &unavailable,
+        ))
+    }
 
+    /// Fetch (or take from cache) every server's list of this kind, merge them under exposed
+    /// names, and record the names and URIs as this session's routes. Returns the merged
+    /// items and the servers that did not answer.
+    pub(super) async fn merge(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        method: &Method,
+    ) -> (Vec<Bytes>, Vec<String>) {
+        let Some(k) = kind(method) else {
+            return (Vec::new(), Vec::new());
+        };
         // Ask every server that offers this list at once, each with its own deadline.
         let mut tasks = Vec::new();
         for idx in 0..self.servers.len() {
@@ -174,9 +199,7 @@ impl Router {
                 continue;
             }
             let timeout = self.config.limits.list_timeout;
-            let kk = ListKind {
-                ..kind(&env.method).ok_or((code::INTERNAL_ERROR, String::new()))?
-            };
+            let Some(kk) = kind(method) else { continue };
             tasks.push((
                 idx,
                 tokio::spawn(
@@ -261,17 +284,6 @@ impl Router {
             }
             st.routes = Arc::new(next);
         }
-        if offset > merged.len() {
-            return Err((code::INVALID_PARAMS, "invalid cursor".to_string()));
-        }
-        let page = self.config.limits.page_size;
-        let end = (offset + page).min(merged.len());
-        let next = (end < merged.len()).then(|| cursor::encode(end));
-        Ok(merged_list_result(
-            k.field,
-            &merged[offset..end],
-            next,
-            &unavailable,
-        ))
+        (merged, unavailable)
     }
 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::config::{Config, ServerConfig, Sharing, Transport};
-use crate::protocol::{log_level_rank, LOG_LEVELS};
+use crate::protocol::{log_level_rank, Era, LOG_LEVELS};
 use crate::session::{Route, Session, SessionStore, Sink};
 use crate::upstream::stdio::StdioActor;
 use crate::upstream::{self, Call, Cmd, Origin, UpstreamEvents, UpstreamHandle, UpstreamShared};
@@ -32,6 +32,16 @@ pub struct Server {
     pub instances: Vec<UpstreamHandle>,
     /// Live per-client upstreams of this server (decremented when each actor ends).
     per_client: Arc<AtomicUsize>,
+}
+
+/// The lists whose items a call of this method names.
+fn lists_naming(method: &Method) -> Vec<Method> {
+    match method {
+        Method::ToolsCall => vec![Method::ToolsList],
+        Method::PromptsGet => vec![Method::PromptsList],
+        Method::ResourcesRead => vec![Method::ResourcesList, Method::ResourcesTemplatesList],
+        _ => vec![Method::PromptsList, Method::ResourcesTemplatesList],
+    }
 }
 
 /// Sessions subscribed to one resource, by session key.
@@ -95,6 +105,13 @@ impl Router {
         session: &Arc<Session>,
     ) -> Result<UpstreamHandle, String> {
         let server = self.servers.get(idx).ok_or("no such server")?;
+        if server.instances.is_empty() && session.era() == Era::Modern {
+            // A per-client upstream lives as long as a session; 2026-07-28 requests have none.
+            return Err(format!(
+                "server {} is per-client, which 2026-07-28 requests cannot use yet",
+                server.config.name
+            ));
+        }
         if !server.instances.is_empty() {
             return Ok(server.instances[(session.key as usize) % server.instances.len()].clone());
         }
@@ -140,56 +157,87 @@ impl Router {
         }
     }
 
-    /// The InitializeResult for a new session (after [`Router::wait_ready`]).
-    pub fn initialize_result(self: &Arc<Self>, session: &Arc<Session>) -> Bytes {
-        let infos: Vec<_> = (0..self.servers.len())
-            .filter_map(|i| self.instance(i, session).ok()?.shared.info.load_full())
+    /// What the upstreams serving `session` offer, merged: the capabilities object (only what
+    /// some upstream offers; 2026-07-28 sessions get no subscribe or listChanged, which that
+    /// revision moved to `subscriptions/listen`) and the servers' instructions, each labelled.
+    fn merged(self: &Arc<Self>, session: &Arc<Session>) -> (String, Option<String>) {
+        let infos: Vec<(&str, Arc<crate::upstream::UpstreamInfo>)> = (0..self.servers.len())
+            .filter_map(|i| {
+                let info = self.instance(i, session).ok()?.shared.info.load_full()?;
+                Some((self.servers[i].config.name.as_str(), info))
+            })
             .collect();
-        let any = |cap: &str| infos.iter().any(|i| i.has(cap));
+        let any = |cap: &str| infos.iter().any(|(_, i)| i.has(cap));
+        let modern = session.era() == Era::Modern;
         let mut caps = Vec::new();
-        if any("tools") {
-            caps.push(r#""tools":{"listChanged":true}"#.to_string());
-        }
-        if any("prompts") {
-            caps.push(r#""prompts":{"listChanged":true}"#.to_string());
+        for list in ["tools", "prompts"] {
+            if any(list) {
+                caps.push(if modern {
+                    format!(r#""{list}":{{}}"#)
+                } else {
+                    format!(r#""{list}":{{"listChanged":true}}"#)
+                });
+            }
         }
         if any("resources") {
-            let subscribe = infos.iter().any(|i| {
-                i.capability("resources")
-                    .is_some_and(|r| r.get().replace(' ', "").contains("\"subscribe\":true"))
-            });
-            caps.push(format!(
-                r#""resources":{{"subscribe":{subscribe},"listChanged":true}}"#
-            ));
+            if modern {
+                caps.push(r#""resources":{}"#.to_string());
+            } else {
+                let subscribe = infos.iter().any(|(_, i)| {
+                    i.capability("resources")
+                        .is_some_and(|r| r.get().replace(' ', "").contains("\"subscribe\":true"))
+                });
+                caps.push(format!(
+                    r#""resources":{{"subscribe":{subscribe},"listChanged":true}}"#
+                ));
+            }
         }
-        if any("logging") {
-            caps.push(r#""logging":{}"#.to_string());
-        }
-        if any("completions") {
-            caps.push(r#""completions":{}"#.to_string());
+        for plain in ["logging", "completions"] {
+            if any(plain) {
+                caps.push(format!(r#""{plain}":{{}}"#));
+            }
         }
         let instructions: Vec<String> = infos
             .iter()
-            .zip(self.servers.iter())
-            .filter_map(|(i, s)| {
-                i.instructions
-                    .as_ref()
-                    .map(|t| format!("[{}] {t}", s.config.name))
-            })
+            .filter_map(|(name, i)| i.instructions.as_ref().map(|t| format!("[{name}] {t}")))
             .collect();
+        let instructions = (!instructions.is_empty()).then(|| {
+            String::from_utf8_lossy(&json::json_string(&instructions.join("\n"))).into_owned()
+        });
+        (format!("{{{}}}", caps.join(",")), instructions)
+    }
+
+    /// The InitializeResult for a new session (after [`Router::wait_ready`]).
+    pub fn initialize_result(self: &Arc<Self>, session: &Arc<Session>) -> Bytes {
+        let (caps, instructions) = self.merged(session);
         let mut out = format!(
-            r#"{{"protocolVersion":"{}","capabilities":{{{}}},"serverInfo":{{"name":"switchyard","version":"{}"}}"#,
+            r#"{{"protocolVersion":"{}","capabilities":{caps},"serverInfo":{{"name":"switchyard","version":"{}"}}"#,
             session.era().version(),
-            caps.join(","),
             env!("CARGO_PKG_VERSION")
         );
-        if !instructions.is_empty() {
+        if let Some(i) = instructions {
             out.push_str(",\"instructions\":");
-            out.push_str(
-                std::str::from_utf8(&json::json_string(&instructions.join("\n"))).unwrap_or("\"\""),
-            );
+            out.push_str(&i);
         }
         out.push('}');
+        Bytes::from(out)
+    }
+
+    /// The DiscoverResult for a 2026-07-28 client: every revision served, the merged
+    /// capabilities, and cache hints (not cached: what is offered can change at any time).
+    pub fn discover_result(self: &Arc<Self>, session: &Arc<Session>) -> Bytes {
+        let (caps, instructions) = self.merged(session);
+        let versions =
+            serde_json::to_string(&crate::protocol::modern::SUPPORTED).unwrap_or_default();
+        let mut out = format!(
+            r#"{{"supportedVersions":{versions},"capabilities":{caps},"serverInfo":{{"name":"switchyard","version":"{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        );
+        if let Some(i) = instructions {
+            out.push_str(",\"instructions\":");
+            out.push_str(&i);
+        }
+        out.push_str(r#","resultType":"complete","ttlMs":0,"cacheScope":"private"}"#);
         Bytes::from(out)
     }
 
@@ -222,6 +270,25 @@ impl Router {
             | Method::CompletionComplete => match self.resolve_call(session, &env) {
                 Ok((idx, name_edit, token)) => {
                     self.forward(session, idx, env, name_edit, token, sink)
+                }
+                Err((c, m)) if c == code::RESOURCE_NOT_FOUND || m.starts_with("unknown ") => {
+                    // Not among what this session was shown (a 2026-07-28 request has no
+                    // session memory at all): learn the catalogue, then try once more.
+                    let this = self.clone();
+                    let session = session.clone();
+                    tokio::spawn(async move {
+                        for list in lists_naming(&env.method) {
+                            this.merge(&session, &list).await;
+                        }
+                        match this.resolve_call(&session, &env) {
+                            Ok((idx, name_edit, token)) => {
+                                this.forward(&session, idx, env, name_edit, token, sink)
+                            }
+                            Err((c, m)) => {
+                                let _ = sink.finish(error_reply(&id, c, &m));
+                            }
+                        }
+                    });
                 }
                 Err((c, m)) => reply(error_reply(&id, c, &m)),
             },

@@ -249,7 +249,11 @@ impl Session {
             .and_then(|p| ParamsPeek::parse(p).ok())
             .and_then(|p| p.level.and_then(|l| log_level_rank(&l)));
         let wanted = self.state().log_level;
-        // Without logging/setLevel a client gets what the server chooses to send (spec default).
+        // A 2026-07-28 request gets log lines only if it asked for them (`_meta` logLevel).
+        if self.era == Era::Modern && wanted.is_none() {
+            return;
+        }
+        // Without logging/setLevel a legacy client gets what the server chooses to send.
         if let (Some(level), Some(min)) = (level, wanted) {
             if level < min {
                 return;

@@ -20,7 +20,8 @@ use hyper::{Method as HttpMethod, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::protocol::{is_known_version, negotiate, ClientCaps};
+use crate::protocol::modern::{self, RequestMeta};
+use crate::protocol::{is_known_version, log_level_rank, negotiate, ClientCaps, Era};
 use crate::router::Router;
 use crate::session::{new_session_id, ReplyStream, Session, Sink};
 use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
@@ -125,6 +126,36 @@ pub struct SseBody {
     cursor: Option<Arc<AtomicU64>>,
     /// Released when this body ends: one GET stream per session at a time.
     _guard: Option<GetGuard>,
+    /// Event ids (2025 eras) or none (2026-07-28 has no resumption).
+    ids: bool,
+    /// 2026-07-28: the request's method, to give its result `resultType` and cache hints.
+    modern: Option<Method>,
+    /// 2026-07-28: closing the stream cancels the request.
+    _cancel: Option<CancelOnDrop>,
+}
+
+/// Closing a 2026-07-28 reply before its response is a cancellation: the upstream is told
+/// (a legacy client's disconnect is not, by the 2025 rules).
+pub struct CancelOnDrop {
+    session: Arc<Session>,
+    client_id: Bytes,
+    stream: Arc<ReplyStream>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.stream.is_done() {
+            return;
+        }
+        if let Some(h) = self.session.in_flight_upstream(&self.client_id) {
+            self.session.forget(&self.client_id);
+            let _ = h.send(crate::upstream::Cmd::Cancel {
+                session: self.session.key,
+                client_id: self.client_id.clone(),
+                reason: Some("the client closed its reply stream".into()),
+            });
+        }
+    }
 }
 
 pub struct GetGuard(Arc<AtomicBool>);
@@ -149,8 +180,15 @@ impl SseBody {
                 self.keepalive
                     .as_mut()
                     .reset(tokio::time::Instant::now() + KEEPALIVE);
+                let data = match &self.modern {
+                    Some(method) => modern::complete_result(&ev.data, method),
+                    None => ev.data,
+                };
+                if !self.ids {
+                    return Poll::Ready(Some(sse::encode_event(None, &data)));
+                }
                 let id = format!("{}-{}", self.stream.stream_no, ev.seq);
-                Poll::Ready(Some(sse::encode_event(Some(&id), &ev.data)))
+                Poll::Ready(Some(sse::encode_event(Some(&id), &data)))
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match self.keepalive.as_mut().poll(cx) {
@@ -174,6 +212,9 @@ fn sse_body(stream: Arc<ReplyStream>, after: u64, prefix: Option<Bytes>) -> SseB
         keepalive: Box::pin(tokio::time::sleep(KEEPALIVE)),
         cursor: None,
         _guard: None,
+        ids: true,
+        modern: None,
+        _cancel: None,
     }
 }
 
@@ -352,7 +393,7 @@ fn session_of(router: &Router, h: &HeaderMap) -> Result<Arc<Session>, Box<Respon
 
 fn check_version(h: &HeaderMap) -> Result<(), Box<Response<HttpBody>>> {
     match header(h, VERSION_HEADER) {
-        Some(v) if !is_known_version(v) => Err(Box::new(rpc_error(
+        Some(v) if !is_known_version(v) && v != modern::VERSION => Err(Box::new(rpc_error(
             StatusCode::BAD_REQUEST,
             None,
             code::INVALID_REQUEST,
@@ -363,7 +404,8 @@ fn check_version(h: &HeaderMap) -> Result<(), Box<Response<HttpBody>>> {
 }
 
 async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
-    let h = req.headers();
+    let (parts, body) = req.into_parts();
+    let h = &parts.headers;
     if !(accepts(h, "application/json") && accepts(h, "text/event-stream")) {
         return rpc_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -392,10 +434,7 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
     }
     let session_header = header(h, SESSION_HEADER).map(str::to_owned);
     let max = router.config.limits.max_frame_bytes;
-    let body = match http_body_util::Limited::new(req.into_body(), max)
-        .collect()
-        .await
-    {
+    let body = match http_body_util::Limited::new(body, max).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return rpc_error(
@@ -425,13 +464,14 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
     if env.method == Method::Initialize && env.kind == Kind::Request {
         return initialize(router, env).await;
     }
-    let mut hm = HeaderMap::new();
-    if let Some(s) = &session_header {
-        if let Ok(v) = HeaderValue::from_str(s) {
-            hm.insert(SESSION_HEADER, v);
+    // No session and a 2026-07-28 version (header or _meta): a stateless modern request.
+    if session_header.is_none() {
+        let meta = RequestMeta::of(&env);
+        if header(h, VERSION_HEADER) == Some(modern::VERSION) || meta.protocol_version.is_some() {
+            return modern_request(router, h, env, meta).await;
         }
     }
-    let session = match session_of(router, &hm) {
+    let session = match session_of(router, h) {
         Ok(s) => s,
         Err(r) => return *r,
     };
@@ -467,6 +507,103 @@ async fn reply(session: &Arc<Session>, stream: Arc<ReplyStream>) -> Response<Htt
         .primes_streams()
         .then(|| sse::priming_event(&format!("{}-0", stream.stream_no), RETRY_MS));
     sse_response(sse_body(stream, 0, prefix), None)
+}
+
+/// A 2026-07-28 request: stateless, checked against its headers, routed with the
+/// capabilities it carries, answered with `resultType` (and cache hints on lists and reads).
+async fn modern_request(
+    router: &Arc<Router>,
+    h: &HeaderMap,
+    env: Envelope,
+    meta: RequestMeta,
+) -> Response<HttpBody> {
+    let id = env.id_bytes();
+    if env.kind != Kind::Request {
+        // 2026 defines no client notification over HTTP, and clients never send responses.
+        return full(StatusCode::ACCEPTED, None, Bytes::new());
+    }
+    let id = id.unwrap_or_default();
+    let headers = |name: &str| header(h, name).map(str::to_owned);
+    if let Err(r) = modern::validate(&env, &meta, &headers) {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+        return full(
+            status,
+            Some("application/json"),
+            json::error(
+                Some(&id),
+                r.code,
+                &r.message,
+                r.data.as_deref().map(str::as_bytes),
+            ),
+        );
+    }
+    if !modern::is_modern_method(&env.method) {
+        let msg = format!("method not found in 2026-07-28: {}", env.method.name());
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            Some(&id),
+            code::METHOD_NOT_FOUND,
+            &msg,
+        );
+    }
+    // Server-to-client requests do not exist in 2026 (MRTR replaces them; bridging is to come),
+    // so the request's session declares none of sampling, elicitation or roots.
+    let session = Session::new(
+        "modern".into(),
+        Era::Modern,
+        ClientCaps::default(),
+        Sink::Stream(ReplyStream::new(0, 1)),
+        1,
+    );
+    if let Some(level) = meta.log_level.as_deref() {
+        match log_level_rank(level) {
+            Some(rank) => session.state().log_level = Some(rank),
+            None => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    Some(&id),
+                    code::INVALID_PARAMS,
+                    "invalid io.modelcontextprotocol/logLevel",
+                )
+            }
+        }
+    }
+    let method = env.method.clone();
+    if matches!(&method, Method::Other(m) if &**m == "server/discover") {
+        router.wait_ready(&session).await;
+        return full(
+            StatusCode::OK,
+            Some("application/json"),
+            json::result(&id, &router.discover_result(&session)),
+        );
+    }
+    let stream = session.new_stream();
+    let cancel = CancelOnDrop {
+        session: session.clone(),
+        client_id: id,
+        stream: stream.clone(),
+    };
+    router.handle(&session, env, Sink::Stream(stream.clone()));
+    if stream.next_after(0).await.is_none() {
+        return rpc_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            code::INTERNAL_ERROR,
+            "no reply",
+        );
+    }
+    if let Some(only) = stream.only_message() {
+        return full(
+            StatusCode::OK,
+            Some("application/json"),
+            modern::complete_result(&only, &method),
+        );
+    }
+    let mut body = sse_body(stream, 0, None);
+    body.ids = false;
+    body.modern = Some(method);
+    body._cancel = Some(cancel);
+    sse_response(body, None)
 }
 
 async fn initialize(router: &Arc<Router>, env: Envelope) -> Response<HttpBody> {
@@ -576,8 +713,29 @@ async fn batch(
     full(StatusCode::OK, Some("application/json"), out.freeze())
 }
 
+/// GET and DELETE without a session come from 2026-07-28 clients (which have neither) or from
+/// clients that never initialized: 405, as the 2026 transport says, unless a legacy version
+/// header shows a legacy client that lost its session id (400).
+fn no_session_method(h: &HeaderMap) -> Option<Response<HttpBody>> {
+    if h.contains_key(SESSION_HEADER) {
+        return None;
+    }
+    match header(h, VERSION_HEADER) {
+        Some(v) if is_known_version(v) => None,
+        _ => {
+            let mut r = full(StatusCode::METHOD_NOT_ALLOWED, None, Bytes::new());
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+            Some(r)
+        }
+    }
+}
+
 fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
     let h = req.headers();
+    if let Some(r) = no_session_method(h) {
+        return r;
+    }
     if !accepts(h, "text/event-stream") {
         return rpc_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -641,6 +799,9 @@ fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
 }
 
 fn delete(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
+    if let Some(r) = no_session_method(req.headers()) {
+        return r;
+    }
     let session = match session_of(router, req.headers()) {
         Ok(s) => s,
         Err(r) => return *r,

@@ -1,8 +1,10 @@
 """Drive Switchyard with the Python `mcp` SDK client (legacy handshake era).
 
 Usage:
-  py_client.py http URL
+  py_client.py http URL [MODE]
   py_client.py stdio SWITCHYARD_BINARY CONFIG
+
+MODE is the SDK's connect mode: legacy (the default), auto, or 2026-07-28.
 
 Switchyard must front server-everything as `everything` and tests/peers/py_server.py as `py`.
 Prints one line per check and exits non-zero on the first failure.
@@ -26,11 +28,14 @@ def text_of(result):
 
 
 async def main():
+    mode = "legacy"
     if sys.argv[1] == "http":
         target = sys.argv[2]
+        mode = sys.argv[3] if len(sys.argv) > 3 else "legacy"
     else:
         target = StdioServerParameters(command=sys.argv[2], args=["stdio", "--config", sys.argv[3]])
-    async with Client(target, mode="legacy") as client:
+    async with Client(target, mode=mode) as client:
+        print(f"connected in mode {mode}: protocol {client.session.protocol_version}", flush=True)
         tools = {t.name for t in (await client.list_tools()).tools}
         check({"everything__echo", "everything__get-sum", "py__shout", "py__count"} <= tools,
               f"tools of both servers listed ({len(tools)} tools)")

@@ -10,10 +10,21 @@ from mcp.server.mcpserver import Context, MCPServer
 server = MCPServer("py-upstream", instructions="A Python SDK server behind Switchyard.")
 
 
+SHOUTS = 0
+
+
 @server.tool()
 def shout(text: str) -> str:
     """Upper-cases its text."""
+    global SHOUTS
+    SHOUTS += 1
     return text.upper()
+
+
+@server.tool()
+def shout_count() -> int:
+    """How many times shout ran (for tests that a refused request never arrived)."""
+    return SHOUTS
 
 
 @server.tool()

@@ -1,0 +1,377 @@
+//! The 2026-07-28 (stateless) era's rules, no I/O: what a request must carry in `_meta`,
+//! the header checks that keep a gateway from routing on a header the body contradicts, and
+//! the result shape modern clients expect (`resultType`, cache hints).
+
+use std::borrow::Cow;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::wire::envelope::{code, raw_str, ParamsPeek};
+use crate::wire::{Envelope, Method};
+
+pub const VERSION: &str = "2026-07-28";
+/// Every revision Switchyard serves, newest first (for `server/discover` and -32022).
+pub const SUPPORTED: [&str; 4] = [VERSION, "2025-11-25", "2025-06-18", "2025-03-26"];
+
+/// 2026 error codes (`2026-07-28/basic/index#error-codes`).
+pub const HEADER_MISMATCH: i64 = -32020;
+pub const MISSING_CAPABILITY: i64 = -32021;
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// What a modern request says about its sender, from `params._meta`.
+#[derive(Debug, Default)]
+pub struct RequestMeta {
+    pub protocol_version: Option<String>,
+    pub client_capabilities: Option<Box<RawValue>>,
+    pub log_level: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaFields<'a> {
+    #[serde(borrow, default, rename = "io.modelcontextprotocol/protocolVersion")]
+    protocol_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "io.modelcontextprotocol/clientCapabilities")]
+    client_capabilities: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "io.modelcontextprotocol/logLevel")]
+    log_level: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+struct WithMeta<'a> {
+    #[serde(borrow, default, rename = "_meta")]
+    meta: Option<MetaFields<'a>>,
+}
+
+impl RequestMeta {
+    pub fn of(env: &Envelope) -> RequestMeta {
+        let Some(params) = env.params_str() else {
+            return RequestMeta::default();
+        };
+        let Ok(w) = serde_json::from_str::<WithMeta<'_>>(params) else {
+            return RequestMeta::default();
+        };
+        let m = w.meta.unwrap_or_default();
+        RequestMeta {
+            protocol_version: m.protocol_version.map(Cow::into_owned),
+            client_capabilities: m.client_capabilities.map(|c| c.to_owned()),
+            log_level: m.log_level.map(Cow::into_owned),
+        }
+    }
+}
+
+/// A refusal: HTTP status, JSON-RPC code, message and optional `data` (raw JSON).
+#[derive(Debug, PartialEq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: i64,
+    pub message: String,
+    pub data: Option<String>,
+}
+
+fn refuse(status: u16, code: i64, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        code,
+        message: message.into(),
+        data: None,
+    }
+}
+
+/// Decode a header value sent as `=?base64?...?=` (values that are not safe as plain text).
+pub fn decode_header_value(v: &str) -> Option<String> {
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => String::from_utf8(base64_decode(b64)?).ok(),
+        None => Some(v.to_string()),
+    }
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, b) in chunk.iter().enumerate() {
+            n |= val(*b)? << (18 - 6 * i);
+        }
+        let take = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
+    }
+    Some(out)
+}
+
+/// Methods a 2026-07-28 client may call; anything else is answered 404 + -32601.
+pub fn is_modern_method(m: &Method) -> bool {
+    matches!(
+        m,
+        Method::ToolsList
+            | Method::ToolsCall
+            | Method::PromptsList
+            | Method::PromptsGet
+            | Method::ResourcesList
+            | Method::ResourcesTemplatesList
+            | Method::ResourcesRead
+            | Method::CompletionComplete
+    ) || matches!(m, Method::Other(name) if &**name == "server/discover")
+}
+
+/// Check a modern request against its headers (`header(name)` gives a header's value).
+/// A router that routes on headers must check them against the body before acting on
+/// either (`2026-07-28/basic/transports/streamable-http#server-validation`).
+pub fn validate(
+    env: &Envelope,
+    meta: &RequestMeta,
+    header: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Refusal> {
+    let Some(version) = meta.protocol_version.as_deref() else {
+        return Err(refuse(
+            400,
+            code::INVALID_PARAMS,
+            "params._meta is missing io.modelcontextprotocol/protocolVersion",
+        ));
+    };
+    if version != VERSION {
+        let supported = serde_json::to_string(&SUPPORTED).unwrap_or_default();
+        let requested = serde_json::to_string(version).unwrap_or_default();
+        return Err(Refusal {
+            status: 400,
+            code: UNSUPPORTED_VERSION,
+            message: format!("unsupported protocol version {version}"),
+            data: Some(format!(
+                r#"{{"supported":{supported},"requested":{requested}}}"#
+            )),
+        });
+    }
+    if meta.client_capabilities.is_none() {
+        return Err(refuse(
+            400,
+            code::INVALID_PARAMS,
+            "params._meta is missing io.modelcontextprotocol/clientCapabilities",
+        ));
+    }
+    let mismatch = |what: &str| refuse(400, HEADER_MISMATCH, what.to_string());
+    match header("mcp-protocol-version") {
+        Some(h) if h == version => {}
+        Some(_) => return Err(mismatch("MCP-Protocol-Version does not match params._meta")),
+        None => return Err(mismatch("MCP-Protocol-Version header is required")),
+    }
+    match header("mcp-method").and_then(|h| decode_header_value(&h)) {
+        Some(h) if h == env.method.name() => {}
+        Some(_) => return Err(mismatch("Mcp-Method does not match the request's method")),
+        None => return Err(mismatch("Mcp-Method header is required")),
+    }
+    let named = match env.method {
+        Method::ToolsCall | Method::PromptsGet => Some("name"),
+        Method::ResourcesRead => Some("uri"),
+        _ => None,
+    };
+    if let Some(field) = named {
+        let peek = env
+            .params_str()
+            .and_then(|p| ParamsPeek::parse(p).ok())
+            .unwrap_or_default();
+        let body = if field == "name" { peek.name } else { peek.uri }.and_then(raw_str);
+        match (
+            header("mcp-name").and_then(|h| decode_header_value(&h)),
+            body,
+        ) {
+            (Some(h), Some(b)) if h == b => {}
+            (None, _) => return Err(mismatch("Mcp-Name header is required")),
+            _ => return Err(mismatch(&format!("Mcp-Name does not match params.{field}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Give a result what a modern client expects: `resultType: "complete"` (legacy upstreams
+/// never send it) and, on list and read results, `ttlMs` and `cacheScope` (a legacy upstream
+/// gives no ttl, which means 0; `private` is the safe scope). Splices after the result's
+/// opening brace; every other byte is kept. Errors and results that have it pass unchanged.
+pub fn complete_result(frame: &Bytes, method: &Method) -> Bytes {
+    let Ok(env) = Envelope::parse(frame.clone()) else {
+        return frame.clone();
+    };
+    let Some(range) = env.payload.clone() else {
+        return frame.clone();
+    };
+    if env.kind != crate::wire::Kind::Response || !frame[range.clone()].starts_with(b"{") {
+        return frame.clone();
+    }
+    #[derive(Deserialize)]
+    struct Has<'a> {
+        #[serde(borrow, default, rename = "resultType")]
+        result_type: Option<&'a RawValue>,
+        #[serde(borrow, default, rename = "ttlMs")]
+        ttl: Option<&'a RawValue>,
+    }
+    let has: Has<'_> = match serde_json::from_slice(&frame[range.clone()]) {
+        Ok(h) => h,
+        Err(_) => return frame.clone(),
+    };
+    let cacheable = matches!(
+        method,
+        Method::ToolsList
+            | Method::PromptsList
+            | Method::ResourcesList
+            | Method::ResourcesTemplatesList
+            | Method::ResourcesRead
+    );
+    let mut add = String::new();
+    if has.result_type.is_none() {
+        add.push_str(r#""resultType":"complete","#);
+    }
+    if cacheable && has.ttl.is_none() {
+        add.push_str(r#""ttlMs":0,"cacheScope":"private","#);
+    }
+    if add.is_empty() {
+        return frame.clone();
+    }
+    let empty = frame[range.start + 1..range.end]
+        .iter()
+        .all(|b| b.is_ascii_whitespace() || *b == b'}');
+    if empty {
+        add.pop(); // no member follows: drop the trailing comma
+    }
+    let at = range.start + 1;
+    let mut out = BytesMut::with_capacity(frame.len() + add.len());
+    out.put_slice(&frame[..at]);
+    out.put_slice(add.as_bytes());
+    out.put_slice(&frame[at..]);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(s: &str) -> Envelope {
+        Envelope::parse(Bytes::copy_from_slice(s.as_bytes())).unwrap()
+    }
+
+    const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+    fn headers(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn headers_must_match_the_body() {
+        let e = env(&format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a__b",{META}}}}}"#
+        ));
+        let m = RequestMeta::of(&e);
+        let ok = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "a__b"),
+        ]);
+        assert_eq!(validate(&e, &m, &ok), Ok(()));
+        let b64 = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?YV9fYg==?="),
+        ]);
+        assert_eq!(validate(&e, &m, &b64), Ok(()));
+        let smuggled = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "a__other"),
+        ]);
+        assert_eq!(
+            validate(&e, &m, &smuggled).unwrap_err().code,
+            HEADER_MISMATCH
+        );
+        let no_name = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+        ]);
+        assert_eq!(
+            validate(&e, &m, &no_name).unwrap_err().code,
+            HEADER_MISMATCH
+        );
+        let wrong_method = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/list"),
+            ("mcp-name", "a__b"),
+        ]);
+        assert_eq!(
+            validate(&e, &m, &wrong_method).unwrap_err().code,
+            HEADER_MISMATCH
+        );
+    }
+
+    #[test]
+    fn meta_is_required_and_versions_checked() {
+        let none = headers(&[]);
+        let e = env(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
+        let r = validate(&e, &RequestMeta::of(&e), &none).unwrap_err();
+        assert_eq!((r.status, r.code), (400, code::INVALID_PARAMS));
+        let e = env(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2099-01-01","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+        );
+        let r = validate(&e, &RequestMeta::of(&e), &none).unwrap_err();
+        assert_eq!(r.code, UNSUPPORTED_VERSION);
+        let data: serde_json::Value = serde_json::from_str(r.data.as_deref().unwrap()).unwrap();
+        assert_eq!(data["supported"][0], VERSION);
+        assert_eq!(data["requested"], "2099-01-01");
+    }
+
+    #[test]
+    fn results_get_result_type_and_cache_hints() {
+        let f = Bytes::from_static(br#"{"id":1,"jsonrpc":"2.0","result":{"tools":[]}}"#);
+        let out = complete_result(&f, &Method::ToolsList);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (
+                v["result"]["resultType"].as_str(),
+                v["result"]["ttlMs"].as_i64()
+            ),
+            (Some("complete"), Some(0))
+        );
+        assert_eq!(v["result"]["cacheScope"], "private");
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+        let v: serde_json::Value =
+            serde_json::from_slice(&complete_result(&f, &Method::ToolsCall)).unwrap();
+        assert_eq!(v["result"], serde_json::json!({"resultType": "complete"}));
+        let f = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#,
+        );
+        assert_eq!(complete_result(&f, &Method::ToolsCall), f);
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#);
+        assert_eq!(complete_result(&f, &Method::ToolsCall), f);
+    }
+
+    #[test]
+    fn base64_header_values() {
+        assert_eq!(
+            decode_header_value("=?base64?aMOpbGxv?=").as_deref(),
+            Some("héllo")
+        );
+        assert_eq!(decode_header_value("plain").as_deref(), Some("plain"));
+        assert_eq!(decode_header_value("=?base64?***?="), None);
+    }
+}
