@@ -236,3 +236,51 @@ async fn modern_requests_are_checked_and_answered_in_2026_shape() {
         (Some("complete"), Some(0))
     );
 }
+
+/// A 2026-07-28 request gets log lines only if it asks (`_meta` logLevel), at or above that level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_follow_the_requests_own_level() {
+    let (_py, py_url) = start_py_server();
+    let router = start_router(&format!("[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\n"));
+    let c = RawClient::new(&router.url);
+    let call = |level: Option<&str>| {
+        let mut meta: Value = serde_json::from_str(META).expect("meta");
+        if let Some(l) = level {
+            meta["io.modelcontextprotocol/logLevel"] = json!(l);
+        }
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "py__chatty", "arguments": {}, "_meta": meta}});
+        c.request(
+            "POST",
+            &body.to_string(),
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "py__chatty"),
+            ],
+        )
+    };
+    let logs = |r: &Reply| -> Vec<String> {
+        r.messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/message")
+            .map(|m| m["params"]["level"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let r = c.send(call(None)).await;
+    assert_eq!(text_of(&r.response()["result"]), "said things");
+    assert!(
+        logs(&r).is_empty(),
+        "no logLevel, no log lines: {:?}",
+        r.messages
+    );
+    let r = c.send(call(Some("info"))).await;
+    assert_eq!(logs(&r), ["info", "error"], "{:?}", r.messages);
+    let r = c.send(call(Some("error"))).await;
+    assert_eq!(logs(&r), ["error"], "{:?}", r.messages);
+    let r = c.send(call(Some("shouting"))).await;
+    assert_eq!(
+        (r.status, r.response()["error"]["code"].as_i64()),
+        (400, Some(-32602))
+    );
+}

@@ -130,6 +130,24 @@ async fn rmcp_client_over_stdio_front() {
     exercise(client).await;
 }
 
+/// rmcp in its 2026-07-28 mode: `server/discover`, then self-contained requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_client_in_discover_mode_over_http_front() {
+    use rmcp::model::ProtocolVersion;
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+    let (_py, py_url) = start_py_server();
+    let router = start_router(&two_servers_config(&py_url));
+    let transport = StreamableHttpClientTransport::from_uri(router.url.as_str());
+    let mode = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    let client =
+        ().serve_with_lifecycle(transport, mode)
+            .await
+            .expect("rmcp discover through switchyard");
+    exercise(client).await;
+}
+
 /// The string "1" and the integer 1, in flight at once in one session, come back as sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn string_and_integer_ids_stay_distinct() {

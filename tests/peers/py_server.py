@@ -42,6 +42,14 @@ async def touch_tools(ctx: Context) -> str:
     return "touched"
 
 
+@server.tool()
+async def chatty(ctx: Context) -> str:
+    """Logs one line at info and one at error while it runs."""
+    await ctx.info("chatty at info")
+    await ctx.error("chatty at error")
+    return "said things"
+
+
 @server.resource("py://note")
 def note() -> str:
     """A static note."""
