@@ -338,6 +338,28 @@ fn stdio_front_refuses_bad_input_and_keeps_going() {
         (json!(5), "still here".to_string())
     );
 
+    // A 2026-07-28 request needs no initialize: `_meta` carries everything.
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"m1","method":"tools/call","params":{{"name":"demo__echo","arguments":{{"text":"modern"}},{meta}}}}}"#
+    ));
+    let r = next();
+    assert_eq!(
+        (text_of(&r["result"]), r["result"]["resultType"].clone()),
+        ("modern".to_string(), json!("complete"))
+    );
+    send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"m2","method":"server/discover","params":{{{meta}}}}}"#
+    ));
+    assert_eq!(
+        next()["result"]["supportedVersions"][0],
+        json!("2026-07-28")
+    );
+    send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"m3","method":"ping","params":{{{meta}}}}}"#
+    ));
+    assert_eq!(next()["error"]["code"], json!(-32601));
+
     // Input ends with a call in flight: it is answered before Switchyard exits.
     send(
         r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"demo__sleep","arguments":{"ms":300}}}"#,

@@ -134,14 +134,9 @@ pub fn is_modern_method(m: &Method) -> bool {
     ) || matches!(m, Method::Other(name) if &**name == "server/discover")
 }
 
-/// Check a modern request against its headers (`header(name)` gives a header's value).
-/// A router that routes on headers must check them against the body before acting on
-/// either (`2026-07-28/basic/transports/streamable-http#server-validation`).
-pub fn validate(
-    env: &Envelope,
-    meta: &RequestMeta,
-    header: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), Refusal> {
+/// Check what a modern request carries in `_meta`: a supported version and the client's
+/// capabilities.
+pub fn validate_meta(meta: &RequestMeta) -> Result<(), Refusal> {
     let Some(version) = meta.protocol_version.as_deref() else {
         return Err(refuse(
             400,
@@ -168,6 +163,31 @@ pub fn validate(
             "params._meta is missing io.modelcontextprotocol/clientCapabilities",
         ));
     }
+    if meta
+        .log_level
+        .as_deref()
+        .is_some_and(|l| super::log_level_rank(l).is_none())
+    {
+        return Err(refuse(
+            400,
+            code::INVALID_PARAMS,
+            "invalid io.modelcontextprotocol/logLevel",
+        ));
+    }
+    Ok(())
+}
+
+/// Check a modern HTTP request: its `_meta`, then its headers against the body
+/// (`header(name)` gives a header's value). A router that routes on headers must check them
+/// against the body before acting on either
+/// (`2026-07-28/basic/transports/streamable-http#server-validation`).
+pub fn validate(
+    env: &Envelope,
+    meta: &RequestMeta,
+    header: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Refusal> {
+    validate_meta(meta)?;
+    let version = VERSION;
     let mismatch = |what: &str| refuse(400, HEADER_MISMATCH, what.to_string());
     match header("mcp-protocol-version") {
         Some(h) if h == version => {}

@@ -109,6 +109,27 @@ impl Session {
         })
     }
 
+    /// The transient session of one 2026-07-28 request (checked with
+    /// [`crate::protocol::modern::validate_meta`]): its log level comes from `_meta`. It
+    /// declares no sampling, elicitation or roots: server-to-client requests do not exist in
+    /// 2026 (MRTR replaces them, and bridging them is still to come).
+    /// `stream_cap` bounds each reply stream as for any session (a reader that lags further
+    /// behind loses the oldest progress, never the response).
+    pub fn for_request(
+        meta: &crate::protocol::modern::RequestMeta,
+        stream_cap: usize,
+    ) -> Arc<Session> {
+        let s = Session::new(
+            "modern".into(),
+            Era::Modern,
+            ClientCaps::default(),
+            Sink::Stream(ReplyStream::new(0, 2)),
+            stream_cap,
+        );
+        s.state().log_level = meta.log_level.as_deref().and_then(log_level_rank);
+        s
+    }
+
     pub fn era(&self) -> Era {
         self.era
     }

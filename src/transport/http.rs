@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::protocol::modern::{self, RequestMeta};
-use crate::protocol::{is_known_version, log_level_rank, negotiate, ClientCaps, Era};
+use crate::protocol::{is_known_version, negotiate, ClientCaps};
 use crate::router::Router;
 use crate::session::{new_session_id, ReplyStream, Session, Sink};
 use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
@@ -546,28 +546,7 @@ async fn modern_request(
             &msg,
         );
     }
-    // Server-to-client requests do not exist in 2026 (MRTR replaces them; bridging is to come),
-    // so the request's session declares none of sampling, elicitation or roots.
-    let session = Session::new(
-        "modern".into(),
-        Era::Modern,
-        ClientCaps::default(),
-        Sink::Stream(ReplyStream::new(0, 1)),
-        1,
-    );
-    if let Some(level) = meta.log_level.as_deref() {
-        match log_level_rank(level) {
-            Some(rank) => session.state().log_level = Some(rank),
-            None => {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    Some(&id),
-                    code::INVALID_PARAMS,
-                    "invalid io.modelcontextprotocol/logLevel",
-                )
-            }
-        }
-    }
+    let session = Session::for_request(&meta, router.config.limits.replay_events);
     let method = env.method.clone();
     if matches!(&method, Method::Other(m) if &**m == "server/discover") {
         router.wait_ready(&session).await;

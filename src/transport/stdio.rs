@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 
+use crate::protocol::modern::{self, RequestMeta};
 use crate::protocol::{negotiate, ClientCaps};
 use crate::router::Router;
 use crate::session::{Session, Sink};
@@ -69,6 +70,60 @@ pub async fn serve(
     let _ = writer.await;
 }
 
+/// A 2026-07-28 request over stdio: `_meta` checked (there are no headers on stdio), then
+/// routed on a transient session; results get `resultType` and cache hints.
+async fn modern_request(
+    router: &Arc<Router>,
+    tx: &mpsc::Sender<Bytes>,
+    env: Envelope,
+    id: Bytes,
+    meta: RequestMeta,
+) {
+    if let Err(r) = modern::validate_meta(&meta) {
+        let _ = tx
+            .send(json::error(
+                Some(&id),
+                r.code,
+                &r.message,
+                r.data.as_deref().map(str::as_bytes),
+            ))
+            .await;
+        return;
+    }
+    if !modern::is_modern_method(&env.method) {
+        let msg = format!("method not found in 2026-07-28: {}", env.method.name());
+        let _ = tx
+            .send(json::error(Some(&id), code::METHOD_NOT_FOUND, &msg, None))
+            .await;
+        return;
+    }
+    let session = Session::for_request(&meta, router.config.limits.replay_events);
+    let method = env.method.clone();
+    if matches!(&method, Method::Other(m) if &**m == "server/discover") {
+        router.wait_ready(&session).await;
+        let _ = tx
+            .send(json::result(&id, &router.discover_result(&session)))
+            .await;
+        return;
+    }
+    let stream = session.new_stream();
+    router.handle(&session, env, Sink::Stream(stream.clone()));
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let mut after = 0;
+        while let Some(ev) = stream.next_after(after).await {
+            after = ev.seq;
+            if tx
+                .send(modern::complete_result(&ev.data, &method))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
 async fn frame_in(
     router: &Arc<Router>,
     session: &mut Option<Arc<Session>>,
@@ -104,6 +159,13 @@ async fn frame_in(
         }
     };
     let id = env.id_bytes().unwrap_or_default();
+    // 2026-07-28 requests stand alone (no initialize): `_meta` says so.
+    if env.kind == Kind::Request {
+        let meta = RequestMeta::of(&env);
+        if meta.protocol_version.is_some() {
+            return modern_request(router, tx, env, id, meta).await;
+        }
+    }
     match (session.as_ref(), env.kind, &env.method) {
         (None, Kind::Request, Method::Initialize) => {
             let peek = env
