@@ -52,6 +52,17 @@ pub enum Sharing {
     PerClient,
 }
 
+/// Which protocol era to speak to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamEra {
+    /// Probe with `server/discover`; fall back to the `initialize` handshake.
+    Auto,
+    /// Always the `initialize` handshake (2025-11-25).
+    Legacy,
+    /// Always 2026-07-28 stateless requests.
+    Modern,
+}
+
 #[derive(Debug, Clone)]
 pub enum Transport {
     Stdio {
@@ -73,6 +84,8 @@ pub struct ServerConfig {
     pub prefix: String,
     pub transport: Transport,
     pub sharing: Sharing,
+    /// Streamable HTTP upstreams only, for now; stdio upstreams speak the handshake era.
+    pub era: UpstreamEra,
     pub pool: usize,
     pub request_timeout: Duration,
     pub max_clients: usize,
@@ -143,6 +156,7 @@ struct RawServer {
     #[serde(default)]
     headers: BTreeMap<String, String>,
     sharing: Option<Spanned<String>>,
+    era: Option<Spanned<String>>,
     pool: Option<Spanned<usize>>,
     request_timeout_ms: Option<u64>,
     max_clients: Option<usize>,
@@ -317,6 +331,27 @@ impl Config {
                     ));
                 }
             };
+            let era = match s.era.as_ref().map(|v| v.get_ref().as_str()) {
+                None | Some("auto") => UpstreamEra::Auto,
+                Some("legacy") => UpstreamEra::Legacy,
+                Some("2026-07-28") => UpstreamEra::Modern,
+                Some(_) => {
+                    let span = s.era.as_ref().map(|v| v.span()).unwrap_or(0..0);
+                    return Err(at(
+                        span,
+                        &field("era"),
+                        "must be \"auto\", \"legacy\" or \"2026-07-28\"",
+                    ));
+                }
+            };
+            if era != UpstreamEra::Auto && !matches!(transport, Transport::Http { .. }) {
+                let span = s.era.as_ref().map(|v| v.span()).unwrap_or(0..0);
+                return Err(at(
+                    span,
+                    &field("era"),
+                    "only Streamable HTTP upstreams choose an era yet; stdio ones speak 2025-11-25",
+                ));
+            }
             let pool = match &s.pool {
                 None => 1,
                 Some(p) if *p.get_ref() >= 1 && *p.get_ref() <= 64 => {
@@ -336,6 +371,7 @@ impl Config {
                 prefix,
                 transport,
                 sharing,
+                era,
                 pool,
                 request_timeout: s
                     .request_timeout_ms

@@ -284,3 +284,83 @@ async fn log_lines_follow_the_requests_own_level() {
         (400, Some(-32602))
     );
 }
+
+/// Upstreams are spoken to in their own era: a dual-era server is found to be 2026-07-28 by
+/// `server/discover` (and gets the calling client's requests in 2026 shape), unless configured
+/// legacy; clients of either era are served through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_era_is_detected_or_configured() {
+    let (_py, py_url) = start_py_server();
+    for (era, expected) in [
+        ("auto", "2026-07-28"),
+        ("legacy", "2025-11-25"),
+        ("2026-07-28", "2026-07-28"),
+    ] {
+        let router = start_router(&format!(
+            "[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\nera = \"{era}\"\n"
+        ));
+        // A legacy client...
+        let mut legacy = RawClient::new(&router.url);
+        legacy.initialize("2025-11-25", "{}").await;
+        let r = legacy
+            .call(
+                json!(1),
+                "tools/call",
+                json!({"name": "py__proto", "arguments": {}}),
+            )
+            .await;
+        assert_eq!(
+            text_of(&r.response()["result"]),
+            expected,
+            "era {era}: {:?}",
+            r.response()
+        );
+        let r = legacy
+            .call(
+                json!(2),
+                "tools/call",
+                json!({"name": "py__shout", "arguments": {"text": "both"}}),
+            )
+            .await;
+        assert_eq!(text_of(&r.response()["result"]), "BOTH", "era {era}");
+        let r = legacy
+            .call(json!(3), "resources/read", json!({"uri": "py://note"}))
+            .await;
+        assert_eq!(
+            r.response()["result"]["contents"][0]["text"],
+            "a note from python",
+            "era {era}"
+        );
+        // ...and a modern one.
+        let c = RawClient::new(&router.url);
+        let r = c
+            .send(modern(
+                &c,
+                "tools/call",
+                json!({"name": "py__proto", "arguments": {}}),
+                Some("py__proto"),
+            ))
+            .await;
+        assert_eq!(text_of(&r.response()["result"]), expected, "era {era}");
+        assert_eq!(r.response()["result"]["resultType"], "complete");
+        // An unknown tool comes back as that server's own answer (a tool error), not an outage.
+        let r = legacy
+            .call(
+                json!(4),
+                "tools/call",
+                json!({"name": "py__nope", "arguments": {}}),
+            )
+            .await;
+        assert_eq!(
+            r.response()["result"]["isError"],
+            json!(true),
+            "era {era}: {:?}",
+            r.response()
+        );
+        assert_eq!(
+            text_of(&r.response()["result"]),
+            "Unknown tool: nope",
+            "era {era}"
+        );
+    }
+}

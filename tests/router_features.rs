@@ -16,7 +16,10 @@ const WAIT: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_changed_reaches_every_session_and_refreshes_the_catalogue() {
     let (_py, py_url) = start_py_server();
-    let router = start_router(&format!("[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\n"));
+    // The handshake era's list_changed (2026 servers send it only on subscriptions/listen).
+    let router = start_router(&format!(
+        "[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\nera = \"legacy\"\n"
+    ));
     let mut a = RawClient::new(&router.url);
     a.initialize("2025-11-25", "{}").await;
     let mut b = RawClient::new(&router.url);

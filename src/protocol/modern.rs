@@ -119,6 +119,36 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A header value as 2026-07-28 sends it: plain when it is visible ASCII without edge
+/// spaces, else `=?base64?…?=`.
+pub fn encode_header_value(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
+        && !v.starts_with("=?");
+    if plain {
+        return v.to_string();
+    }
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::from("=?base64?");
+    for chunk in v.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out.push_str("?=");
+    out
+}
+
 /// Methods a 2026-07-28 client may call; anything else is answered 404 + -32601.
 pub fn is_modern_method(m: &Method) -> bool {
     matches!(
@@ -393,5 +423,162 @@ mod tests {
         );
         assert_eq!(decode_header_value("plain").as_deref(), Some("plain"));
         assert_eq!(decode_header_value("=?base64?***?="), None);
+    }
+}
+
+/// A request as a 2026-07-28 upstream needs it: `params._meta` carrying our protocol version,
+/// the calling client's capabilities and our client info (keys the client already set, such
+/// as a progress token or its own version, are kept), plus the `Mcp-Method` and `Mcp-Name`
+/// header values. `None` for a frame that is not a request.
+pub struct UpstreamRequest {
+    pub frame: Bytes,
+    pub method: String,
+    pub name: Option<String>,
+}
+
+pub fn upstream_request(frame: &Bytes, client_capabilities: &[u8]) -> Option<UpstreamRequest> {
+    let env = Envelope::parse(frame.clone()).ok()?;
+    if env.kind != crate::wire::Kind::Request {
+        return None;
+    }
+    let peek = env
+        .params_str()
+        .and_then(|p| ParamsPeek::parse(p).ok())
+        .unwrap_or_default();
+    let name = match env.method {
+        Method::ToolsCall | Method::PromptsGet => peek.name.and_then(raw_str).map(Cow::into_owned),
+        Method::ResourcesRead => peek.uri.and_then(raw_str).map(Cow::into_owned),
+        _ => None,
+    };
+    let meta = RequestMeta::of(&env);
+    let mut add = String::new();
+    if meta.protocol_version.is_none() {
+        add.push_str(&format!(
+            r#""io.modelcontextprotocol/protocolVersion":"{VERSION}","#
+        ));
+    }
+    if meta.client_capabilities.is_none() {
+        add.push_str(r#""io.modelcontextprotocol/clientCapabilities":"#);
+        add.push_str(std::str::from_utf8(client_capabilities).unwrap_or("{}"));
+        add.push(',');
+        add.push_str(&format!(
+            r#""io.modelcontextprotocol/clientInfo":{{"name":"switchyard","version":"{}"}},"#,
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    let out = if add.is_empty() {
+        frame.clone()
+    } else {
+        add.pop(); // the last comma
+        let edit = |range: std::ops::Range<usize>, with: &[u8]| {
+            let mut out = BytesMut::with_capacity(frame.len() + with.len() + 16);
+            out.put_slice(&frame[..range.start]);
+            out.put_slice(with);
+            out.put_slice(&frame[range.end..]);
+            out.freeze()
+        };
+        match (&env.params, peek.meta.is_some()) {
+            // Into the existing `_meta` object, after its brace.
+            (Some(p), true) => {
+                let params = &frame[p.clone()];
+                let meta_key = memchr::memmem::find(params, b"\"_meta\"")?;
+                let brace =
+                    p.start + meta_key + params[meta_key..].iter().position(|b| *b == b'{')?;
+                let empty =
+                    frame[brace + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+                let with = if empty { add } else { format!("{add},") };
+                edit(brace + 1..brace + 1, with.as_bytes())
+            }
+            // A new `_meta` member at the start of params.
+            (Some(p), false) => {
+                let empty = frame[p.start + 1..p.end]
+                    .iter()
+                    .all(|b| b.is_ascii_whitespace() || *b == b'}');
+                let with = format!("\"_meta\":{{{add}}}{}", if empty { "" } else { "," });
+                edit(p.start + 1..p.start + 1, with.as_bytes())
+            }
+            // No params at all.
+            (None, _) => {
+                let id = env.id_bytes()?;
+                crate::wire::json::message(
+                    Some(&id),
+                    env.method.name(),
+                    Some(format!("{{\"_meta\":{{{add}}}}}").as_bytes()),
+                )
+            }
+        }
+    };
+    Some(UpstreamRequest {
+        frame: out,
+        method: env.method.name().to_string(),
+        name,
+    })
+}
+
+#[cfg(test)]
+mod upstream_tests {
+    use super::*;
+
+    fn meta_of(b: &Bytes) -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(b).unwrap()["params"]["_meta"].clone()
+    }
+
+    #[test]
+    fn meta_is_added_and_existing_keys_kept() {
+        let caps = br#"{"sampling":{}}"#;
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"t","arguments":{},"_meta":{"progressToken":9}}}"#);
+        let r = upstream_request(&f, caps).unwrap();
+        let m = meta_of(&r.frame);
+        assert_eq!(
+            (
+                m["progressToken"].as_i64(),
+                m["io.modelcontextprotocol/protocolVersion"].as_str()
+            ),
+            (Some(9), Some(VERSION))
+        );
+        assert_eq!(
+            m["io.modelcontextprotocol/clientCapabilities"]["sampling"],
+            serde_json::json!({})
+        );
+        assert_eq!(
+            (r.method.as_str(), r.name.as_deref()),
+            ("tools/call", Some("t"))
+        );
+
+        let f =
+            Bytes::from_static(br#"{"jsonrpc":"2.0","id":"a","method":"tools/list","params":{}}"#);
+        assert_eq!(
+            meta_of(&upstream_request(&f, b"{}").unwrap().frame)
+                ["io.modelcontextprotocol/protocolVersion"],
+            VERSION
+        );
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"a","method":"tools/list"}"#);
+        assert_eq!(
+            meta_of(&upstream_request(&f, b"{}").unwrap().frame)
+                ["io.modelcontextprotocol/protocolVersion"],
+            VERSION
+        );
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"x://y","_meta":{}}}"#);
+        let r = upstream_request(&f, b"{}").unwrap();
+        assert_eq!(
+            (
+                meta_of(&r.frame)["io.modelcontextprotocol/protocolVersion"].as_str(),
+                r.name.as_deref()
+            ),
+            (Some(VERSION), Some("x://y"))
+        );
+
+        // A modern client's own _meta passes untouched.
+        let f = Bytes::from(format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{}}}}}"#,
+            r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}"#
+        ));
+        assert_eq!(upstream_request(&f, b"{}").unwrap().frame, f);
+        // Notifications are not requests.
+        assert!(upstream_request(
+            &Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/cancelled"}"#),
+            b"{}"
+        )
+        .is_none());
     }
 }

@@ -63,7 +63,10 @@ pub(super) fn item_key(item: &RawValue, key: &str) -> Option<String> {
 
 /// Fetch every page of a list from one upstream, or take it from the cache.
 async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawValue>>>, String> {
-    if let Some(items) = h.cached_list(k.method) {
+    // A 2026-07-28 upstream announces list changes only on subscriptions/listen, which is not
+    // built yet: without that signal its lists are fetched each time, never cached.
+    let cacheable = !h.shared.info.load().as_ref().is_some_and(|i| i.is_modern());
+    if let Some(items) = h.cached_list(k.method).filter(|_| cacheable) {
         return Ok(items);
     }
     let mut items = Vec::new();
@@ -89,7 +92,9 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawVa
         }
     }
     let items = Arc::new(items);
-    h.store_list(k.method, items.clone());
+    if cacheable {
+        h.store_list(k.method, items.clone());
+    }
     Ok(items)
 }
 

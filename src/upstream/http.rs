@@ -20,7 +20,8 @@ use super::{
     hold, initialize_params, reject, ActorParts, Backoff, Cmd, Inbound, Pendings, UpstreamInfo,
     INIT_TIMEOUT,
 };
-use crate::config::Transport;
+use crate::config::{Transport, UpstreamEra};
+use crate::protocol::modern;
 use crate::wire::envelope::{code, is_batch, split_batch};
 use crate::wire::sse::SseDecoder;
 use crate::wire::{json, Envelope, Kind};
@@ -56,6 +57,8 @@ struct Conn {
     session: Option<HeaderValue>,
     version: HeaderValue,
     max_frame: usize,
+    /// Spoken to in 2026-07-28: no session, `_meta` and Mcp-* headers on every request.
+    modern: bool,
 }
 
 enum Ended {
@@ -96,6 +99,7 @@ impl HttpActor {
             session: None,
             version: HeaderValue::from_static(crate::protocol::LATEST_LEGACY),
             max_frame: self.parts.max_frame,
+            modern: false,
         };
         let mut backoff = Backoff::default();
         loop {
@@ -141,30 +145,73 @@ impl HttpActor {
         }
     }
 
-    /// The initialize handshake; `Err(None)` when told to shut down meanwhile. Calls that
-    /// arrive during it wait in `held` (bounded) rather than abort it.
-    async fn initialize(
+    /// Send one handshake message and wait for its answer; `Err(None)` when told to shut
+    /// down meanwhile. Calls that arrive during it wait in `held` (bounded) rather than abort it.
+    async fn handshake(
         &mut self,
-        base: &Conn,
+        conn: &Conn,
+        frame: Bytes,
         held: &mut Vec<Cmd>,
-    ) -> Result<Conn, Option<String>> {
-        let params = initialize_params(&self.parts.client_capabilities);
-        let frame = json::message(Some(b"0"), "initialize", Some(params.as_bytes()));
-        let attempt = tokio::time::timeout(INIT_TIMEOUT, exchange(base, frame));
+    ) -> Result<(Option<HeaderValue>, Envelope), Option<String>> {
+        let attempt = tokio::time::timeout(INIT_TIMEOUT, exchange(conn, frame));
         tokio::pin!(attempt);
-        let (session, env) = loop {
+        loop {
             tokio::select! {
-                r = &mut attempt => break match r {
-                    Ok(Ok(v)) => v,
-                    Ok(Err(e)) => return Err(Some(e)),
-                    Err(_) => return Err(Some("no answer to initialize".into())),
+                r = &mut attempt => return match r {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e)) => Err(Some(e)),
+                    Err(_) => Err(Some("no answer to the handshake".into())),
                 },
                 cmd = self.parts.rx.recv() => match cmd {
                     None | Some(Cmd::Shutdown) => return Err(None),
                     Some(cmd) => hold(held, cmd, &self.parts.config.name),
                 },
             }
-        };
+        }
+    }
+
+    /// Learn the upstream's era and open a connection to it: `server/discover` first (unless
+    /// configured legacy), the `initialize` handshake if that does not show a 2026-07-28
+    /// server (`2026-07-28/basic/versioning#backward-compatibility-with-initialization-based-versions`).
+    async fn initialize(
+        &mut self,
+        base: &Conn,
+        held: &mut Vec<Cmd>,
+    ) -> Result<Conn, Option<String>> {
+        let era = self.parts.config.era;
+        if era != UpstreamEra::Legacy {
+            let modern_conn = Conn {
+                modern: true,
+                version: HeaderValue::from_static(modern::VERSION),
+                ..base.clone()
+            };
+            let discover = json::message(Some(b"0"), "server/discover", Some(b"{}"));
+            let probe = match self.handshake(&modern_conn, discover, held).await {
+                Ok((_, env)) if env.kind == Kind::Response => {
+                    UpstreamInfo::from_discover(env.payload_str().unwrap_or(""))
+                }
+                Ok((_, env)) => Err(format!(
+                    "server/discover answered {}",
+                    env.payload_str().unwrap_or("")
+                )),
+                Err(None) => return Err(None),
+                Err(Some(e)) => Err(e),
+            };
+            match probe {
+                Ok(info) => {
+                    tracing::info!(server = %self.parts.config.name, version = modern::VERSION, "upstream ready (stateless)");
+                    self.parts.handle.shared.info.store(Some(Arc::new(info)));
+                    return Ok(modern_conn);
+                }
+                Err(e) if era == UpstreamEra::Modern => return Err(Some(e)),
+                Err(e) => {
+                    tracing::debug!(server = %self.parts.config.name, "not a 2026-07-28 server ({e}); using initialize")
+                }
+            }
+        }
+        let params = initialize_params(&self.parts.client_capabilities);
+        let frame = json::message(Some(b"0"), "initialize", Some(params.as_bytes()));
+        let (session, env) = self.handshake(base, frame, held).await?;
         if env.kind != Kind::Response {
             return Err(Some(format!(
                 "initialize failed: {}",
@@ -186,22 +233,27 @@ impl HttpActor {
     async fn serve(&mut self, conn: Conn, held: Vec<Cmd>) -> Ended {
         let name = self.parts.config.name.clone();
         let (rtx, mut reports) = mpsc::channel::<Report>(1024);
-        post_in_background(
-            &conn,
-            json::message(None, "notifications/initialized", None),
-            None,
-            &rtx,
-        );
-        for frame in (self.parts.replay)() {
-            post_in_background(&conn, frame, None, &rtx);
+        let none = Bytes::from_static(b"{}");
+        let (stop_get, stopped) = oneshot::channel::<()>();
+        if !conn.modern {
+            // The handshake era's session: initialized, what clients had set up, the GET stream.
+            post_in_background(
+                &conn,
+                json::message(None, "notifications/initialized", None),
+                None,
+                none.clone(),
+                &rtx,
+            );
+            for frame in (self.parts.replay)() {
+                post_in_background(&conn, frame, None, none.clone(), &rtx);
+            }
+            tokio::spawn(get_stream(conn.clone(), rtx.clone(), stopped));
         }
         self.parts.events.ready(self.parts.handle.shared.server);
-        let (stop_get, stopped) = oneshot::channel::<()>();
-        tokio::spawn(get_stream(conn.clone(), rtx.clone(), stopped));
         let mut pendings = Pendings::new(&name, self.parts.config.request_timeout);
         for cmd in held {
             if let Some((frame, uid)) = pendings.frame_for(cmd) {
-                post_in_background(&conn, frame, uid, &rtx);
+                send(&conn, &pendings, frame, uid, &rtx);
             }
         }
         let ended = loop {
@@ -210,7 +262,7 @@ impl HttpActor {
                 Some(report) = reports.recv() => match report {
                     Report::Frame { env, related } => {
                         if let Inbound::Answer(frame) = pendings.inbound(env, related, &self.parts.handle, self.parts.events.as_ref()) {
-                            post_in_background(&conn, frame, None, &rtx);
+                            send(&conn, &pendings, frame, None, &rtx);
                         }
                     }
                     Report::Failed { expired: true, .. } => break Ended::Expired,
@@ -219,14 +271,14 @@ impl HttpActor {
                 },
                 _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                     for cancel in pendings.expire(Instant::now()) {
-                        post_in_background(&conn, cancel, None, &rtx);
+                        send(&conn, &pendings, cancel, None, &rtx);
                     }
                 }
                 cmd = self.parts.rx.recv() => match cmd {
                     None | Some(Cmd::Shutdown) => break Ended::Shutdown,
                     Some(cmd) => {
                         if let Some((frame, uid)) = pendings.frame_for(cmd) {
-                            post_in_background(&conn, frame, uid, &rtx);
+                            send(&conn, &pendings, frame, uid, &rtx);
                         }
                     }
                 },
@@ -245,11 +297,25 @@ impl HttpActor {
     }
 }
 
+/// An HTTP request to the upstream. For a 2026-07-28 upstream a POSTed request gets the
+/// `_meta` it needs (with `caps`, the calling client's capabilities) and the Mcp-* headers.
 fn request(
     conn: &Conn,
     method: hyper::Method,
     body: Bytes,
+    caps: &[u8],
 ) -> Result<Request<Full<Bytes>>, String> {
+    let mut extra: Vec<(&'static str, String)> = Vec::new();
+    let body = match modern::upstream_request(&body, caps) {
+        Some(r) if conn.modern && method == hyper::Method::POST => {
+            extra.push(("mcp-method", r.method));
+            if let Some(name) = r.name {
+                extra.push(("mcp-name", modern::encode_header_value(&name)));
+            }
+            r.frame
+        }
+        _ => body,
+    };
     let mut b = Request::builder()
         .method(method.clone())
         .uri(conn.uri.clone());
@@ -263,7 +329,12 @@ fn request(
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json");
     }
-    if let Some(s) = &conn.session {
+    if conn.modern {
+        b = b.header("mcp-protocol-version", &conn.version);
+        for (k, v) in extra {
+            b = b.header(k, v);
+        }
+    } else if let Some(s) = &conn.session {
         b = b
             .header("mcp-session-id", s)
             .header("mcp-protocol-version", &conn.version);
@@ -275,7 +346,7 @@ fn request(
 async fn exchange(conn: &Conn, frame: Bytes) -> Result<(Option<HeaderValue>, Envelope), String> {
     let resp = conn
         .client
-        .request(request(conn, hyper::Method::POST, frame)?)
+        .request(request(conn, hyper::Method::POST, frame, b"{}")?)
         .await
         .map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
@@ -296,12 +367,37 @@ async fn exchange(conn: &Conn, frame: Bytes) -> Result<(Option<HeaderValue>, Env
         .ok_or_else(|| "no response to initialize".into())
 }
 
-fn post_in_background(conn: &Conn, frame: Bytes, uid: Option<u64>, reports: &mpsc::Sender<Report>) {
+/// Send a frame for request `uid` (or a message that is not a request). A 2026-07-28 upstream
+/// gets requests only: it has no notifications from clients over HTTP (a cancellation is a
+/// closed stream), and it sends no requests to answer.
+fn send(
+    conn: &Conn,
+    pendings: &Pendings,
+    frame: Bytes,
+    uid: Option<u64>,
+    reports: &mpsc::Sender<Report>,
+) {
+    match uid {
+        Some(uid) => post_in_background(conn, frame, Some(uid), pendings.caps_of(uid), reports),
+        None if conn.modern => {
+            tracing::debug!("message for a 2026-07-28 upstream dropped (not a request)")
+        }
+        None => post_in_background(conn, frame, None, Bytes::from_static(b"{}"), reports),
+    }
+}
+
+fn post_in_background(
+    conn: &Conn,
+    frame: Bytes,
+    uid: Option<u64>,
+    caps: Bytes,
+    reports: &mpsc::Sender<Report>,
+) {
     let conn = conn.clone();
     let reports = reports.clone();
     tokio::spawn(async move {
         let failed = |why: String, expired: bool| Report::Failed { uid, why, expired };
-        let resp = match request(&conn, hyper::Method::POST, frame) {
+        let resp = match request(&conn, hyper::Method::POST, frame, &caps) {
             Ok(req) => conn.client.request(req).await,
             Err(e) => {
                 let _ = reports.send(failed(e, false)).await;
@@ -318,6 +414,14 @@ fn post_in_background(conn: &Conn, frame: Bytes, uid: Option<u64>, reports: &mps
             }
         };
         match resp.status() {
+            // A 2026-07-28 server answers refusals with a 4xx and a JSON-RPC error: that error
+            // is the request's response (404 means an unknown method, not an expired session).
+            s if conn.modern && s.is_client_error() && uid.is_some() => {
+                let got = read_replies(conn.max_frame, resp, uid, reports.clone()).await;
+                if !matches!(got, Ok((true, _))) {
+                    let _ = reports.send(failed(format!("HTTP {s}"), false)).await;
+                }
+            }
             // server-everything answers 400 for an unknown session; the spec says 404.
             StatusCode::NOT_FOUND => {
                 let _ = reports
@@ -360,7 +464,7 @@ fn post_in_background(conn: &Conn, frame: Bytes, uid: Option<u64>, reports: &mps
 async fn resume(conn: &Conn, uid: u64, mut last: String, reports: &mpsc::Sender<Report>) {
     for _ in 0..MAX_RESUMES {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let Ok(mut req) = request(conn, hyper::Method::GET, Bytes::new()) else {
+        let Ok(mut req) = request(conn, hyper::Method::GET, Bytes::new(), b"{}") else {
             break;
         };
         if let Ok(v) = HeaderValue::try_from(last.as_str()) {
@@ -464,7 +568,7 @@ async fn read_replies(
 async fn get_stream(conn: Conn, reports: mpsc::Sender<Report>, mut stop: oneshot::Receiver<()>) {
     let mut last: Option<String> = None;
     loop {
-        let Ok(mut req) = request(&conn, hyper::Method::GET, Bytes::new()) else {
+        let Ok(mut req) = request(&conn, hyper::Method::GET, Bytes::new(), b"{}") else {
             return;
         };
         if let Some(v) = last.as_deref().and_then(|l| HeaderValue::try_from(l).ok()) {
@@ -501,7 +605,7 @@ async fn delete_session(conn: &Conn) {
     if conn.session.is_none() {
         return;
     }
-    if let Ok(req) = request(conn, hyper::Method::DELETE, Bytes::new()) {
+    if let Ok(req) = request(conn, hyper::Method::DELETE, Bytes::new(), b"{}") {
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.client.request(req)).await;
     }
 }

@@ -89,6 +89,7 @@ impl std::fmt::Debug for Origin {
 }
 
 impl UpstreamInfo {
+    /// From an InitializeResult (the handshake era).
     pub fn from_result(result: &str) -> Result<UpstreamInfo, String> {
         #[derive(Deserialize)]
         struct Init<'a> {
@@ -103,7 +104,51 @@ impl UpstreamInfo {
         }
         let i: Init<'_> =
             serde_json::from_str(result).map_err(|e| format!("bad initialize result: {e}"))?;
-        let caps: HashMap<String, &RawValue> = serde_json::from_str(i.capabilities.get())
+        UpstreamInfo::new(
+            i.protocol_version,
+            i.capabilities,
+            i.server_info,
+            i.instructions,
+        )
+    }
+
+    /// From a DiscoverResult: the upstream speaks 2026-07-28 if it lists it.
+    pub fn from_discover(result: &str) -> Result<UpstreamInfo, String> {
+        #[derive(Deserialize)]
+        struct Discover<'a> {
+            #[serde(rename = "supportedVersions")]
+            supported: Vec<String>,
+            #[serde(borrow)]
+            capabilities: &'a RawValue,
+            #[serde(borrow, default, rename = "serverInfo")]
+            server_info: Option<&'a RawValue>,
+            #[serde(default)]
+            instructions: Option<String>,
+        }
+        let d: Discover<'_> =
+            serde_json::from_str(result).map_err(|e| format!("bad discover result: {e}"))?;
+        let version = crate::protocol::modern::VERSION;
+        if !d.supported.iter().any(|v| v == version) {
+            return Err(format!(
+                "the server does not offer {version} (it offers {:?})",
+                d.supported
+            ));
+        }
+        UpstreamInfo::new(
+            version.to_string(),
+            d.capabilities,
+            d.server_info,
+            d.instructions,
+        )
+    }
+
+    fn new(
+        protocol_version: String,
+        capabilities: &RawValue,
+        server_info: Option<&RawValue>,
+        instructions: Option<String>,
+    ) -> Result<UpstreamInfo, String> {
+        let caps: HashMap<String, &RawValue> = serde_json::from_str(capabilities.get())
             .map_err(|e| format!("bad capabilities: {e}"))?;
         let offered = caps
             .into_iter()
@@ -112,11 +157,16 @@ impl UpstreamInfo {
             .collect();
         Ok(UpstreamInfo {
             offered,
-            protocol_version: i.protocol_version,
-            capabilities: i.capabilities.to_owned(),
-            server_info: i.server_info.map(|r| r.to_owned()),
-            instructions: i.instructions,
+            protocol_version,
+            capabilities: capabilities.to_owned(),
+            server_info: server_info.map(|r| r.to_owned()),
+            instructions,
         })
+    }
+
+    /// Is this upstream spoken to in the 2026-07-28 era?
+    pub fn is_modern(&self) -> bool {
+        self.protocol_version == crate::protocol::modern::VERSION
     }
 
     /// Does the upstream offer this top-level capability (`tools`, `prompts`, ...)?
@@ -535,6 +585,21 @@ impl Pendings {
                 let _ = reply.send(Err(format!("{}: {why}", self.server)));
             }
             None => {}
+        }
+    }
+
+    /// The capabilities of the client behind request `uid` (what a 2026-07-28 upstream is told
+    /// in `_meta`); `{}` for the router's own requests.
+    pub fn caps_of(&self, uid: u64) -> Bytes {
+        match self.map.get(&uid) {
+            Some(Pending::Client { origin, .. }) => origin
+                .session
+                .caps()
+                .raw
+                .as_ref()
+                .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
+                .unwrap_or_else(|| Bytes::from_static(b"{}")),
+            _ => Bytes::from_static(b"{}"),
         }
     }
 

@@ -50,6 +50,12 @@ async def chatty(ctx: Context) -> str:
     return "said things"
 
 
+@server.tool()
+def proto(ctx: Context) -> str:
+    """The protocol version of the request being answered."""
+    return str(ctx.protocol_version)
+
+
 @server.resource("py://note")
 def note() -> str:
     """A static note."""
