@@ -44,3 +44,21 @@ fn python_client_over_stdio_front() {
         config.to_str().expect("utf-8 path"),
     ]);
 }
+
+/// A real server's elicitation reaches the real client whose call caused it, through a
+/// per-client upstream that declares that client's own capabilities, and its answer goes back.
+#[test]
+fn elicitation_round_trip_between_real_sdks() {
+    let (_py, py_url) = start_py_server();
+    let router = start_router(&format!(
+        "[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\nera = \"legacy\"\nsharing = \"per-client\"\n"
+    ));
+    let mut cmd = Command::new(python());
+    cmd.arg(root().join("tests/peers/py_ask.py"))
+        .args([router.url.as_str(), "legacy"]);
+    let (ok, out) = run_with_limit(&mut cmd, Duration::from_secs(60));
+    assert!(
+        ok && out.contains("ASK-RESULT:accept:Ada"),
+        "elicitation round trip failed:\n{out}"
+    );
+}

@@ -5,6 +5,8 @@ Usage: py_server.py PORT
 
 import sys
 
+from pydantic import BaseModel
+
 from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer("py-upstream", instructions="A Python SDK server behind Switchyard.")
@@ -54,6 +56,17 @@ async def chatty(ctx: Context) -> str:
 def proto(ctx: Context) -> str:
     """The protocol version of the request being answered."""
     return str(ctx.protocol_version)
+
+
+class Name(BaseModel):
+    name: str
+
+
+@server.tool()
+async def ask(ctx: Context) -> str:
+    """Asks the user for a name (elicitation; in 2026-07-28, a multi round-trip request)."""
+    r = await ctx.elicit("What is your name?", Name)
+    return f"{r.action}:{r.data.name if r.action == 'accept' else ''}"
 
 
 @server.resource("py://note")
