@@ -47,12 +47,14 @@ name = "mock"
 command = "$LG"
 args = ["mock-server", "--stdio"]
 prefix = ""
+era = "legacy"
 TOML
 cat > "$OUT/via-http.toml" <<TOML
 [[servers]]
 name = "mock"
 url = "$MOCK_URL"
 prefix = ""
+era = "legacy"
 TOML
 export SWITCHYARD_LOG=warn
 WORKERS=${WORKERS:+--workers $WORKERS}

@@ -84,7 +84,6 @@ pub struct ServerConfig {
     pub prefix: String,
     pub transport: Transport,
     pub sharing: Sharing,
-    /// Streamable HTTP upstreams only, for now; stdio upstreams speak the handshake era.
     pub era: UpstreamEra,
     pub pool: usize,
     pub request_timeout: Duration,
@@ -344,14 +343,6 @@ impl Config {
                     ));
                 }
             };
-            if era != UpstreamEra::Auto && !matches!(transport, Transport::Http { .. }) {
-                let span = s.era.as_ref().map(|v| v.span()).unwrap_or(0..0);
-                return Err(at(
-                    span,
-                    &field("era"),
-                    "only Streamable HTTP upstreams choose an era yet; stdio ones speak 2025-11-25",
-                ));
-            }
             let pool = match &s.pool {
                 None => 1,
                 Some(p) if *p.get_ref() >= 1 && *p.get_ref() <= 64 => {

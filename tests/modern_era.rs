@@ -364,3 +364,57 @@ async fn upstream_era_is_detected_or_configured() {
         );
     }
 }
+
+/// The same for a stdio upstream: a dual-era server run as a child is probed with
+/// `server/discover` and spoken to in 2026-07-28; a legacy one (server-everything, which
+/// answers the probe with -32601) is initialized; both in one router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_upstream_era_is_detected() {
+    for (era, expected) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+        let config = format!(
+            "{}[[servers]]\nname = \"py\"\ncommand = {:?}\nargs = [{:?}, \"stdio\"]\nera = \"{era}\"\n",
+            everything_server("everything"),
+            python().display().to_string(),
+            root().join("tests/peers/py_server.py").display().to_string()
+        );
+        let router = start_router(&config);
+        let mut c = RawClient::new(&router.url);
+        c.initialize("2025-11-25", "{}").await;
+        let r = c
+            .call(
+                json!(1),
+                "tools/call",
+                json!({"name": "py__proto", "arguments": {}}),
+            )
+            .await;
+        assert_eq!(
+            text_of(&r.response()["result"]),
+            expected,
+            "era {era}: {:?}",
+            r.response()
+        );
+        let r = c
+            .call(
+                json!(2),
+                "tools/call",
+                json!({"name": "everything__echo", "arguments": {"message": "old"}}),
+            )
+            .await;
+        assert_eq!(text_of(&r.response()["result"]), "Echo: old");
+        let m = RawClient::new(&router.url);
+        let r = m
+            .send(modern(
+                &m,
+                "tools/call",
+                json!({"name": "py__shout", "arguments": {"text": "new"}}),
+                Some("py__shout"),
+            ))
+            .await;
+        assert_eq!(
+            text_of(&r.response()["result"]),
+            "NEW",
+            "era {era}: {:?}",
+            r.response()
+        );
+    }
+}

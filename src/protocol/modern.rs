@@ -582,3 +582,72 @@ mod upstream_tests {
         .is_none());
     }
 }
+
+/// The `_meta` keys that make a request a 2026-07-28 one.
+const ENVELOPE_KEYS: [&str; 4] = [
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/logLevel",
+];
+
+/// A 2026-07-28 client's request as a handshake-era upstream accepts it: the 2026 envelope
+/// keys taken out of `params._meta` (its other keys, such as a progress token or trace
+/// context, stay). Frames without them, all a legacy client's, are returned as they are.
+pub fn legacy_request(frame: &Bytes) -> Bytes {
+    if memchr::memmem::find(frame, b"\"io.modelcontextprotocol/").is_none() {
+        return frame.clone();
+    }
+    let Ok(env) = Envelope::parse(frame.clone()) else {
+        return frame.clone();
+    };
+    let Some(params) = env.params.clone() else {
+        return frame.clone();
+    };
+    #[derive(Deserialize)]
+    struct MetaRaw<'a> {
+        #[serde(borrow, rename = "_meta")]
+        meta: Option<&'a RawValue>,
+    }
+    let Ok(MetaRaw { meta: Some(meta) }) =
+        serde_json::from_slice::<MetaRaw<'_>>(&frame[params.clone()])
+    else {
+        return frame.clone();
+    };
+    // `_meta` is small: a map of it, minus the envelope keys, written back in its place.
+    let Ok(mut map) =
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(meta.get())
+    else {
+        return frame.clone();
+    };
+    if !ENVELOPE_KEYS.iter().any(|k| map.contains_key(*k)) {
+        return frame.clone();
+    }
+    for k in ENVELOPE_KEYS {
+        map.remove(k);
+    }
+    let range = crate::wire::envelope::span_of(frame, meta.get());
+    let with = serde_json::to_vec(&map).unwrap_or_else(|_| b"{}".to_vec());
+    crate::wire::rewrite::splice(
+        frame,
+        &mut [crate::wire::rewrite::Edit { range, with: &with }],
+    )
+}
+
+#[cfg(test)]
+mod legacy_tests {
+    use super::*;
+
+    #[test]
+    fn the_2026_envelope_is_taken_out_for_legacy_upstreams() {
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"progressToken":5,"traceparent":"00-ab"}}}"#);
+        let v: serde_json::Value = serde_json::from_slice(&legacy_request(&f)).unwrap();
+        assert_eq!(
+            v["params"]["_meta"],
+            serde_json::json!({"progressToken": 5, "traceparent": "00-ab"})
+        );
+        assert_eq!(v["params"]["name"], "t");
+        let plain = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"progressToken":1}}}"#);
+        assert_eq!(legacy_request(&plain), plain);
+    }
+}

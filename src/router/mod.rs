@@ -886,7 +886,13 @@ fn spawn_upstream(
         replay,
     };
     let run: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match &sc.transport {
-        Transport::Stdio { .. } => Box::pin(StdioActor { parts }.run()),
+        Transport::Stdio { .. } => Box::pin(
+            StdioActor {
+                parts,
+                modern: false,
+            }
+            .run(),
+        ),
         Transport::Http { .. } => Box::pin(crate::upstream::http::HttpActor { parts }.run()),
     };
     tokio::spawn(async move {

@@ -314,6 +314,8 @@ fn request(
             }
             r.frame
         }
+        // A legacy upstream must not see a 2026 client's envelope.
+        _ if !conn.modern => modern::legacy_request(&body),
         _ => body,
     };
     let mut b = Request::builder()

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     hold, reject, ActorParts, Backoff, Cmd, Inbound, Pendings, UpstreamInfo, INIT_TIMEOUT,
 };
-use crate::config::{Transport, BUILTIN_SELF};
+use crate::config::{Transport, UpstreamEra, BUILTIN_SELF};
+use crate::protocol::modern;
 use crate::wire::envelope::code;
 use crate::wire::frame::{Line, LineDecoder};
 use crate::wire::{json, Envelope, Kind};
@@ -24,7 +25,12 @@ const WRITE_QUEUE: usize = 4096;
 
 pub struct StdioActor {
     pub parts: ActorParts,
+    /// The running child speaks 2026-07-28 (found by the handshake).
+    pub modern: bool,
 }
+
+/// How long a `server/discover` probe may go unanswered before the server counts as legacy.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 enum Ended {
     /// The child exited or closed stdout; restart it.
@@ -97,14 +103,26 @@ impl StdioActor {
 
         let mut pendings = Pendings::new(&name, self.parts.config.request_timeout);
         let mut decoder = LineDecoder::new(self.parts.max_frame);
-        let (init_tx, mut init_rx) = oneshot::channel();
-        let init_params = super::initialize_params(&self.parts.client_capabilities);
-        let _ = wtx.try_send(
-            pendings
-                .start_internal("initialize", Some(init_params.as_bytes()), init_tx)
-                .1,
-        );
-        let init_deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+        // The handshake: `server/discover` first unless configured legacy (a 2026-07-28 server
+        // answers it; a legacy one errs or stays silent), then `initialize` if need be.
+        let era = self.parts.config.era;
+        let mut probing = era != UpstreamEra::Legacy;
+        let (mut init_rx, mut init_deadline) = if probing {
+            let limit = if era == UpstreamEra::Modern {
+                INIT_TIMEOUT
+            } else {
+                PROBE_TIMEOUT
+            };
+            (
+                self.start_discover(&mut pendings, &wtx),
+                tokio::time::Instant::now() + limit,
+            )
+        } else {
+            (
+                self.start_initialize(&mut pendings, &wtx),
+                tokio::time::Instant::now() + INIT_TIMEOUT,
+            )
+        };
         let mut ready = false;
         // Calls that arrive during the handshake wait here (bounded by the mailbox behind it).
         let mut held: Vec<Cmd> = Vec::new();
@@ -123,26 +141,48 @@ impl StdioActor {
                     }
                 }
                 init = &mut init_rx, if !ready => {
-                    match init.ok().and_then(|r| r.ok()).map(|r| UpstreamInfo::from_result(std::str::from_utf8(&r).unwrap_or(""))) {
-                        Some(Ok(info)) => {
+                    let result = init.ok().and_then(|r| r.ok());
+                    let text = result.as_ref().map(|r| String::from_utf8_lossy(r).into_owned());
+                    let info = match (probing, text) {
+                        (true, Some(t)) => UpstreamInfo::from_discover(&t),
+                        (false, Some(t)) => UpstreamInfo::from_result(&t),
+                        (_, None) => Err("the server refused the handshake".into()),
+                    };
+                    match info {
+                        Ok(info) => {
                             tracing::info!(server = %name, version = %info.protocol_version, "upstream ready");
+                            self.modern = info.is_modern();
                             self.parts.handle.shared.info.store(Some(Arc::new(info)));
                             ready = true;
-                            let _ = wtx.try_send(json::message(None, "notifications/initialized", None));
-                            for frame in (self.parts.replay)() {
-                                let _ = wtx.try_send(frame);
+                            if !self.modern {
+                                let _ = wtx.try_send(json::message(None, "notifications/initialized", None));
+                                for frame in (self.parts.replay)() {
+                                    let _ = wtx.try_send(frame);
+                                }
                             }
                             self.parts.events.ready(self.parts.handle.shared.server);
                             for cmd in std::mem::take(&mut held) {
                                 self.command(cmd, &mut pendings, &wtx);
                             }
                         }
-                        Some(Err(e)) => break Ended::Exited(e),
-                        None => break Ended::Exited("initialize failed".into()),
+                        Err(e) if probing && era != UpstreamEra::Modern => {
+                            tracing::debug!(server = %name, "not a 2026-07-28 server ({e}); using initialize");
+                            probing = false;
+                            init_rx = self.start_initialize(&mut pendings, &wtx);
+                            init_deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+                        }
+                        Err(e) => break Ended::Exited(e),
                     }
                 }
                 _ = tokio::time::sleep_until(init_deadline), if !ready => {
-                    break Ended::Exited("no answer to initialize".into());
+                    if probing && era != UpstreamEra::Modern {
+                        // Silence is a legacy server's answer too.
+                        probing = false;
+                        init_rx = self.start_initialize(&mut pendings, &wtx);
+                        init_deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+                        continue;
+                    }
+                    break Ended::Exited("no answer to the handshake".into());
                 }
                 _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                     for cancel in pendings.expire(Instant::now()) {
@@ -190,8 +230,49 @@ impl StdioActor {
         ended
     }
 
+    fn start_initialize(
+        &self,
+        pendings: &mut Pendings,
+        wtx: &mpsc::Sender<Bytes>,
+    ) -> oneshot::Receiver<Result<Bytes, String>> {
+        let (tx, rx) = oneshot::channel();
+        let params = super::initialize_params(&self.parts.client_capabilities);
+        let _ = wtx.try_send(
+            pendings
+                .start_internal("initialize", Some(params.as_bytes()), tx)
+                .1,
+        );
+        rx
+    }
+
+    fn start_discover(
+        &self,
+        pendings: &mut Pendings,
+        wtx: &mpsc::Sender<Bytes>,
+    ) -> oneshot::Receiver<Result<Bytes, String>> {
+        let (tx, rx) = oneshot::channel();
+        let (_, frame) = pendings.start_internal("server/discover", Some(b"{}"), tx);
+        let frame = modern::upstream_request(&frame, b"{}")
+            .map(|r| r.frame)
+            .unwrap_or(frame);
+        let _ = wtx.try_send(frame);
+        rx
+    }
+
     fn command(&self, cmd: Cmd, pendings: &mut Pendings, wtx: &mpsc::Sender<Bytes>) {
-        if let Some((frame, _)) = pendings.frame_for(cmd) {
+        if let Some((frame, uid)) = pendings.frame_for(cmd) {
+            // A 2026-07-28 server needs `_meta` on every request (with the caller's capabilities).
+            // A 2026-07-28 server needs `_meta` on every request (with the caller's capabilities);
+            // a legacy one must not see a 2026 client's envelope.
+            let frame = match uid {
+                Some(uid) if self.modern => {
+                    modern::upstream_request(&frame, &pendings.caps_of(uid))
+                        .map(|r| r.frame)
+                        .unwrap_or(frame)
+                }
+                _ if !self.modern => modern::legacy_request(&frame),
+                _ => frame,
+            };
             if wtx.try_send(frame).is_err() {
                 tracing::warn!(server = %self.parts.config.name, "write queue full; the server is not reading its input");
             }

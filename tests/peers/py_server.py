@@ -1,6 +1,6 @@
 """A Python `mcp` SDK server for Switchyard's integration tests (Streamable HTTP, loopback).
 
-Usage: py_server.py PORT
+Usage: py_server.py PORT | py_server.py stdio
 """
 
 import sys
@@ -82,4 +82,7 @@ def summarize(topic: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
+    if sys.argv[1] == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
