@@ -63,12 +63,14 @@ pub(super) fn item_key(item: &RawValue, key: &str) -> Option<String> {
 
 /// Fetch every page of a list from one upstream, or take it from the cache.
 async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawValue>>>, String> {
-    // A 2026-07-28 upstream announces list changes only on subscriptions/listen, which is not
-    // built yet: without that signal its lists are fetched each time, never cached.
-    let cacheable = !h.shared.info.load().as_ref().is_some_and(|i| i.is_modern());
-    if let Some(items) = h.cached_list(k.method).filter(|_| cacheable) {
+    if let Some(items) = h.cached_list(k.method) {
         return Ok(items);
     }
+    // A legacy upstream's list is good until it says list_changed. A 2026-07-28 one announces
+    // changes only on subscriptions/listen (not built yet), so its list is kept only for the
+    // smallest `ttlMs` its pages gave (none given: not kept).
+    let modern = h.shared.info.load().as_ref().is_some_and(|i| i.is_modern());
+    let mut ttl_ms: Option<u64> = None;
     let mut items = Vec::new();
     let mut next: Option<Bytes> = None;
     for _ in 0..MAX_PAGES {
@@ -83,6 +85,11 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawVa
         let list = page
             .get(k.field)
             .ok_or_else(|| format!("{} result without {}", k.method, k.field))?;
+        let page_ttl = page
+            .get("ttlMs")
+            .and_then(|t| t.get().parse::<u64>().ok())
+            .unwrap_or(0);
+        ttl_ms = Some(ttl_ms.map_or(page_ttl, |t| t.min(page_ttl)));
         let part: Vec<&RawValue> =
             serde_json::from_str(list.get()).map_err(|e| format!("bad {}: {e}", k.field))?;
         items.extend(part.into_iter().map(|r| r.to_owned()));
@@ -92,8 +99,14 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawVa
         }
     }
     let items = Arc::new(items);
-    if cacheable {
-        h.store_list(k.method, items.clone());
+    match (modern, ttl_ms) {
+        (false, _) => h.store_list(k.method, items.clone(), None),
+        (true, Some(ms)) if ms > 0 => h.store_list(
+            k.method,
+            items.clone(),
+            Some(std::time::Duration::from_millis(ms)),
+        ),
+        (true, _) => {}
     }
     Ok(items)
 }

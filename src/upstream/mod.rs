@@ -214,6 +214,10 @@ pub trait UpstreamEvents: Send + Sync {
     fn ready(&self, server: usize);
 }
 
+/// A server's full list, and until when it may be used (`None`: until the server says it
+/// changed, or restarts).
+pub type CachedList = (Arc<Vec<Box<RawValue>>>, Option<Instant>);
+
 /// State of one upstream connection visible to the router.
 pub struct UpstreamShared {
     pub server: usize,
@@ -222,7 +226,7 @@ pub struct UpstreamShared {
     /// The session a per-client upstream belongs to (`None` for shared upstreams).
     pub owner: Option<std::sync::Weak<Session>>,
     /// Cached full lists (tools, prompts, ...), dropped on list_changed and restart.
-    pub lists: Mutex<HashMap<&'static str, Arc<Vec<Box<RawValue>>>>>,
+    pub lists: Mutex<HashMap<&'static str, CachedList>>,
     /// When a session last used it (seconds on [`clock`]), for reaping idle per-client upstreams.
     last_used: AtomicU64,
     /// Down and waiting to retry (so nobody should wait for its handshake).
@@ -307,20 +311,27 @@ impl UpstreamHandle {
     }
 
     pub fn cached_list(&self, method: &'static str) -> Option<Arc<Vec<Box<RawValue>>>> {
-        self.shared
-            .lists
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(method)
-            .cloned()
+        let g = self.shared.lists.lock().unwrap_or_else(|e| e.into_inner());
+        let (items, until) = g.get(method)?;
+        until
+            .is_none_or(|t| Instant::now() < t)
+            .then(|| items.clone())
     }
 
-    pub fn store_list(&self, method: &'static str, items: Arc<Vec<Box<RawValue>>>) {
+    /// Cache a full list, for `ttl` (a 2026-07-28 server's `ttlMs`) or, with `None`, until
+    /// the server says it changed.
+    pub fn store_list(
+        &self,
+        method: &'static str,
+        items: Arc<Vec<Box<RawValue>>>,
+        ttl: Option<std::time::Duration>,
+    ) {
+        let until = ttl.map(|d| Instant::now() + d);
         self.shared
             .lists
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(method, items);
+            .insert(method, (items, until));
     }
 
     /// Drop a cached list (all of them for `None`). Templates go with resources: servers
@@ -1175,6 +1186,27 @@ mod tests {
             ),
             Inbound::Done
         ));
+    }
+
+    #[test]
+    fn cached_lists_expire_after_their_ttl() {
+        let h = handle();
+        h.store_list("tools/list", Arc::new(Vec::new()), None);
+        assert!(h.cached_list("tools/list").is_some());
+        h.store_list(
+            "prompts/list",
+            Arc::new(Vec::new()),
+            Some(Duration::from_millis(0)),
+        );
+        assert!(h.cached_list("prompts/list").is_none(), "expired at once");
+        h.store_list(
+            "prompts/list",
+            Arc::new(Vec::new()),
+            Some(Duration::from_secs(60)),
+        );
+        assert!(h.cached_list("prompts/list").is_some());
+        h.invalidate_lists(None);
+        assert!(h.cached_list("tools/list").is_none());
     }
 
     #[test]
