@@ -5,6 +5,8 @@ Usage: py_server.py PORT | py_server.py stdio
 
 import sys
 
+import anyio
+
 from pydantic import BaseModel
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -67,6 +69,24 @@ async def ask(ctx: Context) -> str:
     """Asks the user for a name (elicitation; in 2026-07-28, a multi round-trip request)."""
     r = await ctx.elicit("What is your name?", Name)
     return f"{r.action}:{r.data.name if r.action == 'accept' else ''}"
+
+
+SLOW_DONE = 0
+
+
+@server.tool()
+async def slow(ms: int) -> str:
+    """Sleeps ms milliseconds; counts the runs that were not cancelled."""
+    global SLOW_DONE
+    await anyio.sleep(ms / 1000)
+    SLOW_DONE += 1
+    return "slept"
+
+
+@server.tool()
+def slow_done() -> int:
+    """How many `slow` runs finished (cancelled ones do not)."""
+    return SLOW_DONE
 
 
 @server.resource("py://note")
