@@ -419,65 +419,67 @@ async fn stdio_upstream_era_is_detected() {
     }
 }
 
-/// Closing a 2026-07-28 reply before the response cancels the request upstream; a legacy
-/// client's disconnect does not (the 2025 rule: clients cancel explicitly).
+/// Closing a 2026-07-28 reply before the response cancels the request upstream (a legacy
+/// upstream gets notifications/cancelled, a 2026 one has its request stream closed); a legacy
+/// client's disconnect does not cancel (the 2025 rule: clients cancel explicitly).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_2026_reply_cancels_and_a_legacy_disconnect_does_not() {
-    let (_py, py_url) = start_py_server();
-    // Cancellation reaches a handshake-era upstream as notifications/cancelled.
-    let router = start_router(&format!(
-        "[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\nera = \"legacy\"\n"
-    ));
-    let done = |c: RawClient| async move {
-        let r = c
-            .send(modern(
-                &c,
-                "tools/call",
-                json!({"name": "py__slow_done", "arguments": {}}),
-                Some("py__slow_done"),
-            ))
-            .await;
-        r.response()["result"]["structuredContent"]["result"].as_i64()
-    };
-    let c = RawClient::new(&router.url);
-    assert_eq!(done(c.clone()).await, Some(0));
+    for era in ["legacy", "2026-07-28"] {
+        let (_py, py_url) = start_py_server();
+        let router = start_router(&format!(
+            "[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\nera = \"{era}\"\n"
+        ));
+        let done = |c: RawClient| async move {
+            let r = c
+                .send(modern(
+                    &c,
+                    "tools/call",
+                    json!({"name": "py__slow_done", "arguments": {}}),
+                    Some("py__slow_done"),
+                ))
+                .await;
+            r.response()["result"]["structuredContent"]["result"].as_i64()
+        };
+        let c = RawClient::new(&router.url);
+        assert_eq!(done(c.clone()).await, Some(0));
 
-    // A 2026 client hangs up 300 ms into a 1.5 s call.
-    let req = modern(
-        &c,
-        "tools/call",
-        json!({"name": "py__slow", "arguments": {"ms": 1500}}),
-        Some("py__slow"),
-    );
-    let call = tokio::time::timeout(Duration::from_millis(300), c.send(req)).await;
-    assert!(
-        call.is_err(),
-        "the call was still running when the client left"
-    );
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(
-        done(c.clone()).await,
-        Some(0),
-        "the upstream call was cancelled"
-    );
-
-    // A legacy client hangs up the same way: the call runs to its end.
-    let mut legacy = RawClient::new(&router.url);
-    legacy.initialize("2025-11-25", "{}").await;
-    let call = tokio::time::timeout(
-        Duration::from_millis(300),
-        legacy.call(
-            json!(1),
+        // A 2026 client hangs up 300 ms into a 1.5 s call.
+        let req = modern(
+            &c,
             "tools/call",
             json!({"name": "py__slow", "arguments": {"ms": 1500}}),
-        ),
-    )
-    .await;
-    assert!(call.is_err());
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert_eq!(
-        done(c.clone()).await,
-        Some(1),
-        "a legacy disconnect is not a cancellation"
-    );
+            Some("py__slow"),
+        );
+        let call = tokio::time::timeout(Duration::from_millis(300), c.send(req)).await;
+        assert!(
+            call.is_err(),
+            "the call was still running when the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert_eq!(
+            done(c.clone()).await,
+            Some(0),
+            "upstream era {era}: the call was cancelled"
+        );
+
+        // A legacy client hangs up the same way: the call runs to its end.
+        let mut legacy = RawClient::new(&router.url);
+        legacy.initialize("2025-11-25", "{}").await;
+        let call = tokio::time::timeout(
+            Duration::from_millis(300),
+            legacy.call(
+                json!(1),
+                "tools/call",
+                json!({"name": "py__slow", "arguments": {"ms": 1500}}),
+            ),
+        )
+        .await;
+        assert!(call.is_err());
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert_eq!(
+            done(c.clone()).await,
+            Some(1),
+            "upstream era {era}: a legacy disconnect is not a cancellation"
+        );
+    }
 }

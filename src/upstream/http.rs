@@ -251,9 +251,10 @@ impl HttpActor {
         }
         self.parts.events.ready(self.parts.handle.shared.server);
         let mut pendings = Pendings::new(&name, self.parts.config.request_timeout);
+        let mut tasks = Tasks::default();
         for cmd in held {
             if let Some((frame, uid)) = pendings.frame_for(cmd) {
-                send(&conn, &pendings, frame, uid, &rtx);
+                send(&conn, &pendings, frame, uid, &rtx, &mut tasks);
             }
         }
         let ended = loop {
@@ -262,7 +263,7 @@ impl HttpActor {
                 Some(report) = reports.recv() => match report {
                     Report::Frame { env, related } => {
                         if let Inbound::Answer(frame) = pendings.inbound(env, related, &self.parts.handle, self.parts.events.as_ref()) {
-                            send(&conn, &pendings, frame, None, &rtx);
+                            send(&conn, &pendings, frame, None, &rtx, &mut tasks);
                         }
                     }
                     Report::Failed { expired: true, .. } => break Ended::Expired,
@@ -270,15 +271,22 @@ impl HttpActor {
                     Report::Failed { uid: None, why, .. } => tracing::warn!(server = %name, "upstream message failed: {why}"),
                 },
                 _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                    for cancel in pendings.expire(Instant::now()) {
-                        send(&conn, &pendings, cancel, None, &rtx);
+                    for (uid, cancel) in pendings.expire(Instant::now()) {
+                        tasks.cancel(uid);
+                        send(&conn, &pendings, cancel, None, &rtx, &mut tasks);
                     }
                 }
                 cmd = self.parts.rx.recv() => match cmd {
                     None | Some(Cmd::Shutdown) => break Ended::Shutdown,
+                    // A 2026-07-28 upstream is told by closing the request's stream.
+                    Some(Cmd::Cancel { session, client_id, reason }) if conn.modern => {
+                        if let Some((uid, _)) = pendings.cancel(session, client_id, reason.as_deref()) {
+                            tasks.cancel(uid);
+                        }
+                    }
                     Some(cmd) => {
                         if let Some((frame, uid)) = pendings.frame_for(cmd) {
-                            send(&conn, &pendings, frame, uid, &rtx);
+                            send(&conn, &pendings, frame, uid, &rtx, &mut tasks);
                         }
                     }
                 },
@@ -378,13 +386,41 @@ fn send(
     frame: Bytes,
     uid: Option<u64>,
     reports: &mpsc::Sender<Report>,
+    tasks: &mut Tasks,
 ) {
     match uid {
-        Some(uid) => post_in_background(conn, frame, Some(uid), pendings.caps_of(uid), reports),
+        Some(uid) => {
+            let task = post_in_background(conn, frame, Some(uid), pendings.caps_of(uid), reports);
+            if conn.modern {
+                tasks.track(uid, task);
+            }
+        }
         None if conn.modern => {
             tracing::debug!("message for a 2026-07-28 upstream dropped (not a request)")
         }
-        None => post_in_background(conn, frame, None, Bytes::from_static(b"{}"), reports),
+        None => {
+            post_in_background(conn, frame, None, Bytes::from_static(b"{}"), reports);
+        }
+    }
+}
+
+/// The tasks carrying requests to a 2026-07-28 upstream, by our request id: over HTTP that
+/// era cancels a request by closing its stream, which aborting the task does.
+#[derive(Default)]
+struct Tasks(std::collections::HashMap<u64, tokio::task::AbortHandle>);
+
+impl Tasks {
+    fn track(&mut self, uid: u64, task: tokio::task::AbortHandle) {
+        if self.0.len() >= 1024 {
+            self.0.retain(|_, t| !t.is_finished());
+        }
+        self.0.insert(uid, task);
+    }
+
+    fn cancel(&mut self, uid: u64) {
+        if let Some(t) = self.0.remove(&uid) {
+            t.abort();
+        }
     }
 }
 
@@ -394,7 +430,7 @@ fn post_in_background(
     uid: Option<u64>,
     caps: Bytes,
     reports: &mpsc::Sender<Report>,
-) {
+) -> tokio::task::AbortHandle {
     let conn = conn.clone();
     let reports = reports.clone();
     tokio::spawn(async move {
@@ -458,7 +494,8 @@ fn post_in_background(
                 let _ = reports.send(failed(format!("HTTP {s}"), false)).await;
             }
         }
-    });
+    })
+    .abort_handle()
 }
 
 /// The server closed a request's SSE stream before its response: reconnect with

@@ -578,7 +578,7 @@ impl Pendings {
                 reason,
             } => self
                 .cancel(session, client_id, reason.as_deref())
-                .map(|f| (f, None)),
+                .map(|(_, f)| (f, None)),
             Cmd::Reply(frame) | Cmd::Notify(frame) => Some((frame, None)),
             Cmd::Shutdown => None,
         }
@@ -636,20 +636,22 @@ impl Pendings {
         )
     }
 
-    /// The `notifications/cancelled` frame for a client's cancellation, if the request is ours.
+    /// A client's cancellation, if the request is ours: our id for it and the
+    /// `notifications/cancelled` frame that tells a stdio or handshake-era upstream.
     pub fn cancel(
         &mut self,
         session: u64,
         client_id: Bytes,
         reason: Option<&str>,
-    ) -> Option<Bytes> {
+    ) -> Option<(u64, Bytes)> {
         let uid = self.by_client.remove(&(session, client_id))?;
         self.map.remove(&uid);
-        Some(cancel_frame(uid, reason))
+        Some((uid, cancel_frame(uid, reason)))
     }
 
-    /// Expire overdue requests: each gets a timeout error; returns cancellations to send upstream.
-    pub fn expire(&mut self, now: Instant) -> Vec<Bytes> {
+    /// Expire overdue requests: each gets a timeout error; returns their ids and the
+    /// cancellations to send upstream.
+    pub fn expire(&mut self, now: Instant) -> Vec<(u64, Bytes)> {
         let mut cancels = Vec::new();
         while let Some(Reverse((at, uid))) = self.deadlines.peek().copied() {
             if at > now {
@@ -667,7 +669,7 @@ impl Pendings {
                         );
                         deliver_final(&origin, msg);
                     }
-                    cancels.push(cancel_frame(uid, Some("timed out in router")));
+                    cancels.push((uid, cancel_frame(uid, Some("timed out in router"))));
                 }
             }
         }
@@ -1053,7 +1055,7 @@ mod tests {
             p.cancel(s.key, Bytes::from_static(b"10"), None).is_none(),
             "not ours"
         );
-        let frame = p
+        let (_, frame) = p
             .cancel(s.key, Bytes::from_static(b"9"), Some("user"))
             .unwrap();
         let v = json(&frame);

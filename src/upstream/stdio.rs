@@ -185,7 +185,7 @@ impl StdioActor {
                     break Ended::Exited("no answer to the handshake".into());
                 }
                 _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                    for cancel in pendings.expire(Instant::now()) {
+                    for (_, cancel) in pendings.expire(Instant::now()) {
                         let _ = wtx.try_send(cancel);
                     }
                 }
