@@ -1084,7 +1084,10 @@ mod tests {
             ))
             .unwrap();
         let cancels = p.expire(Instant::now() + Duration::from_millis(1));
-        assert_eq!(json(&cancels[0])["params"]["requestId"].as_u64(), Some(uid));
+        assert_eq!(
+            json(&cancels[0].1)["params"]["requestId"].as_u64(),
+            Some(uid)
+        );
         let err = json(&rx.try_recv().unwrap());
         assert_eq!(
             (err["id"].as_str(), err["error"]["code"].as_i64()),
