@@ -657,3 +657,53 @@ async fn a_dead_upstream_does_not_slow_new_sessions() {
         );
     }
 }
+
+/// An HTTP upstream gets the credentials configured for it, never the client's own token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_get_their_configured_credentials_not_the_clients_token() {
+    let (_py, py_url) = start_py_server();
+    for era in ["legacy", "2026-07-28"] {
+        let router = start_router(&format!(
+            "[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\nera = \"{era}\"\nheaders = {{ Authorization = \"Bearer router-own\" }}\n"
+        ));
+        let mut c = RawClient::new(&router.url);
+        c.initialize("2025-11-25", "{}").await;
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "py__seen_auth", "arguments": {}}});
+        let r = c
+            .send(c.request(
+                "POST",
+                &body.to_string(),
+                &[("authorization", "Bearer client-secret")],
+            ))
+            .await;
+        assert_eq!(
+            text_of(&r.response()["result"]),
+            "Bearer router-own",
+            "era {era}: {:?}",
+            r.response()
+        );
+    }
+}
+
+/// A stdio pool: several processes of one server, sessions spread over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_pool_spreads_sessions_over_its_processes() {
+    let router = start_router("[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\npool = 3\n");
+    for i in 0..6 {
+        let mut c = RawClient::new(&router.url);
+        c.initialize("2025-11-25", "{}").await;
+        let r = c
+            .call(
+                json!(i),
+                "tools/call",
+                json!({"name": "demo__echo", "arguments": {"text": format!("s{i}")}}),
+            )
+            .await;
+        assert_eq!(text_of(&r.response()["result"]), format!("s{i}"));
+    }
+    assert_eq!(
+        children_of(router.proc.0.id()),
+        3,
+        "three processes in the pool"
+    );
+}

@@ -242,10 +242,11 @@ impl HttpActor {
                 json::message(None, "notifications/initialized", None),
                 None,
                 none.clone(),
+                false,
                 &rtx,
             );
             for frame in (self.parts.replay)() {
-                post_in_background(&conn, frame, None, none.clone(), &rtx);
+                post_in_background(&conn, frame, None, none.clone(), false, &rtx);
             }
             tokio::spawn(get_stream(conn.clone(), rtx.clone(), stopped));
         }
@@ -312,19 +313,25 @@ fn request(
     method: hyper::Method,
     body: Bytes,
     caps: &[u8],
+    strip_envelope: bool,
 ) -> Result<Request<Full<Bytes>>, String> {
     let mut extra: Vec<(&'static str, String)> = Vec::new();
-    let body = match modern::upstream_request(&body, caps) {
-        Some(r) if conn.modern && method == hyper::Method::POST => {
-            extra.push(("mcp-method", r.method));
-            if let Some(name) = r.name {
-                extra.push(("mcp-name", modern::encode_header_value(&name)));
+    let body = if conn.modern && method == hyper::Method::POST {
+        match modern::upstream_request(&body, caps) {
+            Some(r) => {
+                extra.push(("mcp-method", r.method));
+                if let Some(name) = r.name {
+                    extra.push(("mcp-name", modern::encode_header_value(&name)));
+                }
+                r.frame
             }
-            r.frame
+            None => body,
         }
+    } else if strip_envelope {
         // A legacy upstream must not see a 2026 client's envelope.
-        _ if !conn.modern => modern::legacy_request(&body),
-        _ => body,
+        modern::legacy_request(&body)
+    } else {
+        body
     };
     let mut b = Request::builder()
         .method(method.clone())
@@ -356,7 +363,7 @@ fn request(
 async fn exchange(conn: &Conn, frame: Bytes) -> Result<(Option<HeaderValue>, Envelope), String> {
     let resp = conn
         .client
-        .request(request(conn, hyper::Method::POST, frame, b"{}")?)
+        .request(request(conn, hyper::Method::POST, frame, b"{}", false)?)
         .await
         .map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
@@ -390,7 +397,15 @@ fn send(
 ) {
     match uid {
         Some(uid) => {
-            let task = post_in_background(conn, frame, Some(uid), pendings.caps_of(uid), reports);
+            let strip = !conn.modern && pendings.from_modern_client(uid);
+            let task = post_in_background(
+                conn,
+                frame,
+                Some(uid),
+                pendings.caps_of(uid),
+                strip,
+                reports,
+            );
             if conn.modern {
                 tasks.track(uid, task);
             }
@@ -399,7 +414,7 @@ fn send(
             tracing::debug!("message for a 2026-07-28 upstream dropped (not a request)")
         }
         None => {
-            post_in_background(conn, frame, None, Bytes::from_static(b"{}"), reports);
+            post_in_background(conn, frame, None, Bytes::from_static(b"{}"), false, reports);
         }
     }
 }
@@ -429,13 +444,14 @@ fn post_in_background(
     frame: Bytes,
     uid: Option<u64>,
     caps: Bytes,
+    strip_envelope: bool,
     reports: &mpsc::Sender<Report>,
 ) -> tokio::task::AbortHandle {
     let conn = conn.clone();
     let reports = reports.clone();
     tokio::spawn(async move {
         let failed = |why: String, expired: bool| Report::Failed { uid, why, expired };
-        let resp = match request(&conn, hyper::Method::POST, frame, &caps) {
+        let resp = match request(&conn, hyper::Method::POST, frame, &caps, strip_envelope) {
             Ok(req) => conn.client.request(req).await,
             Err(e) => {
                 let _ = reports.send(failed(e, false)).await;
@@ -503,7 +519,7 @@ fn post_in_background(
 async fn resume(conn: &Conn, uid: u64, mut last: String, reports: &mpsc::Sender<Report>) {
     for _ in 0..MAX_RESUMES {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let Ok(mut req) = request(conn, hyper::Method::GET, Bytes::new(), b"{}") else {
+        let Ok(mut req) = request(conn, hyper::Method::GET, Bytes::new(), b"{}", false) else {
             break;
         };
         if let Ok(v) = HeaderValue::try_from(last.as_str()) {
@@ -607,7 +623,7 @@ async fn read_replies(
 async fn get_stream(conn: Conn, reports: mpsc::Sender<Report>, mut stop: oneshot::Receiver<()>) {
     let mut last: Option<String> = None;
     loop {
-        let Ok(mut req) = request(&conn, hyper::Method::GET, Bytes::new(), b"{}") else {
+        let Ok(mut req) = request(&conn, hyper::Method::GET, Bytes::new(), b"{}", false) else {
             return;
         };
         if let Some(v) = last.as_deref().and_then(|l| HeaderValue::try_from(l).ok()) {
@@ -644,7 +660,7 @@ async fn delete_session(conn: &Conn) {
     if conn.session.is_none() {
         return;
     }
-    if let Ok(req) = request(conn, hyper::Method::DELETE, Bytes::new(), b"{}") {
+    if let Ok(req) = request(conn, hyper::Method::DELETE, Bytes::new(), b"{}", false) {
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.client.request(req)).await;
     }
 }

@@ -614,6 +614,12 @@ impl Pendings {
         }
     }
 
+    /// Did request `uid` come from a 2026-07-28 client (whose `_meta` envelope a legacy
+    /// upstream must not see)?
+    pub fn from_modern_client(&self, uid: u64) -> bool {
+        matches!(self.map.get(&uid), Some(Pending::Client { origin, .. }) if origin.session.era() == crate::protocol::Era::Modern)
+    }
+
     /// The origin of a client request in flight, if `uid` is one.
     fn origin_of(&self, uid: Option<u64>) -> Option<Origin> {
         match self.map.get(&uid?) {

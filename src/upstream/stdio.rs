@@ -270,7 +270,7 @@ impl StdioActor {
                         .map(|r| r.frame)
                         .unwrap_or(frame)
                 }
-                _ if !self.modern => modern::legacy_request(&frame),
+                Some(uid) if pendings.from_modern_client(uid) => modern::legacy_request(&frame),
                 _ => frame,
             };
             if wtx.try_send(frame).is_err() {

@@ -89,6 +89,13 @@ def slow_done() -> int:
     return SLOW_DONE
 
 
+@server.tool()
+def seen_auth(ctx: Context) -> str:
+    """The Authorization header this server received with the request ("none" if absent)."""
+    headers = ctx.headers or {}
+    return next((v for k, v in headers.items() if k.lower() == "authorization"), "none")
+
+
 @server.resource("py://note")
 def note() -> str:
     """A static note."""
