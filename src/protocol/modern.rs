@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::wire::envelope::{code, raw_str, ParamsPeek};
+use crate::wire::envelope::{code, raw_str};
 use crate::wire::{Envelope, Method};
 
 pub const VERSION: &str = "2026-07-28";
@@ -42,6 +42,12 @@ struct MetaFields<'a> {
 struct WithMeta<'a> {
     #[serde(borrow, default, rename = "_meta")]
     meta: Option<MetaFields<'a>>,
+}
+
+/// Could this frame be a 2026-07-28 request? A byte search for the version key, so the
+/// `_meta` of a legacy client's request is never parsed to find out.
+pub fn carries_envelope(frame: &[u8]) -> bool {
+    memchr::memmem::find(frame, b"\"io.modelcontextprotocol/protocolVersion\"").is_some()
 }
 
 impl RequestMeta {
@@ -235,10 +241,7 @@ pub fn validate(
         _ => None,
     };
     if let Some(field) = named {
-        let peek = env
-            .params_str()
-            .and_then(|p| ParamsPeek::parse(p).ok())
-            .unwrap_or_default();
+        let peek = env.peek();
         let body = if field == "name" { peek.name } else { peek.uri }.and_then(raw_str);
         match (
             header("mcp-name").and_then(|h| decode_header_value(&h)),
@@ -441,10 +444,7 @@ pub fn upstream_request(frame: &Bytes, client_capabilities: &[u8]) -> Option<Ups
     if env.kind != crate::wire::Kind::Request {
         return None;
     }
-    let peek = env
-        .params_str()
-        .and_then(|p| ParamsPeek::parse(p).ok())
-        .unwrap_or_default();
+    let peek = env.peek();
     let name = match env.method {
         Method::ToolsCall | Method::PromptsGet => peek.name.and_then(raw_str).map(Cow::into_owned),
         Method::ResourcesRead => peek.uri.and_then(raw_str).map(Cow::into_owned),

@@ -15,8 +15,9 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use crate::config::{Config, ServerConfig, Sharing, Transport};
+use crate::protocol::modern::{self, Refusal, RequestMeta};
 use crate::protocol::{log_level_rank, Era, LOG_LEVELS};
-use crate::session::{Route, Session, SessionStore, Sink};
+use crate::session::{ReplyStream, Route, Session, SessionStore, Sink};
 use crate::upstream::stdio::StdioActor;
 use crate::upstream::{self, Call, Cmd, Origin, UpstreamEvents, UpstreamHandle, UpstreamShared};
 use crate::wire::envelope::{code, raw_str, span_of, ParamsPeek};
@@ -32,6 +33,19 @@ pub struct Server {
     pub instances: Vec<UpstreamHandle>,
     /// Live per-client upstreams of this server (decremented when each actor ends).
     per_client: Arc<AtomicUsize>,
+}
+
+/// How a checked 2026-07-28 request is answered: at once (`server/discover`), or on a reply
+/// stream of the request's own transient session.
+pub enum Stateless {
+    /// The whole response.
+    Now(Bytes),
+    /// Replies arrive on `stream`; results need `modern::complete_result` for `method`.
+    Stream {
+        session: Arc<Session>,
+        stream: Arc<ReplyStream>,
+        method: Method,
+    },
 }
 
 /// The lists whose items a call of this method names.
@@ -241,6 +255,40 @@ impl Router {
         Bytes::from(out)
     }
 
+    /// Serve a 2026-07-28 request whose `_meta` (and, over HTTP, headers) were checked; a
+    /// method that revision removed is refused (404 with -32601). Shared by both fronts.
+    pub async fn stateless(
+        self: &Arc<Self>,
+        env: Envelope,
+        meta: &RequestMeta,
+    ) -> Result<Stateless, Refusal> {
+        if !modern::is_modern_method(&env.method) {
+            return Err(Refusal {
+                status: 404,
+                code: code::METHOD_NOT_FOUND,
+                message: format!("method not found in 2026-07-28: {}", env.method.name()),
+                data: None,
+            });
+        }
+        let session = Session::for_request(meta, self.config.limits.replay_events);
+        let method = env.method.clone();
+        if matches!(&method, Method::Other(m) if &**m == "server/discover") {
+            let id = env.id_bytes().unwrap_or_default();
+            self.wait_ready(&session).await;
+            return Ok(Stateless::Now(json::result(
+                &id,
+                &self.discover_result(&session),
+            )));
+        }
+        let stream = session.new_stream();
+        self.handle(&session, env, Sink::Stream(stream.clone()));
+        Ok(Stateless::Stream {
+            session,
+            stream,
+            method,
+        })
+    }
+
     /// Handle one message from a client session. Replies go to `sink`; this never waits on an
     /// upstream (work that must wait is spawned).
     pub fn handle(self: &Arc<Self>, session: &Arc<Session>, env: Envelope, sink: Sink) {
@@ -318,10 +366,7 @@ impl Router {
                 });
             }
             Method::LoggingSetLevel => {
-                let level = env
-                    .params_str()
-                    .and_then(|p| ParamsPeek::parse(p).ok())
-                    .and_then(|p| p.level.map(|l| l.into_owned()));
+                let level = env.peek().level.map(|l| l.into_owned());
                 match level.as_deref().and_then(log_level_rank) {
                     Some(rank) => {
                         session.state().log_level = Some(rank);
@@ -590,12 +635,7 @@ impl Router {
     fn client_notification(self: &Arc<Self>, session: &Arc<Session>, env: Envelope) {
         match env.method {
             Method::Cancelled => {
-                let Some(params) = env.params_str() else {
-                    return;
-                };
-                let Ok(peek) = ParamsPeek::parse(params) else {
-                    return;
-                };
+                let peek = env.peek();
                 let Some(rid) = peek.request_id else { return };
                 let client_id = Bytes::copy_from_slice(rid.get().as_bytes());
                 if let Some(h) = session.in_flight_upstream(&client_id) {
@@ -977,10 +1017,7 @@ impl UpstreamEvents for Events {
             return;
         }
         if env.method == Method::ResourceUpdated {
-            let uri = env
-                .params_str()
-                .and_then(|p| ParamsPeek::parse(p).ok())
-                .and_then(|p| p.uri.and_then(raw_str).map(|u| u.into_owned()));
+            let uri = env.peek().uri.and_then(raw_str).map(|u| u.into_owned());
             let Some(uri) = uri else { return };
             let targets: Vec<Arc<Session>> = {
                 let subs = router

@@ -17,7 +17,6 @@ pub use stream::{ReplyStream, Shed, Sink};
 
 use crate::protocol::{log_level_rank, ClientCaps, Era};
 use crate::upstream::UpstreamHandle;
-use crate::wire::envelope::ParamsPeek;
 use crate::wire::Envelope;
 
 /// Where a client-facing name resolves: a server index and the server's own name.
@@ -265,10 +264,7 @@ impl Session {
 
     /// Deliver an upstream's `notifications/message` if it meets this session's level.
     pub fn deliver_log(&self, env: &Envelope, sink: Option<&Sink>) {
-        let level = env
-            .params_str()
-            .and_then(|p| ParamsPeek::parse(p).ok())
-            .and_then(|p| p.level.and_then(|l| log_level_rank(&l)));
+        let level = env.peek().level.and_then(|l| log_level_rank(&l));
         let wanted = self.state().log_level;
         // A 2026-07-28 request gets log lines only if it asked for them (`_meta` logLevel).
         if self.era == Era::Modern && wanted.is_none() {

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::protocol::modern::{self, RequestMeta};
 use crate::protocol::{is_known_version, negotiate, ClientCaps};
-use crate::router::Router;
+use crate::router::{Router, Stateless};
 use crate::session::{new_session_id, ReplyStream, Session, Sink};
 use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
 use crate::wire::{json, sse, Envelope, Kind, Method};
@@ -465,11 +465,12 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
         return initialize(router, env).await;
     }
     // No session and a 2026-07-28 version (header or _meta): a stateless modern request.
-    if session_header.is_none() {
+    if session_header.is_none()
+        && (header(h, VERSION_HEADER) == Some(modern::VERSION)
+            || modern::carries_envelope(&env.frame))
+    {
         let meta = RequestMeta::of(&env);
-        if header(h, VERSION_HEADER) == Some(modern::VERSION) || meta.protocol_version.is_some() {
-            return modern_request(router, h, env, meta).await;
-        }
+        return modern_request(router, h, env, meta).await;
     }
     let session = match session_of(router, h) {
         Ok(s) => s,
@@ -509,6 +510,17 @@ async fn reply(session: &Arc<Session>, stream: Arc<ReplyStream>) -> Response<Htt
     sse_response(sse_body(stream, 0, prefix), None)
 }
 
+/// A 2026-07-28 refusal as an HTTP response with its JSON-RPC error.
+fn refusal(r: modern::Refusal, id: &[u8]) -> Response<HttpBody> {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let data = r.data.as_deref().map(str::as_bytes);
+    full(
+        status,
+        Some("application/json"),
+        json::error(Some(id), r.code, &r.message, data),
+    )
+}
+
 /// A 2026-07-28 request: stateless, checked against its headers, routed with the
 /// capabilities it carries, answered with `resultType` (and cache hints on lists and reads).
 async fn modern_request(
@@ -525,44 +537,22 @@ async fn modern_request(
     let id = id.unwrap_or_default();
     let headers = |name: &str| header(h, name).map(str::to_owned);
     if let Err(r) = modern::validate(&env, &meta, &headers) {
-        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
-        return full(
-            status,
-            Some("application/json"),
-            json::error(
-                Some(&id),
-                r.code,
-                &r.message,
-                r.data.as_deref().map(str::as_bytes),
-            ),
-        );
+        return refusal(r, &id);
     }
-    if !modern::is_modern_method(&env.method) {
-        let msg = format!("method not found in 2026-07-28: {}", env.method.name());
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            Some(&id),
-            code::METHOD_NOT_FOUND,
-            &msg,
-        );
-    }
-    let session = Session::for_request(&meta, router.config.limits.replay_events);
-    let method = env.method.clone();
-    if matches!(&method, Method::Other(m) if &**m == "server/discover") {
-        router.wait_ready(&session).await;
-        return full(
-            StatusCode::OK,
-            Some("application/json"),
-            json::result(&id, &router.discover_result(&session)),
-        );
-    }
-    let stream = session.new_stream();
+    let (session, stream, method) = match router.stateless(env, &meta).await {
+        Ok(Stateless::Now(reply)) => return full(StatusCode::OK, Some("application/json"), reply),
+        Ok(Stateless::Stream {
+            session,
+            stream,
+            method,
+        }) => (session, stream, method),
+        Err(r) => return refusal(r, &id),
+    };
     let cancel = CancelOnDrop {
-        session: session.clone(),
+        session,
         client_id: id,
         stream: stream.clone(),
     };
-    router.handle(&session, env, Sink::Stream(stream.clone()));
     if stream.next_after(0).await.is_none() {
         return rpc_error(
             StatusCode::INTERNAL_SERVER_ERROR,

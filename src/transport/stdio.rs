@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::protocol::modern::{self, RequestMeta};
 use crate::protocol::{negotiate, ClientCaps};
-use crate::router::Router;
+use crate::router::{Router, Stateless};
 use crate::session::{Session, Sink};
 use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
 use crate::wire::frame::{Line, LineDecoder};
@@ -90,24 +90,19 @@ async fn modern_request(
             .await;
         return;
     }
-    if !modern::is_modern_method(&env.method) {
-        let msg = format!("method not found in 2026-07-28: {}", env.method.name());
-        let _ = tx
-            .send(json::error(Some(&id), code::METHOD_NOT_FOUND, &msg, None))
-            .await;
-        return;
-    }
-    let session = Session::for_request(&meta, router.config.limits.replay_events);
-    let method = env.method.clone();
-    if matches!(&method, Method::Other(m) if &**m == "server/discover") {
-        router.wait_ready(&session).await;
-        let _ = tx
-            .send(json::result(&id, &router.discover_result(&session)))
-            .await;
-        return;
-    }
-    let stream = session.new_stream();
-    router.handle(&session, env, Sink::Stream(stream.clone()));
+    let (stream, method) = match router.stateless(env, &meta).await {
+        Ok(Stateless::Now(reply)) => {
+            let _ = tx.send(reply).await;
+            return;
+        }
+        Ok(Stateless::Stream { stream, method, .. }) => (stream, method),
+        Err(r) => {
+            let _ = tx
+                .send(json::error(Some(&id), r.code, &r.message, None))
+                .await;
+            return;
+        }
+    };
     let tx = tx.clone();
     tokio::spawn(async move {
         let mut after = 0;
@@ -160,7 +155,7 @@ async fn frame_in(
     };
     let id = env.id_bytes().unwrap_or_default();
     // 2026-07-28 requests stand alone (no initialize): `_meta` says so.
-    if env.kind == Kind::Request {
+    if env.kind == Kind::Request && modern::carries_envelope(&env.frame) {
         let meta = RequestMeta::of(&env);
         if meta.protocol_version.is_some() {
             return modern_request(router, tx, env, id, meta).await;

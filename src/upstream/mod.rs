@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::session::{Session, Sink};
-use crate::wire::envelope::{code, span_of, ParamsPeek};
+use crate::wire::envelope::{code, span_of};
 use crate::wire::rewrite::{splice, Edit};
 use crate::wire::{json, Envelope, Kind, Method};
 
@@ -802,12 +802,7 @@ impl Pendings {
         let owner = handle.shared.owner.as_ref().and_then(|w| w.upgrade());
         match env.method {
             Method::Progress => {
-                let Some(params) = env.params_str() else {
-                    return;
-                };
-                let Ok(peek) = ParamsPeek::parse(params) else {
-                    return;
-                };
+                let peek = env.peek();
                 let Some(tok) = peek.progress_token else {
                     return;
                 };
@@ -972,13 +967,10 @@ mod tests {
     fn call(session: &Arc<Session>, rx_sink: Sink, frame: &str) -> Box<Call> {
         let e = env(frame);
         let peek_token = e
-            .params_str()
-            .and_then(|p| ParamsPeek::parse(p).ok())
-            .and_then(|p| {
-                p.meta
-                    .and_then(|m| m.progress_token)
-                    .map(|t| span_of(&e.frame, t.get()))
-            });
+            .peek()
+            .meta
+            .and_then(|m| m.progress_token)
+            .map(|t| span_of(&e.frame, t.get()));
         let client_id = e.id_bytes().unwrap();
         Box::new(Call {
             env: e,

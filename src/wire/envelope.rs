@@ -326,6 +326,14 @@ impl Envelope {
         self.id.clone().map(|r| self.frame.slice(r))
     }
 
+    /// The routing-relevant parts of `params` (empty when there are none or they do not parse:
+    /// the envelope parse already validated the JSON).
+    pub fn peek(&self) -> ParamsPeek<'_> {
+        self.params_str()
+            .and_then(|p| ParamsPeek::parse(p).ok())
+            .unwrap_or_default()
+    }
+
     pub fn params_str(&self) -> Option<&str> {
         self.params.clone().map(|r| self.str_at(r))
     }

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -451,8 +451,4 @@ pub fn text_of(result: &Value) -> String {
                 .join(" ")
         })
         .unwrap_or_default()
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
