@@ -277,17 +277,6 @@ async fn hundred_sessions_share_one_stdio_upstream_without_crosstalk() {
     );
 }
 
-fn child_pids(parent: u32) -> Vec<u32> {
-    let out = std::process::Command::new("pgrep")
-        .args(["-P", &parent.to_string()])
-        .output()
-        .expect("pgrep");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_upstream_answers_in_flight_calls_and_restarts() {
     let router = start_router(demo_config());

@@ -62,3 +62,21 @@ fn elicitation_round_trip_between_real_sdks() {
         "elicitation round trip failed:\n{out}"
     );
 }
+
+/// Each upstream's instructions reach the client labelled with the server they come from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instructions_are_labelled_per_server() {
+    let (_py, py_url) = start_py_server();
+    let router = start_router(&two_servers_config(&py_url));
+    let mut c = RawClient::new(&router.url);
+    let init = c.initialize("2025-11-25", "{}").await;
+    let text = init["result"]["instructions"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        text.contains("[py] A Python SDK server behind Switchyard."),
+        "{text}"
+    );
+    assert!(text.contains("[everything] "), "{text}");
+}

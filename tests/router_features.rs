@@ -456,11 +456,7 @@ async fn log_lines_follow_each_sessions_level() {
 }
 
 fn children_of(pid: u32) -> usize {
-    let out = Command::new("pgrep")
-        .args(["-P", &pid.to_string()])
-        .output()
-        .expect("pgrep");
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    child_pids(pid).len()
 }
 
 /// Per-client upstreams: one per session, counted against max_clients only while alive,
@@ -705,5 +701,109 @@ async fn a_stdio_pool_spreads_sessions_over_its_processes() {
         children_of(router.proc.0.id()),
         3,
         "three processes in the pool"
+    );
+}
+
+/// Listener settings as the README states them: `max_sessions` (beyond it, initialize gets
+/// 503), `allowed_origins` and `allowed_hosts` (beyond loopback), `session_idle_timeout_s`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_limits_and_allow_lists() {
+    let router = start_router(
+        "[listen]\nallowed_origins = [\"https://app.example\"]\nallowed_hosts = [\"mcp.internal:8080\"]\n\
+         [limits]\nmax_sessions = 2\nsession_idle_timeout_s = 1\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n",
+    );
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let mut a = RawClient::new(&router.url);
+    a.initialize("2025-11-25", "{}").await;
+    let r = a
+        .send(a.request("POST", ping, &[("origin", "https://app.example")]))
+        .await;
+    assert_eq!(r.status, 200, "a configured Origin is allowed");
+    let r = a
+        .send(a.request("POST", ping, &[("origin", "https://other.example")]))
+        .await;
+    assert_eq!(r.status, 403);
+    let r = a
+        .send(a.request("POST", ping, &[("host", "mcp.internal:8080")]))
+        .await;
+    assert_eq!(r.status, 200, "a configured Host is allowed");
+
+    let mut b = RawClient::new(&router.url);
+    b.initialize("2025-11-25", "{}").await;
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
+    let third = RawClient::new(&router.url);
+    assert_eq!(third.post(init).await.status, 503, "over max_sessions");
+
+    // Idle sessions are closed (reaped every half second here); then there is room again.
+    // Watched through /healthz, which touches no session.
+    let health = RawClient::new(&router.url.replace("/mcp", "/healthz"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let h = health.send(health.request("GET", "", &[])).await;
+        if serde_json::from_slice::<Value>(&h.body).expect("json")["sessions"] == json!(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "idle sessions were not reaped");
+    }
+    assert_eq!(a.post(ping).await.status, 404, "a reaped session is gone");
+    assert_eq!(third.post(init).await.status, 200);
+}
+
+/// A restarted shared upstream gets its clients' resource subscriptions back, and updates
+/// reach the subscriber again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_replayed_to_a_restarted_upstream() {
+    let router = start_router(&everything_server("everything"));
+    let mut sub = RawClient::new(&router.url);
+    sub.initialize("2025-11-25", "{}").await;
+    let list = sub.call(json!(1), "resources/list", json!({})).await;
+    let uri = list.response()["result"]["resources"][0]["uri"]
+        .as_str()
+        .expect("a resource")
+        .to_string();
+    let r = sub
+        .call(json!(2), "resources/subscribe", json!({"uri": uri}))
+        .await;
+    assert_eq!(r.response()["result"], json!({}));
+
+    let children = child_pids(router.proc.0.id());
+    assert!(Command::new("kill")
+        .args(["-9", &children[0].to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = sub
+            .call(
+                json!("e"),
+                "tools/call",
+                json!({"name": "everything__echo", "arguments": {"message": "back"}}),
+            )
+            .await;
+        if text_of(&r.response()["result"]) == "Echo: back" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "upstream not back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut stream = EventStream::open(&sub, sub.request("GET", "", &[])).await;
+    let r = sub
+        .call(
+            json!(3),
+            "tools/call",
+            json!({"name": "everything__toggle-subscriber-updates", "arguments": {}}),
+        )
+        .await;
+    assert!(r.response().get("result").is_some(), "{:?}", r.response());
+    let got = stream
+        .until(WAIT, |m| m["method"] == "notifications/resources/updated")
+        .await;
+    assert_eq!(
+        got.expect("an update after the restart")
+            .last()
+            .expect("msg")["params"]["uri"],
+        json!(uri)
     );
 }

@@ -110,6 +110,18 @@ impl Drop for Proc {
     }
 }
 
+/// The pids of a process's children (its stdio upstreams).
+pub fn child_pids(parent: u32) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &parent.to_string()])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
 /// A temporary directory removed when dropped.
 pub struct TempDir(pub PathBuf);
 
