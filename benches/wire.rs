@@ -126,7 +126,7 @@ fn sse_encode(c: &mut Criterion) {
 struct NoEvents;
 impl UpstreamEvents for NoEvents {
     fn unsolicited(&self, _: &UpstreamHandle, _: &Envelope) {}
-    fn ready(&self, _: usize) {}
+    fn ready(&self, _: &switchyard::upstream::UpstreamHandle) {}
 }
 
 /// Everything the router does to one small call and its response, minus the sockets.

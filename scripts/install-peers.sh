@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS="${SWITCHYARD_PEERS_DIR:-$PWD/.peers}"
 NODE_VERSION=22.23.3
-CONFORMANCE_VERSION=0.1.16
+# The 2026-capable prerelease: it runs `--requirements 2025-11-25` and `2026-07-28`.
+CONFORMANCE_VERSION=0.2.0-alpha.12
 EVERYTHING_VERSION=2026.8.31
 PY_MCP_VERSION=2.3.0
 

@@ -65,7 +65,7 @@ fn raw_id() -> impl Strategy<Value = String> {
 struct NoEvents;
 impl UpstreamEvents for NoEvents {
     fn unsolicited(&self, _: &UpstreamHandle, _: &Envelope) {}
-    fn ready(&self, _: usize) {}
+    fn ready(&self, _: &switchyard::upstream::UpstreamHandle) {}
 }
 
 fn session() -> (Arc<Session>, mpsc::Receiver<Bytes>) {

@@ -167,7 +167,7 @@ pub fn is_modern_method(m: &Method) -> bool {
             | Method::ResourcesTemplatesList
             | Method::ResourcesRead
             | Method::CompletionComplete
-    ) || matches!(m, Method::Other(name) if &**name == "server/discover")
+    ) || matches!(m, Method::Other(name) if matches!(&**name, "server/discover" | "subscriptions/listen"))
 }
 
 /// Check what a modern request carries in `_meta`: a supported version and the client's
@@ -222,9 +222,15 @@ pub fn validate(
     meta: &RequestMeta,
     header: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), Refusal> {
+    let mismatch = |what: &str| refuse(400, HEADER_MISMATCH, what.to_string());
+    // Header and body disagreeing is a mismatch even when neither version is one we serve.
+    if let (Some(h), Some(b)) = (header("mcp-protocol-version"), &meta.protocol_version) {
+        if h != *b {
+            return Err(mismatch("MCP-Protocol-Version does not match params._meta"));
+        }
+    }
     validate_meta(meta)?;
     let version = VERSION;
-    let mismatch = |what: &str| refuse(400, HEADER_MISMATCH, what.to_string());
     match header("mcp-protocol-version") {
         Some(h) if h == version => {}
         Some(_) => return Err(mismatch("MCP-Protocol-Version does not match params._meta")),
@@ -253,6 +259,21 @@ pub fn validate(
         }
     }
     Ok(())
+}
+
+/// The HTTP status for a 2026 reply: 400 for the errors 2026-07-28 ties to it (header
+/// mismatch, missing capability, unsupported version), whoever raised them; else 200.
+pub fn http_status(frame: &[u8]) -> u16 {
+    if memchr::memmem::find(frame, b"\"error\"").is_none() {
+        return 200;
+    }
+    let Ok(env) = Envelope::parse(Bytes::copy_from_slice(frame)) else {
+        return 200;
+    };
+    match env.error_code() {
+        Some(HEADER_MISMATCH | MISSING_CAPABILITY | UNSUPPORTED_VERSION) => 400,
+        _ => 200,
+    }
 }
 
 /// Give a result what a modern client expects: `resultType: "complete"` (legacy upstreams

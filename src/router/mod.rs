@@ -4,7 +4,9 @@
 //! lists are merged from the upstreams' cached lists; the router answers `ping`,
 //! `logging/setLevel` and `initialize` itself.
 
+mod bridge;
 mod catalogue;
+mod listen;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +19,7 @@ use serde_json::value::RawValue;
 use crate::config::{Config, ServerConfig, Sharing, Transport};
 use crate::protocol::modern::{self, Refusal, RequestMeta};
 use crate::protocol::{log_level_rank, Era, LOG_LEVELS};
-use crate::session::{ReplyStream, Route, Session, SessionStore, Sink};
+use crate::session::{Asker, ReplyStream, Route, Session, SessionStore, Sink};
 use crate::upstream::stdio::StdioActor;
 use crate::upstream::{self, Call, Cmd, Origin, UpstreamEvents, UpstreamHandle, UpstreamShared};
 use crate::wire::envelope::{code, raw_str, span_of, ParamsPeek};
@@ -67,6 +69,17 @@ pub struct Router {
     pub sessions: SessionStore,
     /// (server, uri) -> subscribed sessions.
     subscriptions: Mutex<HashMap<(usize, String), Subscribers>>,
+    /// Open 2026-07-28 listen streams.
+    listeners: listen::Listeners,
+}
+
+/// Does this upstream offer `resources.subscribe`? (Only a handshake-era one can be asked:
+/// Switchyard does not carry resource subscriptions to 2026 upstreams.)
+fn subscribable(info: &crate::upstream::UpstreamInfo) -> bool {
+    !info.is_modern()
+        && info
+            .capability("resources")
+            .is_some_and(|r| r.get().replace(' ', "").contains("\"subscribe\":true"))
 }
 
 /// A router-made error reply for a request.
@@ -102,6 +115,7 @@ impl Router {
                 sessions: SessionStore::new(config.limits.max_sessions),
                 servers,
                 subscriptions: Mutex::new(HashMap::new()),
+                listeners: listen::Listeners::default(),
                 config,
             }
         })
@@ -182,29 +196,19 @@ impl Router {
             })
             .collect();
         let any = |cap: &str| infos.iter().any(|(_, i)| i.has(cap));
-        let modern = session.era() == Era::Modern;
         let mut caps = Vec::new();
+        // List changes reach clients of both eras (2026 ones on their listen streams).
         for list in ["tools", "prompts"] {
             if any(list) {
-                caps.push(if modern {
-                    format!(r#""{list}":{{}}"#)
-                } else {
-                    format!(r#""{list}":{{"listChanged":true}}"#)
-                });
+                caps.push(format!(r#""{list}":{{"listChanged":true}}"#));
             }
         }
         if any("resources") {
-            if modern {
-                caps.push(r#""resources":{}"#.to_string());
-            } else {
-                let subscribe = infos.iter().any(|(_, i)| {
-                    i.capability("resources")
-                        .is_some_and(|r| r.get().replace(' ', "").contains("\"subscribe\":true"))
-                });
-                caps.push(format!(
-                    r#""resources":{{"subscribe":{subscribe},"listChanged":true}}"#
-                ));
-            }
+            // Resource subscriptions are carried for handshake-era upstreams only.
+            let subscribe = infos.iter().any(|(_, i)| subscribable(i));
+            caps.push(format!(
+                r#""resources":{{"subscribe":{subscribe},"listChanged":true}}"#
+            ));
         }
         for plain in ["logging", "completions"] {
             if any(plain) {
@@ -251,6 +255,10 @@ impl Router {
             out.push_str(",\"instructions\":");
             out.push_str(&i);
         }
+        out.push_str(&format!(
+            r#","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"switchyard","version":"{}"}}}}"#,
+            env!("CARGO_PKG_VERSION")
+        ));
         out.push_str(r#","resultType":"complete","ttlMs":0,"cacheScope":"private"}"#);
         Bytes::from(out)
     }
@@ -281,12 +289,84 @@ impl Router {
             )));
         }
         let stream = session.new_stream();
-        self.handle(&session, env, Sink::Stream(stream.clone()));
+        if matches!(&method, Method::Other(m) if &**m == "subscriptions/listen") {
+            self.listen(&session, &env, Sink::Stream(stream.clone()))
+                .await?;
+        } else {
+            self.handle(&session, env, Sink::Stream(stream.clone()));
+        }
         Ok(Stateless::Stream {
             session,
             stream,
             method,
         })
+    }
+
+    /// Open a 2026-07-28 listen stream on `sink`: grant what the upstreams can tell (list
+    /// changes of any list they serve; subscriptions to resources of handshake-era upstreams
+    /// that offer them), acknowledge it, and register the stream.
+    async fn listen(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        env: &Envelope,
+        sink: Sink,
+    ) -> Result<(), Refusal> {
+        #[derive(serde::Deserialize, Default)]
+        struct Params {
+            #[serde(default)]
+            notifications: Option<listen::Filter>,
+        }
+        let bad = |m: &str| Refusal {
+            status: 400,
+            code: code::INVALID_PARAMS,
+            message: m.to_string(),
+            data: None,
+        };
+        let params: Params = match env.params_str() {
+            Some(p) => serde_json::from_str(p).map_err(|e| bad(&format!("bad params: {e}")))?,
+            None => Params::default(),
+        };
+        let wanted = params
+            .notifications
+            .ok_or_else(|| bad("params.notifications is required"))?;
+        self.wait_ready(session).await;
+        let offers = |cap: &str| {
+            (0..self.servers.len()).any(|i| {
+                self.instance(i, session)
+                    .ok()
+                    .and_then(|h| h.shared.info.load_full())
+                    .is_some_and(|info| info.has(cap))
+            })
+        };
+        let mut granted = listen::Filter {
+            tools: wanted.tools && offers("tools"),
+            prompts: wanted.prompts && offers("prompts"),
+            resources: wanted.resources && offers("resources"),
+            uris: Vec::new(),
+        };
+        let mut uris = Vec::new();
+        if !wanted.uris.is_empty() {
+            self.merge(session, &Method::ResourcesList).await;
+            self.merge(session, &Method::ResourcesTemplatesList).await;
+            let routes = session.state().routes.clone();
+            for uri in wanted.uris {
+                let Some(idx) = self.resolve_uri(&routes, &uri) else {
+                    continue;
+                };
+                let can = self
+                    .instance(idx, session)
+                    .ok()
+                    .and_then(|h| h.shared.info.load_full())
+                    .is_some_and(|i| subscribable(&i));
+                if can && self.subscribe_uri(session, idx, &uri, true).await.is_ok() {
+                    granted.uris.push(uri.clone());
+                    uris.push((idx, uri));
+                }
+            }
+        }
+        let id = env.id_bytes().unwrap_or_default();
+        self.listeners.add(id, granted, uris, session, sink);
+        Ok(())
     }
 
     /// Handle one message from a client session. Replies go to `sink`; this never waits on an
@@ -390,6 +470,32 @@ impl Router {
 
     /// Send a call to the upstream that serves `idx` for this session.
     fn forward(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        idx: usize,
+        env: Envelope,
+        name_edit: Option<(std::ops::Range<usize>, Bytes)>,
+        token: Option<std::ops::Range<usize>>,
+        sink: Sink,
+    ) {
+        // A handshake-era client cannot answer a 2026 upstream's `input_required`: the router
+        // runs those rounds for it.
+        if session.era() != Era::Modern
+            && bridge::may_need_input(&env.method)
+            && self
+                .instance(idx, session)
+                .ok()
+                .and_then(|h| h.shared.info.load_full())
+                .is_some_and(|i| i.is_modern())
+        {
+            tokio::spawn(self.clone().bridge(session.clone(), idx, env, sink));
+            return;
+        }
+        self.forward_once(session, idx, env, name_edit, token, sink);
+    }
+
+    /// Send one call to server `idx`; its replies go to `sink`.
+    fn forward_once(
         self: &Arc<Self>,
         session: &Arc<Session>,
         idx: usize,
@@ -660,10 +766,16 @@ impl Router {
     /// A client's answer to a server-to-client request: back to the upstream under its own id.
     fn client_reply(self: &Arc<Self>, session: &Arc<Session>, env: Envelope) {
         let Some(range) = env.id.clone() else { return };
-        let Some((handle, upstream_id)) = session.take_server_request(&env.frame[range.clone()])
-        else {
-            tracing::debug!(session = %session.id, "client reply to an unknown id dropped");
-            return;
+        let (handle, upstream_id) = match session.take_server_request(&env.frame[range.clone()]) {
+            Some(Asker::Upstream(handle, upstream_id)) => (handle, upstream_id),
+            Some(Asker::Router(reply)) => {
+                let _ = reply.send(env.frame);
+                return;
+            }
+            None => {
+                tracing::debug!(session = %session.id, "client reply to an unknown id dropped");
+                return;
+            }
         };
         let frame = splice(
             &env.frame,
@@ -694,8 +806,20 @@ impl Router {
             code::RESOURCE_NOT_FOUND,
             format!("resource not found: {uri}"),
         ))?;
-        let subscribe = env.method == Method::ResourcesSubscribe;
-        let key = (idx, uri.clone());
+        self.subscribe_uri(session, idx, &uri, env.method == Method::ResourcesSubscribe)
+            .await
+    }
+
+    /// Count `session` in (or out of) the subscribers of `uri` on server `idx`; the upstream
+    /// hears of it on the first subscriber and the last leaving (a per-client one, always).
+    async fn subscribe_uri(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        idx: usize,
+        uri: &str,
+        subscribe: bool,
+    ) -> Result<(), (i64, String)> {
+        let key = (idx, uri.to_string());
         let first_or_last = {
             let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
             let set = subs.entry(key.clone()).or_default();
@@ -714,14 +838,13 @@ impl Router {
             }
             (before == 0 && after == 1) || (before >= 1 && after == 0)
         };
-        // Per-client upstreams always get the call; a shared one only on the first subscriber or the last leaving.
         let handle = self
             .instance(idx, session)
             .map_err(|e| (code::OVERLOADED, e))?;
         if first_or_last || handle.shared.owner.is_some() {
             let params = format!(
                 "{{\"uri\":{}}}",
-                std::str::from_utf8(&json::json_string(&uri)).unwrap_or("\"\"")
+                std::str::from_utf8(&json::json_string(uri)).unwrap_or("\"\"")
             );
             let method = if subscribe {
                 "resources/subscribe"
@@ -757,8 +880,9 @@ impl Router {
                 .info
                 .load()
                 .as_ref()
-                .is_some_and(|i| i.has("logging"))
+                .is_some_and(|i| i.has("logging") && !i.is_modern())
             {
+                // (A 2026 upstream has no setLevel: it is told the level with each call.)
                 continue;
             }
             let level = if h.shared.owner.is_some() {
@@ -989,13 +1113,15 @@ impl UpstreamEvents for Events {
         };
         let server = from.shared.server;
         let list = match env.method {
-            Method::ToolsListChanged => Some("tools/list"),
-            Method::PromptsListChanged => Some("prompts/list"),
-            Method::ResourcesListChanged => Some("resources/list"),
+            Method::ToolsListChanged => Some(("tools/list", listen::ListKind::Tools)),
+            Method::PromptsListChanged => Some(("prompts/list", listen::ListKind::Prompts)),
+            Method::ResourcesListChanged => Some(("resources/list", listen::ListKind::Resources)),
             _ => None,
         };
-        if let Some(list) = list {
-            // Drop the stale cache, then tell the clients that see this server.
+        if let Some((list, kind)) = list {
+            // Drop the stale cache, then tell the clients that see this server: handshake-era
+            // sessions with a plain notification (a 2026 upstream's carries its listen id,
+            // which is ours), 2026 listen streams with their own ids.
             let targets = match from.shared.owner.as_ref().and_then(Weak::upgrade) {
                 Some(owner) => {
                     from.invalidate_lists(Some(list));
@@ -1006,11 +1132,13 @@ impl UpstreamEvents for Events {
                         .instances
                         .iter()
                         .for_each(|h| h.invalidate_lists(Some(list)));
+                    router.listeners.list_changed(kind);
                     router.sessions.all()
                 }
             };
+            let frame = json::message(None, env.method.name(), None);
             for s in targets {
-                if s.unsolicited.send(env.frame.clone()).is_err() {
+                if s.unsolicited.send(frame.clone()).is_err() {
                     s.shed("client not reading its replies");
                 }
             }
@@ -1019,6 +1147,7 @@ impl UpstreamEvents for Events {
         if env.method == Method::ResourceUpdated {
             let uri = env.peek().uri.and_then(raw_str).map(|u| u.into_owned());
             let Some(uri) = uri else { return };
+            router.listeners.resource_updated(server, &uri);
             let targets: Vec<Arc<Session>> = {
                 let subs = router
                     .subscriptions
@@ -1042,12 +1171,40 @@ impl UpstreamEvents for Events {
         );
     }
 
-    fn ready(&self, server: usize) {
-        if let Some(router) = self.0.upgrade() {
-            for h in &router.servers[server].instances {
-                h.invalidate_lists(None);
-            }
+    fn ready(&self, from: &UpstreamHandle) {
+        let Some(router) = self.0.upgrade() else {
+            return;
+        };
+        for h in &router.servers[from.shared.server].instances {
+            h.invalidate_lists(None);
         }
+        // A 2026 upstream announces list changes only on a listen stream: open one for the
+        // lists it says can change. It lasts until the connection ends.
+        let Some(info) = from.shared.info.load_full() else {
+            return;
+        };
+        if !info.is_modern() || from.shared.owner.is_some() {
+            return;
+        }
+        let changes = |cap: &str| {
+            info.capability(cap)
+                .is_some_and(|c| c.get().replace(' ', "").contains("\"listChanged\":true"))
+        };
+        let filter = listen::Filter {
+            tools: changes("tools"),
+            prompts: changes("prompts"),
+            resources: changes("resources"),
+            uris: Vec::new(),
+        };
+        if !(filter.tools || filter.prompts || filter.resources) {
+            return;
+        }
+        let params = Bytes::from(format!("{{\"notifications\":{}}}", filter.to_json()));
+        let handle = from.clone();
+        tokio::spawn(async move {
+            let end = handle.internal("subscriptions/listen", Some(params)).await;
+            tracing::debug!(server = %handle.shared.name, ?end, "upstream listen stream ended");
+        });
     }
 }
 

@@ -42,13 +42,21 @@ pub struct SessionState {
     /// Client request id -> the upstream it went to (for cancellation).
     pub in_flight: HashMap<Bytes, UpstreamHandle>,
     /// Ids we gave server-to-client requests -> (upstream, the upstream's own id).
-    pub server_requests: HashMap<Bytes, (UpstreamHandle, Bytes)>,
+    pub server_requests: HashMap<Bytes, Asker>,
     next_server_request: u64,
     /// Reply streams kept for `Last-Event-ID` resumption, oldest first.
     streams: VecDeque<Arc<ReplyStream>>,
     /// Per-client upstreams of this session, by server index.
     pub upstreams: HashMap<usize, UpstreamHandle>,
     pub routes: Arc<Routes>,
+}
+
+/// Who asked a server-to-client request, and so gets the client's answer.
+pub enum Asker {
+    /// An upstream, under its own request id.
+    Upstream(UpstreamHandle, Bytes),
+    /// The router (the whole reply frame).
+    Router(tokio::sync::oneshot::Sender<Bytes>),
 }
 
 pub struct Session {
@@ -217,11 +225,21 @@ impl Session {
         let id = Bytes::from(format!("\"sy-{}\"", st.next_server_request));
         st.next_server_request += 1;
         st.server_requests
-            .insert(id.clone(), (upstream, upstream_id));
+            .insert(id.clone(), Asker::Upstream(upstream, upstream_id));
         id
     }
 
-    pub fn take_server_request(&self, id: &[u8]) -> Option<(UpstreamHandle, Bytes)> {
+    /// Give a request the router itself sends the client (bridging a 2026 upstream's
+    /// `input_required` for a handshake-era client) an id; the client's answer goes to `reply`.
+    pub fn register_router_request(&self, reply: tokio::sync::oneshot::Sender<Bytes>) -> Bytes {
+        let mut st = self.state();
+        let id = Bytes::from(format!("\"sy-{}\"", st.next_server_request));
+        st.next_server_request += 1;
+        st.server_requests.insert(id.clone(), Asker::Router(reply));
+        id
+    }
+
+    pub fn take_server_request(&self, id: &[u8]) -> Option<Asker> {
         self.state().server_requests.remove(id)
     }
 

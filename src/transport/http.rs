@@ -391,11 +391,11 @@ fn session_of(router: &Router, h: &HeaderMap) -> Result<Arc<Session>, Box<Respon
     }
 }
 
-fn check_version(h: &HeaderMap) -> Result<(), Box<Response<HttpBody>>> {
+fn check_version(h: &HeaderMap, id: Option<&[u8]>) -> Result<(), Box<Response<HttpBody>>> {
     match header(h, VERSION_HEADER) {
         Some(v) if !is_known_version(v) && v != modern::VERSION => Err(Box::new(rpc_error(
             StatusCode::BAD_REQUEST,
-            None,
+            id,
             code::INVALID_REQUEST,
             &format!("unsupported MCP-Protocol-Version: {v}"),
         ))),
@@ -429,9 +429,6 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
             "Content-Type must be application/json",
         );
     }
-    if let Err(r) = check_version(h) {
-        return *r;
-    }
     let session_header = header(h, SESSION_HEADER).map(str::to_owned);
     let max = router.config.limits.max_frame_bytes;
     let body = match http_body_util::Limited::new(body, max).collect().await {
@@ -455,22 +452,30 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
     };
 
     if is_batch(&body) {
+        if let Err(r) = check_version(h, None) {
+            return *r;
+        }
         return batch(router, session_header.as_deref(), body).await;
     }
     let env = match Envelope::parse(body) {
         Ok(env) => env,
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.id.as_deref(), e.code, &e.message),
     };
-    if env.method == Method::Initialize && env.kind == Kind::Request {
-        return initialize(router, env).await;
-    }
-    // No session and a 2026-07-28 version (header or _meta): a stateless modern request.
+    // No session and a 2026-07-28 version (header or _meta): a stateless modern request,
+    // checked before anything else (an `initialize` sent this way is a removed method, and an
+    // unknown header version is answered with the versions we serve).
     if session_header.is_none()
         && (header(h, VERSION_HEADER) == Some(modern::VERSION)
             || modern::carries_envelope(&env.frame))
     {
         let meta = RequestMeta::of(&env);
         return modern_request(router, h, env, meta).await;
+    }
+    if let Err(r) = check_version(h, env.id_bytes().as_deref()) {
+        return *r;
+    }
+    if env.method == Method::Initialize && env.kind == Kind::Request {
+        return initialize(router, env).await;
     }
     let session = match session_of(router, h) {
         Ok(s) => s,
@@ -562,8 +567,9 @@ async fn modern_request(
         );
     }
     if let Some(only) = stream.only_message() {
+        let status = StatusCode::from_u16(modern::http_status(&only)).unwrap_or(StatusCode::OK);
         return full(
-            StatusCode::OK,
+            status,
             Some("application/json"),
             modern::complete_result(&only, &method),
         );
@@ -713,7 +719,7 @@ fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
             "Accept must list text/event-stream",
         );
     }
-    if let Err(r) = check_version(h) {
+    if let Err(r) = check_version(h, None) {
         return *r;
     }
     let session = match session_of(router, h) {

@@ -90,12 +90,16 @@ async fn modern_request(
             .await;
         return;
     }
-    let (stream, method) = match router.stateless(env, &meta).await {
+    let (stream, method, session) = match router.stateless(env, &meta).await {
         Ok(Stateless::Now(reply)) => {
             let _ = tx.send(reply).await;
             return;
         }
-        Ok(Stateless::Stream { stream, method, .. }) => (stream, method),
+        Ok(Stateless::Stream {
+            stream,
+            method,
+            session,
+        }) => (stream, method, session),
         Err(r) => {
             let _ = tx
                 .send(json::error(Some(&id), r.code, &r.message, None))
@@ -105,6 +109,8 @@ async fn modern_request(
     };
     let tx = tx.clone();
     tokio::spawn(async move {
+        // The request's session lives as long as its stream (a listen stream: until the end).
+        let _session = session;
         let mut after = 0;
         while let Some(ev) = stream.next_after(after).await {
             after = ev.seq;

@@ -250,7 +250,7 @@ impl HttpActor {
             }
             tokio::spawn(get_stream(conn.clone(), rtx.clone(), stopped));
         }
-        self.parts.events.ready(self.parts.handle.shared.server);
+        self.parts.events.ready(&self.parts.handle);
         let mut pendings = Pendings::new(&name, self.parts.config.request_timeout);
         let mut tasks = Tasks::default();
         for cmd in held {

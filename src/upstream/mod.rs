@@ -211,7 +211,7 @@ pub trait UpstreamEvents: Send + Sync {
     /// A notification from `from` tied to no request (list_changed, resources/updated).
     fn unsolicited(&self, from: &UpstreamHandle, env: &Envelope);
     /// The upstream (re)started and finished its handshake.
-    fn ready(&self, server: usize);
+    fn ready(&self, from: &UpstreamHandle);
 }
 
 /// A server's full list, and until when it may be used (`None`: until the server says it
@@ -940,7 +940,7 @@ mod tests {
     struct NoEvents;
     impl UpstreamEvents for NoEvents {
         fn unsolicited(&self, _: &UpstreamHandle, _: &Envelope) {}
-        fn ready(&self, _: usize) {}
+        fn ready(&self, _: &UpstreamHandle) {}
     }
 
     fn handle() -> UpstreamHandle {
@@ -1158,7 +1158,11 @@ mod tests {
         ));
         let fwd = json(&rx.try_recv().unwrap());
         let ours = fwd["id"].to_string();
-        let (_, upstream_id) = s.take_server_request(ours.as_bytes()).expect("registered");
+        let Some(crate::session::Asker::Upstream(_, upstream_id)) =
+            s.take_server_request(ours.as_bytes())
+        else {
+            panic!("not registered for the upstream");
+        };
         assert_eq!(&upstream_id[..], b"\"e1\"");
 
         // Two sessions in flight on a shared upstream: nobody to ask, refused.

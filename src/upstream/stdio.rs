@@ -160,7 +160,7 @@ impl StdioActor {
                                     let _ = wtx.try_send(frame);
                                 }
                             }
-                            self.parts.events.ready(self.parts.handle.shared.server);
+                            self.parts.events.ready(&self.parts.handle);
                             for cmd in std::mem::take(&mut held) {
                                 self.command(cmd, &mut pendings, &wtx);
                             }

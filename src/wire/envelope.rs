@@ -33,6 +33,9 @@ pub mod code {
     pub const OVERLOADED: i64 = -31003;
     /// The request was cancelled by the router (shutdown).
     pub const CANCELLED: i64 = -31004;
+    /// A call needed input from the client (bridged multi round-trip request, or a parked
+    /// upstream call), and none came within the request timeout.
+    pub const INPUT_TIMEOUT: i64 = -31005;
 }
 
 /// What a frame is.
@@ -320,6 +323,21 @@ impl Envelope {
             payload,
             frame,
         })
+    }
+
+    /// An error reply's `error.code`.
+    pub fn error_code(&self) -> Option<i64> {
+        if self.kind != Kind::Error {
+            return None;
+        }
+        #[derive(Deserialize)]
+        struct Code {
+            code: i64,
+        }
+        let range = self.payload.clone()?;
+        serde_json::from_slice::<Code>(&self.frame[range])
+            .ok()
+            .map(|c| c.code)
     }
 
     pub fn id_bytes(&self) -> Option<Bytes> {

@@ -62,8 +62,10 @@ pub fn switchyard_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_switchyard"))
 }
 
-/// The conformance fixture server (examples/conformance_fixture.rs), built if missing.
+/// The conformance fixture server (examples/conformance_fixture.rs), brought up to date once
+/// per test binary (`cargo test` does not rebuild examples it has built before).
 pub fn fixture() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     // target/debug/deps/<test binary> -> target/debug/examples/conformance_fixture
     let exe = std::env::current_exe().expect("test path");
     let path = exe
@@ -71,7 +73,7 @@ pub fn fixture() -> PathBuf {
         .and_then(|d| d.parent())
         .expect("target dir")
         .join("examples/conformance_fixture");
-    if !path.exists() {
+    BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let ok = Command::new(cargo)
             .args(["build", "--example", "conformance_fixture"])
@@ -81,14 +83,24 @@ pub fn fixture() -> PathBuf {
             ok.is_ok_and(|s| s.success()),
             "could not build the conformance fixture"
         );
-    }
+    });
+    assert!(path.exists(), "no fixture at {}", path.display());
     path
 }
 
-/// Configuration text for the fixture as a per-client, unprefixed stdio server.
+/// The dual-era conformance fixture as a per-client, unprefixed upstream pinned to the
+/// handshake era (it would otherwise be detected as 2026-07-28).
 pub fn fixture_config() -> String {
     format!(
-        "[[servers]]\nname = \"fixture\"\ncommand = {:?}\nsharing = \"per-client\"\nprefix = \"\"\n",
+        "[[servers]]\nname = \"fixture\"\ncommand = {:?}\nsharing = \"per-client\"\nprefix = \"\"\nera = \"legacy\"\n",
+        fixture().display().to_string()
+    )
+}
+
+/// The conformance fixture as a shared, unprefixed upstream, its era detected (2026-07-28).
+pub fn modern_fixture_config() -> String {
+    format!(
+        "[[servers]]\nname = \"fixture\"\ncommand = {:?}\nprefix = \"\"\n",
         fixture().display().to_string()
     )
 }
