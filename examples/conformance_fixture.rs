@@ -906,7 +906,25 @@ async fn mrtr_tool(fx: &Fixture, name: &str, req: &Req<'_>) -> Result<Value, Fai
         }
         "test_input_required_result_multiple_inputs" => {
             if !req.modern {
-                return Ok(text("multiple inputs need the 2026-07-28 era"));
+                // The handshake era asks one thing at a time.
+                for (key, method, params) in [
+                    (
+                        "user_name",
+                        "elicitation/create",
+                        json!({"mode": "form", "message": "What is your name?", "requestedSchema": name_schema("name")}),
+                    ),
+                    (
+                        "greeting",
+                        "sampling/createMessage",
+                        sampling("Generate a greeting", 50),
+                    ),
+                    ("client_roots", "roots/list", json!({})),
+                ] {
+                    if let Asked::Failed(e) = fx.ask(req, key, method, params).await {
+                        return Err(fail(-32603, e));
+                    }
+                }
+                return Ok(text("All inputs received."));
             }
             let have = ["user_name", "greeting", "client_roots"]
                 .iter()
@@ -930,7 +948,13 @@ async fn mrtr_tool(fx: &Fixture, name: &str, req: &Req<'_>) -> Result<Value, Fai
         }
         "test_input_required_result_multi_round" => {
             if !req.modern {
-                return Ok(text("multiple rounds need the 2026-07-28 era"));
+                for (key, message, field) in [
+                    ("step1", "Step 1: What is your name?", "name"),
+                    ("step2", "Step 2: What is your favorite color?", "color"),
+                ] {
+                    elicit(fx, req, key, message, name_schema(field)).await?;
+                }
+                return Ok(text("Done: both steps answered"));
             }
             let round = match req.params.get("requestState") {
                 None => 1,

@@ -7,6 +7,7 @@
 mod bridge;
 mod catalogue;
 mod listen;
+mod park;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,6 +72,8 @@ pub struct Router {
     subscriptions: Mutex<HashMap<(usize, String), Subscribers>>,
     /// Open 2026-07-28 listen streams.
     listeners: listen::Listeners,
+    /// Handshake-era upstream calls waiting for a 2026 client's input.
+    parked: park::ParkedCalls,
 }
 
 /// Does this upstream offer `resources.subscribe`? (Only a handshake-era one can be asked:
@@ -116,6 +119,7 @@ impl Router {
                 servers,
                 subscriptions: Mutex::new(HashMap::new()),
                 listeners: listen::Listeners::default(),
+                parked: park::ParkedCalls::new(),
                 config,
             }
         })
@@ -289,6 +293,13 @@ impl Router {
             )));
         }
         let stream = session.new_stream();
+        if bridge::may_need_input(&method) && self.resume_parked(&session, &env, &stream)? {
+            return Ok(Stateless::Stream {
+                session,
+                stream,
+                method,
+            });
+        }
         if matches!(&method, Method::Other(m) if &**m == "subscriptions/listen") {
             self.listen(&session, &env, Sink::Stream(stream.clone()))
                 .await?;
@@ -300,6 +311,90 @@ impl Router {
             stream,
             method,
         })
+    }
+
+    /// A retry carrying Switchyard's own `requestState`: hand the client's answer to the
+    /// parked upstream call and let its replies come to `stream`. False when the state (if
+    /// any) is not ours, so the request goes on as usual.
+    fn resume_parked(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        env: &Envelope,
+        stream: &Arc<ReplyStream>,
+    ) -> Result<bool, Refusal> {
+        if memchr::memmem::find(&env.frame, park::STATE_PREFIX.as_bytes()).is_none() {
+            return Ok(false);
+        }
+        #[derive(serde::Deserialize)]
+        struct Retry<'a> {
+            #[serde(borrow, default, rename = "requestState")]
+            state: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow, default, rename = "inputResponses")]
+            responses: Option<HashMap<std::borrow::Cow<'a, str>, &'a RawValue>>,
+        }
+        let bad = |m: &str| Refusal {
+            status: 400,
+            code: code::INVALID_PARAMS,
+            message: m.to_string(),
+            data: None,
+        };
+        let retry: Retry<'_> = match env.params_str().map(serde_json::from_str) {
+            Some(Ok(r)) => r,
+            _ => return Ok(false),
+        };
+        let Some(state) = retry.state else {
+            return Ok(false);
+        };
+        if !state.starts_with(park::STATE_PREFIX) {
+            return Ok(false);
+        }
+        let Some(answer) = retry
+            .responses
+            .as_ref()
+            .and_then(|r| r.get(park::INPUT_KEY))
+        else {
+            return Err(bad(&format!(
+                "inputResponses.{} is required to resume this call",
+                park::INPUT_KEY
+            )));
+        };
+        let parked = match self.parked.take(&state) {
+            park::State::Parked(p) => p,
+            park::State::Invalid(why) => return Err(bad(why)),
+            park::State::NotOurs => return Ok(false),
+        };
+        let client_id = env.id_bytes().unwrap_or_default();
+        if !session.begin(&client_id, &parked.handle) {
+            return Err(bad("a request with this id is already in flight"));
+        }
+        let mut reply = Vec::with_capacity(answer.get().len() + parked.request_id.len() + 40);
+        reply.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+        reply.extend_from_slice(&parked.request_id);
+        reply.extend_from_slice(b",\"result\":");
+        reply.extend_from_slice(answer.get().as_bytes());
+        reply.push(b'}');
+        let origin = Origin {
+            session: session.clone(),
+            sink: Sink::Stream(stream.clone()),
+            client_id,
+        };
+        // One mailbox, in order: the call answers the retry before the upstream hears back.
+        let sent = parked
+            .handle
+            .send(Cmd::Reattach {
+                uid: parked.uid,
+                origin,
+            })
+            .and_then(|_| parked.handle.send(Cmd::Reply(Bytes::from(reply))));
+        if let Err(cmd) = sent {
+            upstream::reject(
+                cmd,
+                &parked.handle.shared.name,
+                code::OVERLOADED,
+                "the server is overloaded",
+            );
+        }
+        Ok(true)
     }
 
     /// Open a 2026-07-28 listen stream on `sink`: grant what the upstreams can tell (list
@@ -1169,6 +1264,40 @@ impl UpstreamEvents for Events {
             method = env.method.name(),
             "unsolicited upstream notification dropped"
         );
+    }
+
+    fn park(&self, from: &UpstreamHandle, uid: u64, origin: &Origin, request: &Envelope) -> bool {
+        let Some(router) = self.0.upgrade() else {
+            return false;
+        };
+        if !origin.session.caps().allows(&request.method) {
+            return false;
+        }
+        let Some(request_id) = request.id_bytes() else {
+            return false;
+        };
+        let lifetime = router.servers[from.shared.server].config.request_timeout;
+        let call = park::Parked {
+            handle: from.clone(),
+            uid,
+            request_id,
+            until: std::time::Instant::now(),
+        };
+        let Some(state) = router.parked.park(call, lifetime) else {
+            return false;
+        };
+        let method = json::json_string(request.method.name());
+        let result = format!(
+            r#"{{"resultType":"input_required","inputRequests":{{"{}":{{"method":{},"params":{}}}}},"requestState":"{state}"}}"#,
+            park::INPUT_KEY,
+            String::from_utf8_lossy(&method),
+            request.params_str().unwrap_or("{}"),
+        );
+        origin.session.forget(&origin.client_id);
+        let _ = origin
+            .sink
+            .finish(json::result(&origin.client_id, result.as_bytes()));
+        true
     }
 
     fn ready(&self, from: &UpstreamHandle) {

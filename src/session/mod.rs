@@ -129,7 +129,7 @@ impl Session {
         let s = Session::new(
             "modern".into(),
             Era::Modern,
-            ClientCaps::default(),
+            ClientCaps::parse(meta.client_capabilities.as_deref()),
             Sink::Stream(ReplyStream::new(0, 2)),
             stream_cap,
         );

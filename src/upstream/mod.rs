@@ -63,6 +63,12 @@ pub enum Cmd {
     },
     /// A notification to pass on (e.g. `notifications/roots/list_changed`).
     Notify(Bytes),
+    /// Call `uid`, parked while its client (2026-07-28) supplied input, now answers `origin`:
+    /// the client's retry of it.
+    Reattach {
+        uid: u64,
+        origin: Origin,
+    },
     /// Answer what is in flight, stop the server, and end the actor.
     Shutdown,
 }
@@ -212,6 +218,12 @@ pub trait UpstreamEvents: Send + Sync {
     fn unsolicited(&self, from: &UpstreamHandle, env: &Envelope);
     /// The upstream (re)started and finished its handshake.
     fn ready(&self, from: &UpstreamHandle);
+    /// `request` from `from`, made while call `uid` of a 2026-07-28 client (`origin`) was in
+    /// flight: park the call and give the client `input_required`. False if it cannot be.
+    fn park(&self, from: &UpstreamHandle, uid: u64, origin: &Origin, request: &Envelope) -> bool {
+        let _ = (from, uid, origin, request);
+        false
+    }
 }
 
 /// A server's full list, and until when it may be used (`None`: until the server says it
@@ -373,6 +385,11 @@ pub fn reject(cmd: Cmd, server: &str, code: i64, why: &str) {
         Cmd::Internal { reply, .. } => {
             let _ = reply.send(Err(format!("{server}: {why}")));
         }
+        Cmd::Reattach { origin, .. } => {
+            let msg = json::router_error(Some(&origin.client_id), code, why, Some(server));
+            origin.session.forget(&origin.client_id);
+            let _ = origin.sink.finish(msg);
+        }
         Cmd::Cancel { .. } | Cmd::Reply(_) | Cmd::Notify(_) | Cmd::Shutdown => {}
     }
 }
@@ -446,6 +463,8 @@ enum Pending {
         origin: Origin,
         token: Option<Bytes>,
         deadline: Instant,
+        /// Waiting for its (2026-07-28) client's input: it cannot be what asks next.
+        parked: bool,
     },
     Internal(oneshot::Sender<Result<Bytes, String>>),
 }
@@ -542,6 +561,7 @@ impl Pendings {
                 origin,
                 token: client_token,
                 deadline,
+                parked: false,
             },
         );
         Ok((uid, frame))
@@ -580,7 +600,37 @@ impl Pendings {
                 .cancel(session, client_id, reason.as_deref())
                 .map(|(_, f)| (f, None)),
             Cmd::Reply(frame) | Cmd::Notify(frame) => Some((frame, None)),
+            Cmd::Reattach { uid, origin } => {
+                self.reattach(uid, origin);
+                None
+            }
             Cmd::Shutdown => None,
+        }
+    }
+
+    fn reattach(&mut self, uid: u64, origin: Origin) {
+        match self.map.get_mut(&uid) {
+            Some(Pending::Client {
+                origin: old,
+                parked,
+                ..
+            }) => {
+                *parked = false;
+                self.by_client
+                    .remove(&(old.session.key, old.client_id.clone()));
+                self.by_client
+                    .insert((origin.session.key, origin.client_id.clone()), uid);
+                *old = origin;
+            }
+            _ => {
+                let msg = json::router_error(
+                    Some(&origin.client_id),
+                    code::UPSTREAM_UNAVAILABLE,
+                    "the parked call is gone (it timed out, or its server restarted)",
+                    Some(&self.server),
+                );
+                deliver_final(&origin, msg);
+            }
         }
     }
 
@@ -721,7 +771,12 @@ impl Pendings {
     fn owners(&self) -> Vec<(u64, Origin)> {
         let mut best: HashMap<u64, (u64, &Origin)> = HashMap::new();
         for (uid, p) in &self.map {
-            if let Pending::Client { origin, .. } = p {
+            if let Pending::Client {
+                origin,
+                parked: false,
+                ..
+            } = p
+            {
                 let e = best.entry(origin.session.key).or_insert((*uid, origin));
                 if *uid > e.0 {
                     *e = (*uid, origin);
@@ -749,7 +804,7 @@ impl Pendings {
                 self.notification(env, related, handle, events);
                 Inbound::Done
             }
-            Kind::Request => self.server_request(env, related, handle),
+            Kind::Request => self.server_request(env, related, handle, events),
         }
     }
 
@@ -856,6 +911,7 @@ impl Pendings {
         env: Envelope,
         related: Option<u64>,
         handle: &UpstreamHandle,
+        events: &dyn UpstreamEvents,
     ) -> Inbound {
         let upstream_id = env.id_bytes().unwrap_or_default();
         if env.method == Method::Ping {
@@ -893,6 +949,23 @@ impl Pendings {
         let Some(target) = target else {
             return refuse("switchyard: no single client to send this request to");
         };
+        // A 2026-07-28 client takes no requests: its call is parked and it gets an
+        // `input_required` result; its retry answers this request.
+        if target.session.era() == crate::protocol::Era::Modern {
+            let uid = self
+                .by_client
+                .get(&(target.session.key, target.client_id.clone()))
+                .copied();
+            return match uid {
+                Some(uid) if events.park(handle, uid, &target, &env) => {
+                    if let Some(Pending::Client { parked, .. }) = self.map.get_mut(&uid) {
+                        *parked = true;
+                    }
+                    Inbound::Done
+                }
+                _ => refuse("switchyard: the client did not declare this capability"),
+            };
+        }
         if !target.session.caps().allows(&env.method) {
             return refuse("switchyard: the client did not declare this capability");
         }

@@ -1,0 +1,154 @@
+//! Multi round-trip requests across eras, the other way (`2026-07-28/basic/patterns/mrtr`):
+//! a 2026-07-28 client calling a handshake-era upstream that asks something mid-call
+//! (elicitation, sampling, roots). The client takes no requests, so the upstream's call is
+//! parked, still open, and the client gets an `input_required` result whose `requestState` is
+//! Switchyard's own: a handle to the parked call, HMAC-signed with a key made at start-up. The
+//! retry carries the client's answer; it goes to the upstream under its request id, and the
+//! call's replies go to the retry from then on.
+//!
+//! A parked call keeps its upstream deadline (the server's request timeout): if no retry comes
+//! in time, the upstream call times out and a late retry is told the call is gone.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::upstream::UpstreamHandle;
+
+/// Prefix of Switchyard's own `requestState` (anything else belongs to an upstream).
+pub const STATE_PREFIX: &str = "switchyard-mrtr-1.";
+/// The key under which the client's answer is expected in `inputResponses`.
+pub const INPUT_KEY: &str = "switchyard";
+/// Parked calls at most; beyond that a server's request is refused.
+const MAX_PARKED: usize = 10_000;
+
+/// One parked upstream call.
+pub struct Parked {
+    pub handle: UpstreamHandle,
+    /// Our id for the call on that upstream.
+    pub uid: u64,
+    /// The upstream's id for its request to the client (raw JSON).
+    pub request_id: Bytes,
+    pub until: Instant,
+}
+
+pub struct ParkedCalls {
+    key: [u8; 32],
+    calls: Mutex<HashMap<String, Parked>>,
+}
+
+/// What a retry's `requestState` says.
+pub enum State {
+    /// Not ours: the upstream's own, passed through untouched.
+    NotOurs,
+    /// Ours, and the parked call.
+    Parked(Parked),
+    /// Ours in form, but forged, altered, or for a call no longer parked.
+    Invalid(&'static str),
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl ParkedCalls {
+    pub fn new() -> ParkedCalls {
+        let mut key = [0u8; 32];
+        // Without randomness every state is refused (the all-zero key is never used to sign).
+        let ok = getrandom::fill(&mut key).is_ok();
+        ParkedCalls {
+            key: if ok { key } else { [0; 32] },
+            calls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn mac(&self, handle: &str) -> Option<Hmac<Sha256>> {
+        if self.key == [0; 32] {
+            return None;
+        }
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+        mac.update(handle.as_bytes());
+        Some(mac)
+    }
+
+    /// Park a call; the signed `requestState` that names it.
+    pub fn park(&self, call: Parked, lifetime: Duration) -> Option<String> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).ok()?;
+        let handle = hex(&nonce);
+        let tag = hex(&self.mac(&handle)?.finalize().into_bytes());
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        calls.retain(|_, p| p.until > now);
+        if calls.len() >= MAX_PARKED {
+            return None;
+        }
+        calls.insert(
+            handle.clone(),
+            Parked {
+                until: now + lifetime,
+                ..call
+            },
+        );
+        Some(format!("{STATE_PREFIX}{handle}.{tag}"))
+    }
+
+    /// Check a retry's `requestState` (the JSON string's contents) and take its parked call.
+    pub fn take(&self, state: &str) -> State {
+        let Some(rest) = state.strip_prefix(STATE_PREFIX) else {
+            return State::NotOurs;
+        };
+        let Some((handle, tag)) = rest.split_once('.') else {
+            return State::Invalid("requestState failed its integrity check");
+        };
+        let verified = match (self.mac(handle), unhex(tag)) {
+            (Some(mac), Some(tag)) => mac.verify_slice(&tag).is_ok(),
+            _ => false,
+        };
+        if !verified {
+            return State::Invalid("requestState failed its integrity check");
+        }
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        match calls.remove(handle) {
+            Some(p) if p.until > Instant::now() => State::Parked(p),
+            _ => State::Invalid("the parked call is gone (it timed out, or was answered)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_verify_and_resist_tampering() {
+        let calls = ParkedCalls::new();
+        assert!(matches!(calls.take("some-upstream-state"), State::NotOurs));
+        assert!(matches!(
+            calls.take(&format!("{STATE_PREFIX}00.11")),
+            State::Invalid(_)
+        ));
+        // A state signed with another key is refused.
+        let other = ParkedCalls::new();
+        let handle = "0123456789abcdef0123456789abcdef";
+        let tag = hex(&other.mac(handle).unwrap().finalize().into_bytes());
+        assert!(matches!(
+            calls.take(&format!("{STATE_PREFIX}{handle}.{tag}")),
+            State::Invalid(_)
+        ));
+    }
+}
