@@ -952,7 +952,7 @@ async fn mrtr_tool(fx: &Fixture, name: &str, req: &Req<'_>) -> Result<Value, Fai
                     ("step1", "Step 1: What is your name?", "name"),
                     ("step2", "Step 2: What is your favorite color?", "color"),
                 ] {
-                    elicit(fx, req, key, message, name_schema(field)).await?;
+                    let _answered = elicit(fx, req, key, message, name_schema(field)).await?;
                 }
                 return Ok(text("Done: both steps answered"));
             }
