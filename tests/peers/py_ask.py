@@ -1,5 +1,5 @@
 """Call the Python server's `ask` tool (which elicits) with the Python SDK client, answering
-the elicitation with the name "Ada". Usage: py_ask.py URL MODE"""
+the elicitation with the name "Ada". Usage: py_ask.py URL MODE [TOOL]"""
 
 import asyncio
 import sys
@@ -15,7 +15,8 @@ async def on_elicit(context, params):
 async def main():
     async with Client(sys.argv[1], mode=sys.argv[2], elicitation_callback=on_elicit) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
-        name = "py__ask" if "py__ask" in tools else "ask"
+        tool = sys.argv[3] if len(sys.argv) > 3 else "ask"
+        name = f"py__{tool}" if f"py__{tool}" in tools else tool
         r = await client.call_tool(name, {})
         print("ASK-RESULT:" + " ".join(getattr(c, "text", "") for c in r.content), flush=True)
 

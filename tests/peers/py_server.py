@@ -9,7 +9,9 @@ import anyio
 
 from pydantic import BaseModel
 
-from mcp.server.mcpserver import Context, MCPServer
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 
 server = MCPServer("py-upstream", instructions="A Python SDK server behind Switchyard.")
 
@@ -69,6 +71,17 @@ async def ask(ctx: Context) -> str:
     """Asks the user for a name (elicitation; in 2026-07-28, a multi round-trip request)."""
     r = await ctx.elicit("What is your name?", Name)
     return f"{r.action}:{r.data.name if r.action == 'accept' else ''}"
+
+
+def ask_for_name() -> Elicit[Name]:
+    return Elicit("What is your name?", Name)
+
+
+@server.tool()
+async def ask_resolved(name: Annotated[Name, Resolve(ask_for_name)]) -> str:
+    """Asks the user for a name through a resolver: a mid-call request in the handshake era,
+    an `input_required` result in 2026-07-28."""
+    return f"accept:{name.name}"
 
 
 SLOW_DONE = 0
