@@ -17,6 +17,8 @@ use std::time::Duration;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use switchyard::protocol::log_level_rank;
+use switchyard::wire::hex;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{oneshot, Mutex};
 
@@ -88,9 +90,12 @@ impl Fixture {
     /// only for a request that asked for logs, at or above its level.
     async fn log(&self, req: &Req<'_>, level: &str, data: &str) {
         if req.modern {
-            let rank = |l: &str| LEVELS.iter().position(|x| *x == l);
-            match req.meta("logLevel").and_then(Value::as_str).and_then(rank) {
-                Some(min) if rank(level).is_some_and(|r| r >= min) => {}
+            match req
+                .meta("logLevel")
+                .and_then(Value::as_str)
+                .and_then(log_level_rank)
+            {
+                Some(min) if log_level_rank(level).is_some_and(|r| r >= min) => {}
                 _ => return,
             }
         }
@@ -133,8 +138,8 @@ impl Fixture {
         mac.update(payload.as_bytes());
         format!(
             "{}.{}",
-            hex(payload.as_bytes()),
-            hex(&mac.finalize().into_bytes())
+            hex::encode(payload.as_bytes()),
+            hex::encode(&mac.finalize().into_bytes())
         )
     }
 
@@ -142,10 +147,10 @@ impl Fixture {
         let bad = || fail(-32602, "requestState failed its integrity check");
         let token = token.and_then(Value::as_str).ok_or_else(bad)?;
         let (payload, tag) = token.split_once('.').ok_or_else(bad)?;
-        let payload = unhex(payload).ok_or_else(bad)?;
+        let payload = hex::decode(payload).ok_or_else(bad)?;
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(&payload);
-        mac.verify_slice(&unhex(tag).ok_or_else(bad)?)
+        mac.verify_slice(&hex::decode(tag).ok_or_else(bad)?)
             .map_err(|_| bad())?;
         String::from_utf8(payload).map_err(|_| bad())
     }
@@ -175,31 +180,6 @@ enum Asked {
     Answer(Value),
     Need(Value),
     Failed(String),
-}
-
-const LEVELS: [&str; 8] = [
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-];
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -633,6 +613,17 @@ async fn elicit(
     }
 }
 
+/// Ask for a name (`user_name`); greet it, or the `input_required` result to return.
+async fn greet(fx: &Fixture, req: &Req<'_>) -> Result<Value, Fail> {
+    let schema = name_schema("name");
+    Ok(
+        match elicit(fx, req, "user_name", "What is your name?", schema).await? {
+            Ok(c) => text(&format!("Hello, {}!", c["name"].as_str().unwrap_or(""))),
+            Err(need) => need,
+        },
+    )
+}
+
 /// A retry's `inputResponses` must be an object of objects.
 fn check_inputs(req: &Req<'_>) -> Result<(), Fail> {
     match req.params.get("inputResponses") {
@@ -745,21 +736,7 @@ async fn call_tool(fx: &Fixture, name: &str, args: &Value, req: &Req<'_>) -> Res
                 )
                 .await;
             }
-            match elicit(
-                fx,
-                req,
-                "user_name",
-                "What is your name?",
-                name_schema("name"),
-            )
-            .await?
-            {
-                Ok(content) => text(&format!(
-                    "Hello, {}!",
-                    content["name"].as_str().unwrap_or("")
-                )),
-                Err(need) => need,
-            }
+            greet(fx, req).await?
         }
         "test_sampling" => {
             let prompt = args["prompt"].as_str().unwrap_or("");
@@ -846,20 +823,7 @@ async fn mrtr_tool(fx: &Fixture, name: &str, req: &Req<'_>) -> Result<Value, Fai
         need
     };
     Ok(match name {
-        "test_input_required_result_elicitation" => {
-            match elicit(
-                fx,
-                req,
-                "user_name",
-                "What is your name?",
-                name_schema("name"),
-            )
-            .await?
-            {
-                Ok(c) => text(&format!("Hello, {}!", c["name"].as_str().unwrap_or(""))),
-                Err(need) => need,
-            }
-        }
+        "test_input_required_result_elicitation" => greet(fx, req).await?,
         "test_input_required_result_sampling" => {
             match fx
                 .ask(

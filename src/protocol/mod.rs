@@ -105,6 +105,13 @@ impl ClientCaps {
 }
 
 /// Syslog severities of `logging/setLevel` and `notifications/message`, least severe first.
+/// Switchyard's `Implementation` object (serverInfo to clients, clientInfo to upstreams).
+pub const IMPLEMENTATION: &str = concat!(
+    r#"{"name":"switchyard","version":""#,
+    env!("CARGO_PKG_VERSION"),
+    r#""}"#
+);
+
 pub const LOG_LEVELS: [&str; 8] = [
     "debug",
     "info",

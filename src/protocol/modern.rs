@@ -76,7 +76,7 @@ pub struct Refusal {
     pub data: Option<String>,
 }
 
-fn refuse(status: u16, code: i64, message: impl Into<String>) -> Refusal {
+pub fn refuse(status: u16, code: i64, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
         code,
@@ -230,11 +230,9 @@ pub fn validate(
         }
     }
     validate_meta(meta)?;
-    let version = VERSION;
-    match header("mcp-protocol-version") {
-        Some(h) if h == version => {}
-        Some(_) => return Err(mismatch("MCP-Protocol-Version does not match params._meta")),
-        None => return Err(mismatch("MCP-Protocol-Version header is required")),
+    // (A header present now equals the body's version, which is one we serve.)
+    if header("mcp-protocol-version").is_none() {
+        return Err(mismatch("MCP-Protocol-Version header is required"));
     }
     match header("mcp-method").and_then(|h| decode_header_value(&h)) {
         Some(h) if h == env.method.name() => {}
@@ -263,11 +261,11 @@ pub fn validate(
 
 /// The HTTP status for a 2026 reply: 400 for the errors 2026-07-28 ties to it (header
 /// mismatch, missing capability, unsupported version), whoever raised them; else 200.
-pub fn http_status(frame: &[u8]) -> u16 {
+pub fn http_status(frame: &Bytes) -> u16 {
     if memchr::memmem::find(frame, b"\"error\"").is_none() {
         return 200;
     }
-    let Ok(env) = Envelope::parse(Bytes::copy_from_slice(frame)) else {
+    let Ok(env) = Envelope::parse(frame.clone()) else {
         return 200;
     };
     match env.error_code() {
@@ -482,10 +480,9 @@ pub fn upstream_request(frame: &Bytes, client_capabilities: &[u8]) -> Option<Ups
         add.push_str(r#""io.modelcontextprotocol/clientCapabilities":"#);
         add.push_str(std::str::from_utf8(client_capabilities).unwrap_or("{}"));
         add.push(',');
-        add.push_str(&format!(
-            r#""io.modelcontextprotocol/clientInfo":{{"name":"switchyard","version":"{}"}},"#,
-            env!("CARGO_PKG_VERSION")
-        ));
+        add.push_str(r#""io.modelcontextprotocol/clientInfo":"#);
+        add.push_str(super::IMPLEMENTATION);
+        add.push(',');
     }
     let out = if add.is_empty() {
         frame.clone()

@@ -41,7 +41,7 @@ pub struct Filter {
     pub prompts: bool,
     #[serde(default, rename = "resourcesListChanged")]
     pub resources: bool,
-    /// Resource URIs, each with the server that owns it once resolved.
+    /// Resource URIs to hear `notifications/resources/updated` for.
     #[serde(default, rename = "resourceSubscriptions")]
     pub uris: Vec<String>,
 }

@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 
 use crate::config::{Config, ServerConfig, Sharing, Transport};
 use crate::protocol::modern::{self, Refusal, RequestMeta};
-use crate::protocol::{log_level_rank, Era, LOG_LEVELS};
+use crate::protocol::{log_level_rank, Era, IMPLEMENTATION, LOG_LEVELS};
 use crate::session::{Asker, ReplyStream, Route, Session, SessionStore, Sink};
 use crate::upstream::stdio::StdioActor;
 use crate::upstream::{self, Call, Cmd, Origin, UpstreamEvents, UpstreamHandle, UpstreamShared};
@@ -76,13 +76,48 @@ pub struct Router {
     parked: park::ParkedCalls,
 }
 
+/// Put a call in an upstream's mailbox, answering `sink` at once if it cannot go.
+fn send_call(
+    session: &Arc<Session>,
+    handle: &UpstreamHandle,
+    env: Envelope,
+    name_edit: Option<(std::ops::Range<usize>, Bytes)>,
+    token: Option<std::ops::Range<usize>>,
+    sink: Sink,
+) {
+    let client_id = env.id_bytes().unwrap_or_default();
+    if !session.begin(&client_id, handle) {
+        let _ = sink.finish(error_reply(
+            &client_id,
+            code::INVALID_REQUEST,
+            "a request with this id is already in flight",
+        ));
+        return;
+    }
+    let origin = Origin {
+        session: session.clone(),
+        sink,
+        client_id,
+    };
+    if let Err(cmd) = handle.send(Cmd::Call(Box::new(Call {
+        env,
+        name_edit,
+        token,
+        origin,
+    }))) {
+        let why = if handle.is_closed() {
+            "the server is shut down"
+        } else {
+            "the server is overloaded"
+        };
+        upstream::reject(cmd, &handle.shared.name, code::OVERLOADED, why);
+    }
+}
+
 /// Does this upstream offer `resources.subscribe`? (Only a handshake-era one can be asked:
 /// Switchyard does not carry resource subscriptions to 2026 upstreams.)
 fn subscribable(info: &crate::upstream::UpstreamInfo) -> bool {
-    !info.is_modern()
-        && info
-            .capability("resources")
-            .is_some_and(|r| r.get().replace(' ', "").contains("\"subscribe\":true"))
+    !info.is_modern() && info.declares("resources", "subscribe")
 }
 
 /// A router-made error reply for a request.
@@ -233,9 +268,8 @@ impl Router {
     pub fn initialize_result(self: &Arc<Self>, session: &Arc<Session>) -> Bytes {
         let (caps, instructions) = self.merged(session);
         let mut out = format!(
-            r#"{{"protocolVersion":"{}","capabilities":{caps},"serverInfo":{{"name":"switchyard","version":"{}"}}"#,
+            r#"{{"protocolVersion":"{}","capabilities":{caps},"serverInfo":{IMPLEMENTATION}"#,
             session.era().version(),
-            env!("CARGO_PKG_VERSION")
         );
         if let Some(i) = instructions {
             out.push_str(",\"instructions\":");
@@ -252,16 +286,14 @@ impl Router {
         let versions =
             serde_json::to_string(&crate::protocol::modern::SUPPORTED).unwrap_or_default();
         let mut out = format!(
-            r#"{{"supportedVersions":{versions},"capabilities":{caps},"serverInfo":{{"name":"switchyard","version":"{}"}}"#,
-            env!("CARGO_PKG_VERSION")
+            r#"{{"supportedVersions":{versions},"capabilities":{caps},"serverInfo":{IMPLEMENTATION}"#
         );
         if let Some(i) = instructions {
             out.push_str(",\"instructions\":");
             out.push_str(&i);
         }
         out.push_str(&format!(
-            r#","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"switchyard","version":"{}"}}}}"#,
-            env!("CARGO_PKG_VERSION")
+            r#","_meta":{{"io.modelcontextprotocol/serverInfo":{IMPLEMENTATION}}}"#
         ));
         out.push_str(r#","resultType":"complete","ttlMs":0,"cacheScope":"private"}"#);
         Bytes::from(out)
@@ -275,12 +307,11 @@ impl Router {
         meta: &RequestMeta,
     ) -> Result<Stateless, Refusal> {
         if !modern::is_modern_method(&env.method) {
-            return Err(Refusal {
-                status: 404,
-                code: code::METHOD_NOT_FOUND,
-                message: format!("method not found in 2026-07-28: {}", env.method.name()),
-                data: None,
-            });
+            return Err(modern::refuse(
+                404,
+                code::METHOD_NOT_FOUND,
+                format!("method not found in 2026-07-28: {}", env.method.name()),
+            ));
         }
         let session = Session::for_request(meta, self.config.limits.replay_events);
         let method = env.method.clone();
@@ -332,12 +363,7 @@ impl Router {
             #[serde(borrow, default, rename = "inputResponses")]
             responses: Option<HashMap<std::borrow::Cow<'a, str>, &'a RawValue>>,
         }
-        let bad = |m: &str| Refusal {
-            status: 400,
-            code: code::INVALID_PARAMS,
-            message: m.to_string(),
-            data: None,
-        };
+        let bad = |m: &str| modern::refuse(400, code::INVALID_PARAMS, m);
         let retry: Retry<'_> = match env.params_str().map(serde_json::from_str) {
             Some(Ok(r)) => r,
             _ => return Ok(false),
@@ -411,12 +437,7 @@ impl Router {
             #[serde(default)]
             notifications: Option<listen::Filter>,
         }
-        let bad = |m: &str| Refusal {
-            status: 400,
-            code: code::INVALID_PARAMS,
-            message: m.to_string(),
-            data: None,
-        };
+        let bad = |m: &str| modern::refuse(400, code::INVALID_PARAMS, m);
         let params: Params = match env.params_str() {
             Some(p) => serde_json::from_str(p).map_err(|e| bad(&format!("bad params: {e}")))?,
             None => Params::default(),
@@ -573,23 +594,27 @@ impl Router {
         token: Option<std::ops::Range<usize>>,
         sink: Sink,
     ) {
+        let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) else {
+            return;
+        };
         // A handshake-era client cannot answer a 2026 upstream's `input_required`: the router
         // runs those rounds for it.
         if session.era() != Era::Modern
             && bridge::may_need_input(&env.method)
-            && self
-                .instance(idx, session)
-                .ok()
-                .and_then(|h| h.shared.info.load_full())
+            && handle
+                .shared
+                .info
+                .load()
+                .as_ref()
                 .is_some_and(|i| i.is_modern())
         {
             tokio::spawn(self.clone().bridge(session.clone(), idx, env, sink));
             return;
         }
-        self.forward_once(session, idx, env, name_edit, token, sink);
+        send_call(session, &handle, env, name_edit, token, sink);
     }
 
-    /// Send one call to server `idx`; its replies go to `sink`.
+    /// Send one call to server `idx` as it is (no bridging); its replies go to `sink`.
     fn forward_once(
         self: &Arc<Self>,
         session: &Arc<Session>,
@@ -599,44 +624,26 @@ impl Router {
         token: Option<std::ops::Range<usize>>,
         sink: Sink,
     ) {
-        let client_id = env.id_bytes().unwrap_or_default();
-        let handle = match self.instance(idx, session) {
-            Ok(h) => h,
-            Err(e) => {
-                let _ = sink.finish(json::router_error(
-                    Some(&client_id),
-                    code::OVERLOADED,
-                    &e,
-                    None,
-                ));
-                return;
-            }
-        };
-        if !session.begin(&client_id, &handle) {
-            let _ = sink.finish(error_reply(
-                &client_id,
-                code::INVALID_REQUEST,
-                "a request with this id is already in flight",
-            ));
-            return;
+        if let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) {
+            send_call(session, &handle, env, name_edit, token, sink);
         }
-        let origin = Origin {
-            session: session.clone(),
-            sink,
-            client_id,
-        };
-        if let Err(cmd) = handle.send(Cmd::Call(Box::new(Call {
-            env,
-            name_edit,
-            token,
-            origin,
-        }))) {
-            let why = if handle.is_closed() {
-                "the server is shut down"
-            } else {
-                "the server is overloaded"
-            };
-            upstream::reject(cmd, &handle.shared.name, code::OVERLOADED, why);
+    }
+
+    /// The connection to server `idx` for this session, or the call refused on `sink`.
+    fn instance_or_refuse(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        idx: usize,
+        env: &Envelope,
+        sink: &Sink,
+    ) -> Option<UpstreamHandle> {
+        match self.instance(idx, session) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                let id = env.id_bytes().unwrap_or_default();
+                let _ = sink.finish(json::router_error(Some(&id), code::OVERLOADED, &e, None));
+                None
+            }
         }
     }
 
@@ -1277,13 +1284,7 @@ impl UpstreamEvents for Events {
             return false;
         };
         let lifetime = router.servers[from.shared.server].config.request_timeout;
-        let call = park::Parked {
-            handle: from.clone(),
-            uid,
-            request_id,
-            until: std::time::Instant::now(),
-        };
-        let Some(state) = router.parked.park(call, lifetime) else {
+        let Some(state) = router.parked.park(from.clone(), uid, request_id, lifetime) else {
             return false;
         };
         let method = json::json_string(request.method.name());
@@ -1315,10 +1316,7 @@ impl UpstreamEvents for Events {
         if !info.is_modern() || from.shared.owner.is_some() {
             return;
         }
-        let changes = |cap: &str| {
-            info.capability(cap)
-                .is_some_and(|c| c.get().replace(' ', "").contains("\"listChanged\":true"))
-        };
+        let changes = |cap: &str| info.declares(cap, "listChanged");
         let filter = listen::Filter {
             tools: changes("tools"),
             prompts: changes("prompts"),

@@ -18,6 +18,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::upstream::UpstreamHandle;
+use crate::wire::hex;
 
 /// Prefix of Switchyard's own `requestState` (anything else belongs to an upstream).
 pub const STATE_PREFIX: &str = "switchyard-mrtr-1.";
@@ -33,7 +34,8 @@ pub struct Parked {
     pub uid: u64,
     /// The upstream's id for its request to the client (raw JSON).
     pub request_id: Bytes,
-    pub until: Instant,
+    /// When the call's own request timeout ends it.
+    until: Instant,
 }
 
 pub struct ParkedCalls {
@@ -49,20 +51,6 @@ pub enum State {
     Parked(Parked),
     /// Ours in form, but forged, altered, or for a call no longer parked.
     Invalid(&'static str),
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 impl ParkedCalls {
@@ -85,12 +73,17 @@ impl ParkedCalls {
         Some(mac)
     }
 
-    /// Park a call; the signed `requestState` that names it.
-    pub fn park(&self, call: Parked, lifetime: Duration) -> Option<String> {
-        let mut nonce = [0u8; 16];
-        getrandom::fill(&mut nonce).ok()?;
-        let handle = hex(&nonce);
-        let tag = hex(&self.mac(&handle)?.finalize().into_bytes());
+    /// Park call `uid` on `handle`, which waits for the answer to upstream request
+    /// `request_id`, for `lifetime`; the signed `requestState` that names it.
+    pub fn park(
+        &self,
+        handle: UpstreamHandle,
+        uid: u64,
+        request_id: Bytes,
+        lifetime: Duration,
+    ) -> Option<String> {
+        let name = crate::session::new_session_id()?;
+        let tag = hex::encode(&self.mac(&name)?.finalize().into_bytes());
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         calls.retain(|_, p| p.until > now);
@@ -98,13 +91,15 @@ impl ParkedCalls {
             return None;
         }
         calls.insert(
-            handle.clone(),
+            name.clone(),
             Parked {
+                handle,
+                uid,
+                request_id,
                 until: now + lifetime,
-                ..call
             },
         );
-        Some(format!("{STATE_PREFIX}{handle}.{tag}"))
+        Some(format!("{STATE_PREFIX}{name}.{tag}"))
     }
 
     /// Check a retry's `requestState` (the JSON string's contents) and take its parked call.
@@ -115,7 +110,7 @@ impl ParkedCalls {
         let Some((handle, tag)) = rest.split_once('.') else {
             return State::Invalid("requestState failed its integrity check");
         };
-        let verified = match (self.mac(handle), unhex(tag)) {
+        let verified = match (self.mac(handle), hex::decode(tag)) {
             (Some(mac), Some(tag)) => mac.verify_slice(&tag).is_ok(),
             _ => false,
         };
@@ -145,7 +140,7 @@ mod tests {
         // A state signed with another key is refused.
         let other = ParkedCalls::new();
         let handle = "0123456789abcdef0123456789abcdef";
-        let tag = hex(&other.mac(handle).unwrap().finalize().into_bytes());
+        let tag = hex::encode(&other.mac(handle).unwrap().finalize().into_bytes());
         assert!(matches!(
             calls.take(&format!("{STATE_PREFIX}{handle}.{tag}")),
             State::Invalid(_)

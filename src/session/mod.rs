@@ -41,7 +41,7 @@ pub struct SessionState {
     pub subscriptions: HashSet<(usize, String)>,
     /// Client request id -> the upstream it went to (for cancellation).
     pub in_flight: HashMap<Bytes, UpstreamHandle>,
-    /// Ids we gave server-to-client requests -> (upstream, the upstream's own id).
+    /// Ids we gave server-to-client requests -> who asked (and gets the answer).
     pub server_requests: HashMap<Bytes, Asker>,
     next_server_request: u64,
     /// Reply streams kept for `Last-Event-ID` resumption, oldest first.
@@ -221,21 +221,20 @@ impl Session {
 
     /// Give a server-to-client request an id of ours; returns that id (raw JSON).
     pub fn register_server_request(&self, upstream: UpstreamHandle, upstream_id: Bytes) -> Bytes {
-        let mut st = self.state();
-        let id = Bytes::from(format!("\"sy-{}\"", st.next_server_request));
-        st.next_server_request += 1;
-        st.server_requests
-            .insert(id.clone(), Asker::Upstream(upstream, upstream_id));
-        id
+        self.register(Asker::Upstream(upstream, upstream_id))
     }
 
     /// Give a request the router itself sends the client (bridging a 2026 upstream's
     /// `input_required` for a handshake-era client) an id; the client's answer goes to `reply`.
     pub fn register_router_request(&self, reply: tokio::sync::oneshot::Sender<Bytes>) -> Bytes {
+        self.register(Asker::Router(reply))
+    }
+
+    fn register(&self, asker: Asker) -> Bytes {
         let mut st = self.state();
         let id = Bytes::from(format!("\"sy-{}\"", st.next_server_request));
         st.next_server_request += 1;
-        st.server_requests.insert(id.clone(), Asker::Router(reply));
+        st.server_requests.insert(id.clone(), asker);
         id
     }
 
@@ -377,7 +376,7 @@ impl SessionStore {
 pub fn new_session_id() -> Option<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).ok()?;
-    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+    Some(crate::wire::hex::encode(&b))
 }
 
 #[cfg(test)]

@@ -180,6 +180,15 @@ impl UpstreamInfo {
         self.offered.iter().any(|c| c == cap)
     }
 
+    /// Does capability `cap` set `flag` to true (e.g. `resources.subscribe`)?
+    pub fn declares(&self, cap: &str, flag: &str) -> bool {
+        let Some(c) = self.capability(cap) else {
+            return false;
+        };
+        serde_json::from_str::<HashMap<&str, &RawValue>>(c.get())
+            .is_ok_and(|m| m.get(flag).is_some_and(|v| v.get() == "true"))
+    }
+
     pub fn capability(&self, cap: &str) -> Option<Box<RawValue>> {
         let map: HashMap<&str, &RawValue> = serde_json::from_str(self.capabilities.get()).ok()?;
         map.get(cap)

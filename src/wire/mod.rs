@@ -6,6 +6,7 @@
 
 pub mod envelope;
 pub mod frame;
+pub mod hex;
 pub mod json;
 pub mod rewrite;
 pub mod sse;
