@@ -176,6 +176,31 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// `notifications/resources/updated`: to the handshake-era client, or each 2026 listen
+    /// stream subscribed to `uri`.
+    async fn resource_updated(&self, req: &Req<'_>, uri: &str) {
+        let method = "notifications/resources/updated";
+        if !req.modern {
+            self.notify(method, json!({"uri": uri})).await;
+            return;
+        }
+        let listens = self.listens.lock().await.clone();
+        for (id, wants) in listens {
+            let subscribed = wants["resourceSubscriptions"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|u| u == uri));
+            if subscribed {
+                self.notify(
+                    method,
+                    json!({"uri": uri, "_meta": {"io.modelcontextprotocol/subscriptionId": id}}),
+                )
+                .await;
+            }
+        }
+    }
+}
+
 enum Asked {
     Answer(Value),
     Need(Value),
@@ -452,6 +477,16 @@ async fn handle(fx: &Fixture, method: &str, req: &Req<'_>) -> Result<Value, Fail
                     "Asks for a name, reporting progress first",
                     no_args(),
                 ),
+                tool(
+                    "test_touch_watched",
+                    "Says test://watched-resource was updated",
+                    no_args(),
+                ),
+                tool(
+                    "test_ask_forever",
+                    "Asks for a name, again and again, never completing (2026-07-28)",
+                    no_args(),
+                ),
             ];
             for name in MRTR_TOOLS {
                 tools.push(tool(
@@ -718,6 +753,13 @@ async fn call_tool(fx: &Fixture, name: &str, args: &Value, req: &Req<'_>) -> Res
             text("prompt list changed")
         }
         "test_dynamic_tool" => text("dynamic tool called"),
+        "test_touch_watched" => {
+            fx.resource_updated(req, "test://watched-resource").await;
+            text("touched")
+        }
+        "test_ask_forever" if req.modern => json!({"resultType": "input_required",
+            "inputRequests": {"again": {"method": "elicitation/create", "params": {"mode": "form",
+                "message": "What is your name, again?", "requestedSchema": name_schema("name")}}}}),
         "test_missing_capability" => {
             if !req.declared("sampling") {
                 return Err((

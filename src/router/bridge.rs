@@ -157,7 +157,7 @@ impl Router {
             .and_then(|l| with_log_level(&original, l))
             .unwrap_or(original);
         let mut env = original.clone();
-        for _round in 0..=MAX_ROUNDS {
+        for round in 0..=MAX_ROUNDS {
             let (server, name_edit, token) = match self.resolve_call(&session, &env) {
                 Ok(r) => r,
                 Err((c, m)) => {
@@ -203,6 +203,9 @@ impl Router {
                 let _ = sink.finish(reply);
                 return;
             };
+            if round == MAX_ROUNDS {
+                break;
+            }
             let responses = match self.ask_client(&session, &sink, &needed, timeout).await {
                 Ok(r) => r,
                 Err((c, m)) => {

@@ -1,0 +1,257 @@
+//! What README.md says of listen streams and multi round-trip bridging that the conformance
+//! suite does not reach: list changes and resource updates crossing eras, resource
+//! subscriptions granted only where they can be carried, and the limits of bridged and parked
+//! calls (timeouts, rounds, tampered state). Upstream: the project's dual-era fixture.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A 2026-07-28 request (headers as the body says), with `caps` as client capabilities.
+fn modern_request(
+    c: &RawClient,
+    id: Value,
+    method: &str,
+    params: Value,
+    caps: Value,
+) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut params = params;
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": caps});
+    let name = params["name"]
+        .as_str()
+        .or(params["uri"].as_str())
+        .map(str::to_owned);
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+    let mut headers = vec![
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", method),
+    ];
+    if let Some(n) = &name {
+        headers.push(("mcp-name", n.as_str()));
+    }
+    c.request("POST", &body, &headers)
+}
+
+async fn call_tool(c: &RawClient, name: &str, caps: Value) -> Reply {
+    c.send(modern_request(
+        c,
+        json!(name),
+        "tools/call",
+        json!({"name": name, "arguments": {}}),
+        caps,
+    ))
+    .await
+}
+
+fn fixture_with(era: &str, extra: &str) -> String {
+    format!(
+        "[[servers]]\nname = \"fixture\"\ncommand = {:?}\nprefix = \"\"\nera = \"{era}\"\n{extra}",
+        fixture().display().to_string()
+    )
+}
+
+fn subscription_id(m: &Value) -> &Value {
+    &m["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_upstreams_changes_reach_2026_listen_streams() {
+    let router = start_router(&fixture_with("legacy", ""));
+    let c = RawClient::new(&router.url);
+    let listen = modern_request(
+        &c,
+        json!("listen-1"),
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true,
+            "resourceSubscriptions": ["test://watched-resource"]}}),
+        json!({}),
+    );
+    let mut stream = EventStream::open(&c, listen).await;
+    assert_eq!(stream.status, 200);
+    let ack = stream.until(WAIT, |_| true).await.expect("the ack");
+    let ack = &ack[0];
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(subscription_id(ack), "listen-1");
+    // Granted: both lists, and the resource (a handshake-era upstream that offers subscribe).
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "promptsListChanged": true,
+            "resourceSubscriptions": ["test://watched-resource"]})
+    );
+
+    let r = call_tool(&c, "test_trigger_tool_change", json!({})).await;
+    assert!(text_of(&r.response()["result"]).contains("changed"));
+    let got = stream
+        .until(WAIT, |m| m["method"] == "notifications/tools/list_changed")
+        .await
+        .expect("tools list_changed on the listen stream");
+    assert_eq!(subscription_id(got.last().expect("message")), "listen-1");
+
+    call_tool(&c, "test_touch_watched", json!({})).await;
+    let got = stream
+        .until(WAIT, |m| m["method"] == "notifications/resources/updated")
+        .await
+        .expect("resources/updated on the listen stream");
+    let updated = got.last().expect("message");
+    assert_eq!(updated["params"]["uri"], "test://watched-resource");
+    assert_eq!(subscription_id(updated), "listen-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_upstreams_changes_reach_handshake_era_sessions() {
+    let router = start_router(&fixture_with("auto", ""));
+    let mut legacy = RawClient::new(&router.url);
+    legacy.initialize("2025-11-25", "{}").await;
+    let mut get = EventStream::open(&legacy, legacy.request("GET", "", &[])).await;
+    assert_eq!(get.status, 200);
+
+    // A 2026 listen on the same router is not granted resource subscriptions (not carried
+    // to 2026 upstreams).
+    let c = RawClient::new(&router.url);
+    let listen = modern_request(
+        &c,
+        json!(9),
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true,
+            "resourceSubscriptions": ["test://watched-resource"]}}),
+        json!({}),
+    );
+    let mut stream = EventStream::open(&c, listen).await;
+    let ack = stream.until(WAIT, |_| true).await.expect("the ack");
+    assert_eq!(
+        ack[0]["params"]["notifications"],
+        json!({"toolsListChanged": true})
+    );
+
+    // The change comes from the fixture's 2026 side, on Switchyard's own upstream listen.
+    let r = call_tool(&c, "test_trigger_tool_change", json!({})).await;
+    assert!(text_of(&r.response()["result"]).contains("changed"));
+    let got = get
+        .until(WAIT, |m| m["method"] == "notifications/tools/list_changed")
+        .await
+        .expect("list_changed on the legacy session's GET stream");
+    // Plain: the upstream's subscription id stays with Switchyard.
+    assert!(got.last().expect("message").get("params").is_none());
+    let got = stream
+        .until(WAIT, |m| m["method"] == "notifications/tools/list_changed")
+        .await
+        .expect("list_changed on the 2026 listen stream");
+    assert_eq!(subscription_id(got.last().expect("message")), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_calls_refuse_tampering_and_expire_with_their_timeout() {
+    let router = start_router(&fixture_with("legacy", "request_timeout_ms = 1500\n"));
+    let c = RawClient::new(&router.url);
+    let caps = json!({"elicitation": {}});
+    let first = call_tool(&c, "test_input_required_result_elicitation", caps.clone()).await;
+    let result = &first.response()["result"];
+    assert_eq!(result["resultType"], "input_required", "{result}");
+    let state = result["requestState"]
+        .as_str()
+        .expect("our state")
+        .to_string();
+    assert!(state.starts_with("switchyard-mrtr-1."), "{state}");
+
+    let retry = |state: String| {
+        modern_request(
+            &c,
+            json!("retry"),
+            "tools/call",
+            json!({"name": "test_input_required_result_elicitation", "arguments": {},
+                "inputResponses": {"switchyard": {"action": "accept", "content": {"name": "Ada"}}},
+                "requestState": state}),
+            caps.clone(),
+        )
+    };
+    // One hex digit of the signature changed: refused, and the call stays parked.
+    let mut tampered = state.clone();
+    let last = tampered.pop().expect("a digit");
+    tampered.push(if last == '0' { '1' } else { '0' });
+    let r = c.send(retry(tampered)).await;
+    assert_eq!(r.response()["error"]["code"], -32602, "{:?}", r.response());
+    assert!(r.response()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("integrity"));
+
+    // Past the server's request timeout, the call is gone.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let r = c.send(retry(state)).await;
+    assert_eq!(r.response()["error"]["code"], -32602, "{:?}", r.response());
+    assert!(
+        r.response()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("gone"),
+        "{:?}",
+        r.response()
+    );
+
+    // A client that did not declare elicitation is not asked: the server is refused.
+    let r = call_tool(&c, "test_input_required_result_elicitation", json!({})).await;
+    assert_ne!(r.response()["result"]["resultType"], "input_required");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_round_the_client_never_answers_times_out() {
+    let router = start_router(&fixture_with("auto", "request_timeout_ms = 1000\n"));
+    let mut legacy = RawClient::new(&router.url);
+    legacy
+        .initialize("2025-11-25", r#"{"elicitation":{}}"#)
+        .await;
+    let body = json!({"jsonrpc": "2.0", "id": "call-1", "method": "tools/call",
+        "params": {"name": "test_elicitation", "arguments": {"message": "Your name?"}}});
+    let mut stream =
+        EventStream::open(&legacy, legacy.request("POST", &body.to_string(), &[])).await;
+    let got = stream
+        .until(WAIT, |m| m["id"] == "call-1")
+        .await
+        .expect("the call's response");
+    assert!(got.iter().any(|m| m["method"] == "elicitation/create"));
+    let reply = got.last().expect("response");
+    assert_eq!(reply["error"]["code"], -31005, "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridged_rounds_stop_after_eight() {
+    let router = start_router(&fixture_with("auto", ""));
+    let mut legacy = RawClient::new(&router.url);
+    legacy
+        .initialize("2025-11-25", r#"{"elicitation":{}}"#)
+        .await;
+    let body = json!({"jsonrpc": "2.0", "id": "forever", "method": "tools/call",
+        "params": {"name": "test_ask_forever", "arguments": {}}});
+    let mut stream =
+        EventStream::open(&legacy, legacy.request("POST", &body.to_string(), &[])).await;
+    let mut asked = 0;
+    loop {
+        let got = stream
+            .until(WAIT, |m| {
+                m["method"] == "elicitation/create" || m["id"] == "forever"
+            })
+            .await
+            .expect("a question or the end");
+        let m = got.last().expect("message");
+        if m["id"] == "forever" {
+            assert_eq!(m["error"]["code"], -32603, "{m}");
+            assert!(m["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("more than 8"));
+            break;
+        }
+        asked += 1;
+        assert!(asked <= 8, "asked a ninth time");
+        let answer = json!({"jsonrpc": "2.0", "id": m["id"],
+            "result": {"action": "accept", "content": {"name": "Ada"}}});
+        assert_eq!(legacy.post(&answer.to_string()).await.status, 202);
+    }
+    assert_eq!(asked, 8);
+}
