@@ -27,9 +27,9 @@ pub const INPUT_KEY: &str = "switchyard";
 /// Parked calls at most; beyond that a server's request is refused.
 const MAX_PARKED: usize = 10_000;
 
-/// One parked upstream call.
-pub struct Parked {
-    pub handle: UpstreamHandle,
+/// One parked upstream call (`H`: the connection it waits on).
+pub struct Parked<H = UpstreamHandle> {
+    pub handle: H,
     /// Our id for the call on that upstream.
     pub uid: u64,
     /// The upstream's id for its request to the client (raw JSON).
@@ -38,28 +38,34 @@ pub struct Parked {
     until: Instant,
 }
 
-pub struct ParkedCalls {
+pub struct ParkedCalls<H = UpstreamHandle> {
     key: [u8; 32],
-    calls: Mutex<HashMap<String, Parked>>,
+    limit: usize,
+    calls: Mutex<HashMap<String, Parked<H>>>,
 }
 
 /// What a retry's `requestState` says.
-pub enum State {
+pub enum State<H = UpstreamHandle> {
     /// Not ours: the upstream's own, passed through untouched.
     NotOurs,
     /// Ours, and the parked call.
-    Parked(Parked),
+    Parked(Parked<H>),
     /// Ours in form, but forged, altered, or for a call no longer parked.
     Invalid(&'static str),
 }
 
-impl ParkedCalls {
-    pub fn new() -> ParkedCalls {
+impl<H> ParkedCalls<H> {
+    pub fn new() -> ParkedCalls<H> {
+        ParkedCalls::with_limit(MAX_PARKED)
+    }
+
+    fn with_limit(limit: usize) -> ParkedCalls<H> {
         let mut key = [0u8; 32];
         // Without randomness every state is refused (the all-zero key is never used to sign).
         let ok = getrandom::fill(&mut key).is_ok();
         ParkedCalls {
             key: if ok { key } else { [0; 32] },
+            limit,
             calls: Mutex::new(HashMap::new()),
         }
     }
@@ -77,7 +83,7 @@ impl ParkedCalls {
     /// `request_id`, for `lifetime`; the signed `requestState` that names it.
     pub fn park(
         &self,
-        handle: UpstreamHandle,
+        handle: H,
         uid: u64,
         request_id: Bytes,
         lifetime: Duration,
@@ -87,7 +93,7 @@ impl ParkedCalls {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         calls.retain(|_, p| p.until > now);
-        if calls.len() >= MAX_PARKED {
+        if calls.len() >= self.limit {
             return None;
         }
         calls.insert(
@@ -103,7 +109,7 @@ impl ParkedCalls {
     }
 
     /// Check a retry's `requestState` (the JSON string's contents) and take its parked call.
-    pub fn take(&self, state: &str) -> State {
+    pub fn take(&self, state: &str) -> State<H> {
         let Some(rest) = state.strip_prefix(STATE_PREFIX) else {
             return State::NotOurs;
         };
@@ -130,15 +136,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parked_calls_are_limited_and_taken_once() {
+        let calls = ParkedCalls::<()>::with_limit(2);
+        let long = Duration::from_secs(60);
+        let a = calls.park((), 1, Bytes::from_static(b"1"), long).unwrap();
+        let _b = calls.park((), 2, Bytes::from_static(b"2"), long).unwrap();
+        assert!(calls.park((), 3, Bytes::from_static(b"3"), long).is_none());
+        assert!(matches!(calls.take(&a), State::Parked(p) if p.uid == 1));
+        assert!(matches!(calls.take(&a), State::Invalid(_)));
+        // Taking one made room; an expired one makes room too.
+        let c = calls
+            .park((), 4, Bytes::from_static(b"4"), Duration::ZERO)
+            .unwrap();
+        assert!(calls.park((), 5, Bytes::from_static(b"5"), long).is_some());
+        assert!(matches!(calls.take(&c), State::Invalid(_)));
+    }
+
+    #[test]
     fn states_verify_and_resist_tampering() {
-        let calls = ParkedCalls::new();
+        let calls = ParkedCalls::<()>::new();
         assert!(matches!(calls.take("some-upstream-state"), State::NotOurs));
         assert!(matches!(
             calls.take(&format!("{STATE_PREFIX}00.11")),
             State::Invalid(_)
         ));
         // A state signed with another key is refused.
-        let other = ParkedCalls::new();
+        let other = ParkedCalls::<()>::new();
         let handle = "0123456789abcdef0123456789abcdef";
         let tag = hex::encode(&other.mac(handle).unwrap().finalize().into_bytes());
         assert!(matches!(
