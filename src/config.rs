@@ -89,6 +89,11 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     pub max_clients: usize,
     pub idle_timeout: Duration,
+    /// The `capabilities` a shared handshake-era upstream is told at `initialize` (a JSON
+    /// object). Empty by default: a shared session cannot speak for every client, so it declares
+    /// only what the operator opts into; each request is still delivered only to a client that
+    /// declared the capability itself.
+    pub shared_client_capabilities: String,
 }
 
 /// A configuration error, already worded for a person: `file:line: field: problem`.
@@ -160,6 +165,7 @@ struct RawServer {
     request_timeout_ms: Option<u64>,
     max_clients: Option<usize>,
     idle_timeout_s: Option<u64>,
+    client_capabilities: Option<Spanned<Vec<String>>>,
 }
 
 impl Config {
@@ -357,6 +363,35 @@ impl Config {
                 }
                 Some(p) => return Err(at(p.span(), &field("pool"), "must be between 1 and 64")),
             };
+            let shared_client_capabilities = match &s.client_capabilities {
+                None => "{}".to_string(),
+                Some(c) if sharing == Sharing::PerClient => {
+                    return Err(at(
+                        c.span(),
+                        &field("client_capabilities"),
+                        "a per-client server declares its own client's capabilities; \
+                         this list is for shared servers",
+                    ))
+                }
+                Some(c) => {
+                    let mut object = Vec::new();
+                    for cap in c.get_ref() {
+                        if !CLIENT_CAPABILITIES.contains(&cap.as_str()) {
+                            return Err(at(
+                                c.span(),
+                                &field("client_capabilities"),
+                                &format!(
+                                    "unknown capability {cap:?}; the choices are {CLIENT_CAPABILITIES:?}"
+                                ),
+                            ));
+                        }
+                        object.push(format!("\"{cap}\":{{}}"));
+                    }
+                    object.sort();
+                    object.dedup();
+                    format!("{{{}}}", object.join(","))
+                }
+            };
             servers.push(ServerConfig {
                 name,
                 prefix,
@@ -370,6 +405,7 @@ impl Config {
                     .unwrap_or(limits.request_timeout),
                 max_clients: s.max_clients.unwrap_or(256).max(1),
                 idle_timeout: Duration::from_secs(s.idle_timeout_s.unwrap_or(300).max(1)),
+                shared_client_capabilities,
             });
         }
         Ok(Config {
@@ -386,6 +422,10 @@ impl Config {
 }
 
 /// Stands for this executable in a stdio command (used by `builtin = "demo"`).
+/// The client capabilities a shared server may be told of (`client_capabilities`): the
+/// server-to-client requests Switchyard can deliver to the client that caused them.
+pub const CLIENT_CAPABILITIES: [&str; 3] = ["elicitation", "roots", "sampling"];
+
 pub const BUILTIN_SELF: &str = "<switchyard>";
 
 #[cfg(test)]
@@ -420,6 +460,29 @@ mod tests {
         );
         assert!(err("[[servers]]\nname = \"a\"\ncommand = \"x\"\n[[servers]]\nname = \"a\"\ncommand = \"y\"\n")
             .contains("duplicate server name"));
+    }
+
+    #[test]
+    fn shared_client_capabilities_are_opt_in_and_checked() {
+        let c = Config::parse(
+            "[[servers]]\nname = \"a\"\ncommand = \"x\"\n\
+             [[servers]]\nname = \"b\"\ncommand = \"x\"\nclient_capabilities = [\"sampling\", \"elicitation\", \"sampling\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.servers[0].shared_client_capabilities, "{}");
+        assert_eq!(
+            c.servers[1].shared_client_capabilities,
+            r#"{"elicitation":{},"sampling":{}}"#
+        );
+        assert!(err(
+            "[[servers]]\nname = \"a\"\ncommand = \"x\"\nclient_capabilities = [\"tasks\"]\n"
+        )
+        .starts_with("t.toml:4: servers[0].client_capabilities: unknown capability \"tasks\""));
+        assert!(err(
+            "[[servers]]\nname = \"a\"\ncommand = \"x\"\nsharing = \"per-client\"\nclient_capabilities = [\"roots\"]\n"
+        )
+        .contains("a per-client server declares its own client's capabilities"));
     }
 
     #[test]

@@ -1114,8 +1114,8 @@ fn spawn_upstream(
     let session = owner.as_ref().map(|(s, _)| Arc::downgrade(s));
     let shared = UpstreamShared::new(idx, name, session.clone());
     let (handle, rx) = upstream::channel(shared, UPSTREAM_MAILBOX);
-    // A per-client upstream declares its client's own capabilities; a shared one declares
-    // none, since it cannot speak for every client.
+    // A per-client upstream declares its client's own capabilities; a shared one only what
+    // the configuration opts into, since it cannot speak for every client.
     let client_capabilities = owner
         .as_ref()
         .and_then(|(s, _)| {
@@ -1124,7 +1124,7 @@ fn spawn_upstream(
                 .as_ref()
                 .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
         })
-        .unwrap_or_else(|| Bytes::from_static(b"{}"));
+        .unwrap_or_else(|| Bytes::from(sc.shared_client_capabilities.clone()));
     // After a restart the server gets back what its clients had set up: for a shared server
     // everyone's subscriptions, for a per-client one only its own session's.
     let weak = router.clone();
