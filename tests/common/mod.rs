@@ -216,9 +216,19 @@ pub fn start_py_server() -> (Proc, String) {
 
 /// Start tests/peers/py_server.py on this port.
 pub fn start_py_server_on(port: u16) -> (Proc, String) {
+    start_py_server_with(port, &[])
+}
+
+/// Start tests/peers/py_server.py pinned to 2026-07-28: anything else gets -32022.
+pub fn start_py_server_2026_only() -> (Proc, String) {
+    start_py_server_with(free_port(), &["--only", "2026-07-28"])
+}
+
+fn start_py_server_with(port: u16, extra: &[&str]) -> (Proc, String) {
     let child = Command::new(python())
         .arg(root().join("tests/peers/py_server.py"))
         .arg(port.to_string())
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -1,10 +1,16 @@
 """Drive Switchyard with the Python `mcp` SDK client (legacy handshake era).
 
 Usage:
-  py_client.py http URL [MODE]
+  py_client.py http URL [MODE] [--elicit]
   py_client.py stdio SWITCHYARD_BINARY CONFIG
 
-MODE is the SDK's connect mode: legacy (the default), auto, or 2026-07-28.
+MODE is the SDK's connect mode: legacy (the default), auto, or 2026-07-28; or a handshake-era
+version (2025-03-26, 2025-06-18, 2025-11-25): legacy mode with `initialize` offering that
+version, which must be the one negotiated.
+
+With --elicit the client declares elicitation, answers every question with the name "Ada", and
+checks that both servers' asking tools reach it: server-everything's
+trigger-elicitation-request (a handshake-era server asking mid-call) and py's ask_resolved.
 
 Switchyard must front server-everything as `everything` and tests/peers/py_server.py as `py`.
 Prints one line per check and exits non-zero on the first failure.
@@ -13,7 +19,11 @@ Prints one line per check and exits non-zero on the first failure.
 import asyncio
 import sys
 
+import mcp.client.session
 from mcp import Client, StdioServerParameters
+from mcp.types import ElicitResult
+
+HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
 
 
 def check(cond, what):
@@ -27,15 +37,32 @@ def text_of(result):
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
+async def on_elicit(context, params):
+    return ElicitResult(action="accept", content={"name": "Ada"})
+
+
 async def main():
     mode = "legacy"
-    if sys.argv[1] == "http":
-        target = sys.argv[2]
-        mode = sys.argv[3] if len(sys.argv) > 3 else "legacy"
+    args = [a for a in sys.argv[1:] if a != "--elicit"]
+    elicit = "--elicit" in sys.argv
+    if args[0] == "http":
+        target = args[1]
+        mode = args[2] if len(args) > 2 else "legacy"
     else:
-        target = StdioServerParameters(command=sys.argv[2], args=["stdio", "--config", sys.argv[3]])
-    async with Client(target, mode=mode) as client:
-        print(f"connected in mode {mode}: protocol {client.session.protocol_version}", flush=True)
+        target = StdioServerParameters(command=args[1], args=["stdio", "--config", args[2]])
+    pinned = mode if mode in HANDSHAKE_VERSIONS else None
+    if pinned:
+        # The SDK offers its newest handshake version; it has no public knob for an older one,
+        # so the version it sends in `initialize` is set here. Everything after follows what
+        # was negotiated.
+        mcp.client.session.LATEST_HANDSHAKE_VERSION = pinned
+        mode = "legacy"
+    callbacks = {"elicitation_callback": on_elicit} if elicit else {}
+    async with Client(target, mode=mode, **callbacks) as client:
+        negotiated = client.session.protocol_version
+        print(f"connected in mode {mode}: protocol {negotiated}", flush=True)
+        if pinned:
+            check(negotiated == pinned, f"protocol {pinned} negotiated ({negotiated})")
         tools = {t.name for t in (await client.list_tools()).tools}
         check({"everything__echo", "everything__get-sum", "py__shout", "py__count"} <= tools,
               f"tools of both servers listed ({len(tools)} tools)")
@@ -73,6 +100,15 @@ async def main():
 
         templates = (await client.list_resource_templates()).resource_templates
         check(len(templates) > 0, f"resource templates listed ({len(templates)})")
+
+        if elicit:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            check("everything__trigger-elicitation-request" in tools,
+                  "server-everything offers its elicitation tool (it was told of elicitation)")
+            r = await client.call_tool("everything__trigger-elicitation-request", {})
+            check("- Name: Ada" in text_of(r), "server-everything's question answered by this client")
+            r = await client.call_tool("py__ask_resolved", {})
+            check(text_of(r) == "accept:Ada", f"py's question answered by this client ({text_of(r)})")
 
         try:
             await client.call_tool("nobody__nothing", {})

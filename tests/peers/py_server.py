@@ -1,6 +1,10 @@
 """A Python `mcp` SDK server for Switchyard's integration tests (Streamable HTTP, loopback).
 
-Usage: py_server.py PORT | py_server.py stdio
+Usage: py_server.py PORT [--only 2026-07-28] | py_server.py stdio
+
+With `--only 2026-07-28` the server is pinned to that revision: a request in any other
+(an `initialize`, a session, a GET stream) gets HTTP 400 with -32022, as a server that never
+spoke the handshake era would answer.
 """
 
 import sys
@@ -121,8 +125,40 @@ def summarize(topic: str) -> str:
     return f"Summarize {topic}."
 
 
+def pinned(app, version):
+    """ASGI middleware that lets through only requests whose MCP-Protocol-Version is `version`."""
+    import json
+
+    async def guarded(scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            got = headers.get(b"mcp-protocol-version", b"").decode("latin-1")
+            if got != version:
+                body = json.dumps({
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {
+                        "code": -32022,
+                        "message": f"unsupported protocol version {got!r}: this server speaks only {version}",
+                        "data": {"supported": [version], "requested": got},
+                    },
+                }).encode()
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "stdio":
         server.run("stdio")
+    elif len(sys.argv) > 3 and sys.argv[2] == "--only":
+        import uvicorn
+
+        app = pinned(server.streamable_http_app(), sys.argv[3])
+        uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
     else:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
