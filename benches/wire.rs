@@ -173,6 +173,7 @@ fn request_path(c: &mut Criterion) {
                     name_edit: name,
                     token,
                     origin,
+                    cache_uri: None,
                 }))
                 .unwrap();
             black_box(&upstream_frame);

@@ -12,32 +12,6 @@ use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A 2026-07-28 request (headers as the body says), with `caps` as client capabilities.
-fn modern_request(
-    c: &RawClient,
-    id: Value,
-    method: &str,
-    params: Value,
-    caps: Value,
-) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
-    let mut params = params;
-    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": caps});
-    let name = params["name"]
-        .as_str()
-        .or(params["uri"].as_str())
-        .map(str::to_owned);
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
-    let mut headers = vec![
-        ("mcp-protocol-version", "2026-07-28"),
-        ("mcp-method", method),
-    ];
-    if let Some(n) = &name {
-        headers.push(("mcp-name", n.as_str()));
-    }
-    c.request("POST", &body, &headers)
-}
-
 async fn call_tool(c: &RawClient, name: &str, caps: Value) -> Reply {
     c.send(modern_request(
         c,

@@ -96,7 +96,7 @@ proptest! {
         let token_range = span_of(&env.frame, peek.meta.unwrap().progress_token.unwrap().get());
         let (s, mut rx) = session();
         let client_id = env.id_bytes().unwrap();
-        let call = Box::new(Call { env, name_edit: None, token: Some(token_range), origin: Origin { session: s.clone(), sink: s.unsolicited.clone(), client_id } });
+        let call = Box::new(Call { env, name_edit: None, token: Some(token_range), cache_uri: None, origin: Origin { session: s.clone(), sink: s.unsolicited.clone(), client_id } });
         let mut p = Pendings::new("s", Duration::from_secs(60));
         let (uid, up) = p.start_call(call).unwrap();
 

@@ -34,7 +34,7 @@ fn matrix_config(py_url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_revision_reaches_servers_of_both_eras() {
-    let (_py, py_url) = start_py_server_2026_only();
+    let (_py, py_url) = start_py_server_with(free_port(), &["--only", "2026-07-28"]);
     let router = start_router(&matrix_config(&py_url));
 
     // The server really is pinned: a handshake-era client is refused by it directly.

@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::value::RawValue;
 
 use super::Router;
-use crate::protocol::{cursor, names};
+use crate::protocol::{cursor, names, Era};
 use crate::session::{Route, Routes, Session};
 use crate::upstream::UpstreamHandle;
 use crate::wire::envelope::{code, span_of, ParamsPeek};
@@ -61,22 +61,72 @@ pub(super) fn item_key(item: &RawValue, key: &str) -> Option<String> {
     serde_json::from_str(fields(item.get().as_bytes())?.get(key)?.get()).ok()
 }
 
-/// Fetch every page of a list from one upstream, or take it from the cache.
-async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawValue>>>, String> {
-    if let Some(items) = h.cached_list(k.method) {
-        return Ok(items);
+/// What a client may do with a list or read result (2026-07-28 `ttlMs` and `cacheScope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheHint {
+    pub ttl_ms: u64,
+    /// `public`: the same for every client, so anyone may share it.
+    pub public: bool,
+}
+
+impl CacheHint {
+    /// Both hints at once: the shorter ttl, and public only if both are.
+    fn and(self, other: CacheHint) -> CacheHint {
+        CacheHint {
+            ttl_ms: self.ttl_ms.min(other.ttl_ms),
+            public: self.public && other.public,
+        }
     }
-    // A legacy upstream's list is good until it says list_changed. A 2026-07-28 one announces
-    // changes only on subscriptions/listen (not built yet), so its list is kept only for the
-    // smallest `ttlMs` its pages gave (none given: not kept).
+}
+
+/// One upstream's full list, with what its server said about caching it.
+struct Listed {
+    items: Arc<Vec<Box<RawValue>>>,
+    hint: CacheHint,
+}
+
+/// Fetch every page of a list from one upstream, or take it from the cache.
+///
+/// A handshake-era server's list is kept until it says list_changed; it gives no ttl, and a
+/// shared one's list is the same for every client. A 2026-07-28 server is asked with the
+/// calling client's own capabilities (what it lists may depend on them), and its list is
+/// shared with other clients only if every page said `public`, for the smallest `ttlMs`
+/// they gave; a `private` list serves only the request that fetched it.
+async fn fetch_all(h: &UpstreamHandle, k: &ListKind, caps: &[u8]) -> Result<Listed, String> {
+    let per_client = h.shared.owner.is_some();
+    if let Some((items, left)) = h.cached_list_expiring(k.method) {
+        let hint = match left {
+            Some(left) => CacheHint {
+                ttl_ms: left.as_millis().max(1) as u64,
+                public: true,
+            },
+            None => CacheHint {
+                ttl_ms: 0,
+                public: !per_client,
+            },
+        };
+        return Ok(Listed { items, hint });
+    }
     let modern = h.shared.info.load().as_ref().is_some_and(|i| i.is_modern());
-    let mut ttl_ms: Option<u64> = None;
+    let mut hint: Option<CacheHint> = None;
     let mut items = Vec::new();
     let mut next: Option<Bytes> = None;
     for _ in 0..MAX_PAGES {
-        let params = next.take().map(|c| {
-            let mut p = BytesMut::from(&b"{\"cursor\":"[..]);
-            p.put_slice(&c);
+        let cursor = next.take();
+        let params = (modern || cursor.is_some()).then(|| {
+            let mut p = BytesMut::from(&b"{"[..]);
+            if modern {
+                p.put_slice(b"\"_meta\":{\"io.modelcontextprotocol/clientCapabilities\":");
+                p.put_slice(caps);
+                p.put_u8(b'}');
+            }
+            if let Some(c) = cursor {
+                if modern {
+                    p.put_u8(b',');
+                }
+                p.put_slice(b"\"cursor\":");
+                p.put_slice(&c);
+            }
             p.put_u8(b'}');
             p.freeze()
         });
@@ -85,11 +135,16 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawVa
         let list = page
             .get(k.field)
             .ok_or_else(|| format!("{} result without {}", k.method, k.field))?;
-        let page_ttl = page
-            .get("ttlMs")
-            .and_then(|t| t.get().parse::<u64>().ok())
-            .unwrap_or(0);
-        ttl_ms = Some(ttl_ms.map_or(page_ttl, |t| t.min(page_ttl)));
+        let page_hint = CacheHint {
+            ttl_ms: page
+                .get("ttlMs")
+                .and_then(|t| t.get().parse::<u64>().ok())
+                .unwrap_or(0),
+            public: page
+                .get("cacheScope")
+                .is_some_and(|s| s.get() == "\"public\""),
+        };
+        hint = Some(hint.map_or(page_hint, |h| h.and(page_hint)));
         let part: Vec<&RawValue> =
             serde_json::from_str(list.get()).map_err(|e| format!("bad {}: {e}", k.field))?;
         items.extend(part.into_iter().map(|r| r.to_owned()));
@@ -99,16 +154,33 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind) -> Result<Arc<Vec<Box<RawVa
         }
     }
     let items = Arc::new(items);
-    match (modern, ttl_ms) {
-        (false, _) => h.store_list(k.method, items.clone(), None),
-        (true, Some(ms)) if ms > 0 => h.store_list(
-            k.method,
-            items.clone(),
-            Some(std::time::Duration::from_millis(ms)),
-        ),
-        (true, _) => {}
-    }
-    Ok(items)
+    let hint = match (modern, hint) {
+        (false, _) => {
+            h.store_list(k.method, items.clone(), None);
+            CacheHint {
+                ttl_ms: 0,
+                public: !per_client,
+            }
+        }
+        (true, Some(hint)) => {
+            if hint.public && hint.ttl_ms > 0 && !per_client {
+                h.store_list(
+                    k.method,
+                    items.clone(),
+                    Some(std::time::Duration::from_millis(hint.ttl_ms)),
+                );
+            }
+            CacheHint {
+                ttl_ms: hint.ttl_ms,
+                public: hint.public && !per_client,
+            }
+        }
+        (true, None) => CacheHint {
+            ttl_ms: 0,
+            public: false,
+        },
+    };
+    Ok(Listed { items, hint })
 }
 
 /// Rename a list item's `key` field by splicing its value.
@@ -127,12 +199,14 @@ fn renamed(item: &RawValue, key: &str, new_name: &str) -> Bytes {
     )
 }
 
-/// `{"<field>":[..items..],"nextCursor"?:..,"_meta"?:{..}}`
+/// `{"<field>":[..items..],"nextCursor"?:..,"_meta"?:{..},"ttlMs"?:..,"cacheScope"?:..}`;
+/// the hints only for 2026-07-28 clients.
 pub fn merged_list_result(
     field: &str,
     items: &[Bytes],
     next: Option<String>,
     unavailable: &[String],
+    hint: Option<CacheHint>,
 ) -> Bytes {
     let size: usize = items.iter().map(|i| i.len() + 1).sum();
     let mut out = BytesMut::with_capacity(size + 128);
@@ -155,6 +229,15 @@ pub fn merged_list_result(
         }
         out.put_slice(b"]}");
     }
+    if let Some(h) = hint {
+        out.put_slice(b",\"ttlMs\":");
+        out.put_slice(h.ttl_ms.to_string().as_bytes());
+        out.put_slice(if h.public {
+            b",\"cacheScope\":\"public\""
+        } else {
+            b",\"cacheScope\":\"private\""
+        });
+    }
     out.put_u8(b'}');
     out.freeze()
 }
@@ -176,32 +259,52 @@ impl Router {
             },
             None => 0,
         };
-        let (merged, unavailable) = self.merge(session, &env.method).await;
+        let (merged, unavailable, hint) = self.merge(session, &env.method).await;
         if offset > merged.len() {
             return Err((code::INVALID_PARAMS, "invalid cursor".to_string()));
         }
         let page = self.config.limits.page_size;
         let end = (offset + page).min(merged.len());
         let next = (end < merged.len()).then(|| cursor::encode(end));
+        // A list missing a server is not worth keeping.
+        let hint = (session.era() == Era::Modern).then_some(CacheHint {
+            ttl_ms: if unavailable.is_empty() {
+                hint.ttl_ms
+            } else {
+                0
+            },
+            public: hint.public,
+        });
         Ok(merged_list_result(
             k.field,
             &merged[offset..end],
             next,
             &unavailable,
+            hint,
         ))
     }
 
     /// Fetch (or take from cache) every server's list of this kind, merge them under exposed
     /// names, and record the names and URIs as this session's routes. Returns the merged
-    /// items and the servers that did not answer.
+    /// items, the servers that did not answer, and what may be done with the whole.
     pub(super) async fn merge(
         self: &Arc<Self>,
         session: &Arc<Session>,
         method: &Method,
-    ) -> (Vec<Bytes>, Vec<String>) {
-        let Some(k) = kind(method) else {
-            return (Vec::new(), Vec::new());
+    ) -> (Vec<Bytes>, Vec<String>, CacheHint) {
+        let mut hint = CacheHint {
+            ttl_ms: u64::MAX,
+            public: true,
         };
+        let Some(k) = kind(method) else {
+            return (Vec::new(), Vec::new(), hint);
+        };
+        let caps = session
+            .caps()
+            .raw
+            .as_ref()
+            .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
+            .unwrap_or_else(|| Bytes::from_static(b"{}"));
         // Ask every server that offers this list at once, each with its own deadline.
         let mut tasks = Vec::new();
         for idx in 0..self.servers.len() {
@@ -218,11 +321,12 @@ impl Router {
             }
             let timeout = self.config.limits.list_timeout;
             let Some(kk) = kind(method) else { continue };
+            let caps = caps.clone();
             tasks.push((
                 idx,
-                tokio::spawn(
-                    async move { tokio::time::timeout(timeout, fetch_all(&h, &kk)).await },
-                ),
+                tokio::spawn(async move {
+                    tokio::time::timeout(timeout, fetch_all(&h, &kk, &caps)).await
+                }),
             ));
         }
         let mut fetched = Vec::new();
@@ -230,7 +334,10 @@ impl Router {
         for (idx, task) in tasks {
             let name = &self.servers[idx].config.name;
             match task.await {
-                Ok(Ok(Ok(items))) => fetched.push((idx, items)),
+                Ok(Ok(Ok(listed))) => {
+                    hint = hint.and(listed.hint);
+                    fetched.push((idx, listed.items));
+                }
                 Ok(Ok(Err(e))) => {
                     tracing::warn!(server = %name, "{} failed: {e}", k.method);
                     unavailable.push(name.clone());
@@ -302,6 +409,9 @@ impl Router {
             }
             st.routes = Arc::new(next);
         }
-        (merged, unavailable)
+        if hint.ttl_ms == u64::MAX {
+            hint.ttl_ms = 0; // no server offers this list
+        }
+        (merged, unavailable, hint)
     }
 }

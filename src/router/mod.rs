@@ -86,6 +86,16 @@ fn send_call(
     sink: Sink,
 ) {
     let client_id = env.id_bytes().unwrap_or_default();
+    let cache_uri = match read_cache_key(handle, &env) {
+        Some(uri) => match handle.shared.reads.get(&uri) {
+            Some(result) => {
+                let _ = sink.finish(json::result(&client_id, &result));
+                return;
+            }
+            None => Some(uri),
+        },
+        None => None,
+    };
     if !session.begin(&client_id, handle) {
         let _ = sink.finish(error_reply(
             &client_id,
@@ -104,6 +114,7 @@ fn send_call(
         name_edit,
         token,
         origin,
+        cache_uri,
     }))) {
         let why = if handle.is_closed() {
             "the server is shut down"
@@ -112,6 +123,28 @@ fn send_call(
         };
         upstream::reject(cmd, &handle.shared.name, code::OVERLOADED, why);
     }
+}
+
+/// The URI a `resources/read` may be answered from (and kept under) in the upstream's shared
+/// read cache: only for 2026-07-28 servers (the only ones that say what may be shared; one
+/// not yet connected may be one, and the answer is checked again when it comes), and never
+/// for a multi round-trip retry.
+fn read_cache_key(handle: &UpstreamHandle, env: &Envelope) -> Option<Box<str>> {
+    if env.method != Method::ResourcesRead
+        || handle
+            .shared
+            .info
+            .load()
+            .as_ref()
+            .is_some_and(|i| !i.is_modern())
+    {
+        return None;
+    }
+    let peek = ParamsPeek::parse(env.params_str()?).ok()?;
+    if peek.input_responses.is_some() || peek.request_state.is_some() {
+        return None;
+    }
+    raw_str(peek.uri?).map(|u| u.into())
 }
 
 /// Does this upstream offer `resources.subscribe`? (Only a handshake-era one can be asked:

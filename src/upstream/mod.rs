@@ -6,6 +6,7 @@
 //! `upstream id -> origin`, and on the reply splices the client's original id back in.
 
 pub mod http;
+pub mod read_cache;
 pub mod stdio;
 
 use std::cmp::Reverse;
@@ -43,6 +44,9 @@ pub struct Call {
     /// Where the client's progress token sits in the frame, if it sent one.
     pub token: Option<Range<usize>>,
     pub origin: Origin,
+    /// Offer the result to this upstream's read cache under this URI (a first-time
+    /// `resources/read` of a 2026-07-28 server).
+    pub cache_uri: Option<Box<str>>,
 }
 
 pub enum Cmd {
@@ -237,7 +241,8 @@ pub trait UpstreamEvents: Send + Sync {
 
 /// A server's full list, and until when it may be used (`None`: until the server says it
 /// changed, or restarts).
-pub type CachedList = (Arc<Vec<Box<RawValue>>>, Option<Instant>);
+pub type ListItems = Arc<Vec<Box<RawValue>>>;
+pub type CachedList = (ListItems, Option<Instant>);
 
 /// State of one upstream connection visible to the router.
 pub struct UpstreamShared {
@@ -248,6 +253,8 @@ pub struct UpstreamShared {
     pub owner: Option<std::sync::Weak<Session>>,
     /// Cached full lists (tools, prompts, ...), dropped on list_changed and restart.
     pub lists: Mutex<HashMap<&'static str, CachedList>>,
+    /// `public` read results of a 2026-07-28 server, shared by every client.
+    pub reads: read_cache::ReadCache,
     /// When a session last used it (seconds on [`clock`]), for reaping idle per-client upstreams.
     last_used: AtomicU64,
     /// Down and waiting to retry (so nobody should wait for its handshake).
@@ -268,6 +275,7 @@ impl UpstreamShared {
             info: ArcSwapOption::empty(),
             owner,
             lists: Mutex::new(HashMap::new()),
+            reads: read_cache::ReadCache::default(),
             last_used: AtomicU64::new(clock()),
             down: std::sync::atomic::AtomicBool::new(false),
         }
@@ -331,12 +339,24 @@ impl UpstreamHandle {
         }
     }
 
-    pub fn cached_list(&self, method: &'static str) -> Option<Arc<Vec<Box<RawValue>>>> {
+    pub fn cached_list(&self, method: &'static str) -> Option<ListItems> {
+        self.cached_list_expiring(method).map(|(items, _)| items)
+    }
+
+    /// A cached list and, for one kept for a ttl, how long it has left.
+    pub fn cached_list_expiring(
+        &self,
+        method: &'static str,
+    ) -> Option<(ListItems, Option<std::time::Duration>)> {
         let g = self.shared.lists.lock().unwrap_or_else(|e| e.into_inner());
         let (items, until) = g.get(method)?;
-        until
-            .is_none_or(|t| Instant::now() < t)
-            .then(|| items.clone())
+        match until {
+            None => Some((items.clone(), None)),
+            Some(t) => {
+                let left = t.checked_duration_since(Instant::now())?;
+                (!left.is_zero()).then(|| (items.clone(), Some(left)))
+            }
+        }
     }
 
     /// Cache a full list, for `ttl` (a 2026-07-28 server's `ttlMs`) or, with `None`, until
@@ -355,10 +375,13 @@ impl UpstreamHandle {
             .insert(method, (items, until));
     }
 
-    /// Drop a cached list (all of them for `None`). Templates go with resources: servers
-    /// signal both with `notifications/resources/list_changed`.
+    /// Drop a cached list (all of them for `None`). Templates and kept reads go with
+    /// resources: servers signal all three with `notifications/resources/list_changed`.
     pub fn invalidate_lists(&self, method: Option<&'static str>) {
         let mut g = self.shared.lists.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(method, None | Some("resources/list")) {
+            self.shared.reads.clear();
+        }
         match method {
             Some("resources/list") => {
                 g.remove("resources/list");
@@ -474,6 +497,8 @@ enum Pending {
         deadline: Instant,
         /// Waiting for its (2026-07-28) client's input: it cannot be what asks next.
         parked: bool,
+        /// Offer the result to the read cache under this URI.
+        cache_uri: Option<Box<str>>,
     },
     Internal(oneshot::Sender<Result<Bytes, String>>),
 }
@@ -533,6 +558,7 @@ impl Pendings {
             name_edit,
             token,
             origin,
+            cache_uri,
         } = *call;
         let key = (origin.session.key, origin.client_id.clone());
         if self.by_client.contains_key(&key) {
@@ -571,6 +597,7 @@ impl Pendings {
                 token: client_token,
                 deadline,
                 parked: false,
+                cache_uri,
             },
         );
         Ok((uid, frame))
@@ -806,7 +833,7 @@ impl Pendings {
     ) -> Inbound {
         match env.kind {
             Kind::Response | Kind::Error => {
-                self.response(env);
+                self.response(env, handle);
                 Inbound::Done
             }
             Kind::Notification => {
@@ -817,7 +844,7 @@ impl Pendings {
         }
     }
 
-    fn response(&mut self, env: Envelope) {
+    fn response(&mut self, env: Envelope, handle: &UpstreamHandle) {
         let uid = env
             .id
             .clone()
@@ -827,7 +854,24 @@ impl Pendings {
             return;
         };
         match p {
-            Pending::Client { origin, .. } => {
+            Pending::Client {
+                origin, cache_uri, ..
+            } => {
+                let modern = || {
+                    handle
+                        .shared
+                        .info
+                        .load()
+                        .as_ref()
+                        .is_some_and(|i| i.is_modern())
+                };
+                if let (Some(uri), Kind::Response, Some(result)) =
+                    (cache_uri, &env.kind, env.payload.clone())
+                {
+                    if modern() {
+                        handle.shared.reads.store(&uri, env.frame.slice(result));
+                    }
+                }
                 let id_range = env.id.clone().unwrap_or(0..0);
                 let frame = splice(
                     &env.frame,
@@ -1063,6 +1107,7 @@ mod tests {
                 sink: rx_sink,
                 client_id,
             },
+            cache_uri: None,
         })
     }
 

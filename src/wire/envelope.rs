@@ -411,6 +411,11 @@ pub struct ParamsPeek<'a> {
     pub protocol_version: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub capabilities: Option<&'a RawValue>,
+    /// A multi round-trip retry (2026-07-28) carries these.
+    #[serde(borrow, default, rename = "inputResponses")]
+    pub input_responses: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "requestState")]
+    pub request_state: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]

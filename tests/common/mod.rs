@@ -219,12 +219,9 @@ pub fn start_py_server_on(port: u16) -> (Proc, String) {
     start_py_server_with(port, &[])
 }
 
-/// Start tests/peers/py_server.py pinned to 2026-07-28: anything else gets -32022.
-pub fn start_py_server_2026_only() -> (Proc, String) {
-    start_py_server_with(free_port(), &["--only", "2026-07-28"])
-}
-
-fn start_py_server_with(port: u16, extra: &[&str]) -> (Proc, String) {
+/// Start tests/peers/py_server.py on this port with these flags (`--only 2026-07-28`: pinned
+/// to that revision; `--public-hints`: public cache hints).
+pub fn start_py_server_with(port: u16, extra: &[&str]) -> (Proc, String) {
     let child = Command::new(python())
         .arg(root().join("tests/peers/py_server.py"))
         .arg(port.to_string())
@@ -485,4 +482,31 @@ pub fn text_of(result: &Value) -> String {
                 .join(" ")
         })
         .unwrap_or_default()
+}
+
+/// A 2026-07-28 request (headers as the body says), with `caps` as client capabilities.
+pub fn modern_request(
+    c: &RawClient,
+    id: Value,
+    method: &str,
+    params: Value,
+    caps: Value,
+) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut params = params;
+    params["_meta"] = serde_json::json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": caps});
+    let name = params["name"]
+        .as_str()
+        .or(params["uri"].as_str())
+        .map(str::to_owned);
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+        .to_string();
+    let mut headers = vec![
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", method),
+    ];
+    if let Some(n) = &name {
+        headers.push(("mcp-name", n.as_str()));
+    }
+    c.request("POST", &body, &headers)
 }

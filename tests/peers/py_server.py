@@ -1,10 +1,13 @@
 """A Python `mcp` SDK server for Switchyard's integration tests (Streamable HTTP, loopback).
 
-Usage: py_server.py PORT [--only 2026-07-28] | py_server.py stdio
+Usage: py_server.py PORT [--only 2026-07-28] [--public-hints] | py_server.py stdio
 
 With `--only 2026-07-28` the server is pinned to that revision: a request in any other
 (an `initialize`, a session, a GET stream) gets HTTP 400 with -32022, as a server that never
 spoke the handshake era would answer.
+
+With `--public-hints` its 2026-07-28 list and read results say `cacheScope: "public"` with a
+`ttlMs` of 60 s (by default they say `private` and 0).
 """
 
 import sys
@@ -15,9 +18,17 @@ from pydantic import BaseModel
 
 from typing import Annotated
 
+from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 
-server = MCPServer("py-upstream", instructions="A Python SDK server behind Switchyard.")
+PUBLIC = CacheHint(ttl_ms=60_000, scope="public")
+HINTS = (
+    {m: PUBLIC for m in ("tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read")}
+    if "--public-hints" in sys.argv
+    else None
+)
+
+server = MCPServer("py-upstream", instructions="A Python SDK server behind Switchyard.", cache_hints=HINTS)
 
 
 SHOUTS = 0
@@ -119,6 +130,17 @@ def note() -> str:
     return "a note from python"
 
 
+READS = 0
+
+
+@server.resource("py://reads")
+def reads() -> str:
+    """How many times this resource was read here (for tests of shared caching)."""
+    global READS
+    READS += 1
+    return f"read {READS}"
+
+
 @server.prompt()
 def summarize(topic: str) -> str:
     """Asks for a summary."""
@@ -155,10 +177,11 @@ def pinned(app, version):
 if __name__ == "__main__":
     if sys.argv[1] == "stdio":
         server.run("stdio")
-    elif len(sys.argv) > 3 and sys.argv[2] == "--only":
+    elif "--only" in sys.argv:
         import uvicorn
 
-        app = pinned(server.streamable_http_app(), sys.argv[3])
+        version = sys.argv[sys.argv.index("--only") + 1]
+        app = pinned(server.streamable_http_app(), version)
         uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
     else:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
