@@ -78,15 +78,15 @@ async fn a_legacy_upstreams_changes_reach_2026_listen_streams() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_2026_upstreams_changes_reach_handshake_era_sessions() {
+async fn a_2026_upstreams_changes_reach_subscribers_of_both_eras() {
     let router = start_router(&fixture_with("auto", ""));
     let mut legacy = RawClient::new(&router.url);
     legacy.initialize("2025-11-25", "{}").await;
     let mut get = EventStream::open(&legacy, legacy.request("GET", "", &[])).await;
     assert_eq!(get.status, 200);
 
-    // A 2026 listen on the same router is not granted resource subscriptions (not carried
-    // to 2026 upstreams).
+    // A 2026 listen on the same router is granted the resource: Switchyard listens for it on
+    // the 2026 upstream itself.
     let c = RawClient::new(&router.url);
     let listen = modern_request(
         &c,
@@ -100,8 +100,17 @@ async fn a_2026_upstreams_changes_reach_handshake_era_sessions() {
     let ack = stream.until(WAIT, |_| true).await.expect("the ack");
     assert_eq!(
         ack[0]["params"]["notifications"],
-        json!({"toolsListChanged": true})
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["test://watched-resource"]})
     );
+    // And so is the handshake-era session's `resources/subscribe`.
+    let r = legacy
+        .call(
+            json!("sub"),
+            "resources/subscribe",
+            json!({"uri": "test://watched-resource"}),
+        )
+        .await;
+    assert_eq!(r.response()["result"], json!({}), "{:?}", r.body);
 
     // The change comes from the fixture's 2026 side, on Switchyard's own upstream listen.
     let r = call_tool(&c, "test_trigger_tool_change", json!({})).await;
@@ -117,6 +126,38 @@ async fn a_2026_upstreams_changes_reach_handshake_era_sessions() {
         .await
         .expect("list_changed on the 2026 listen stream");
     assert_eq!(subscription_id(got.last().expect("message")), 9);
+
+    // One update from the 2026 upstream reaches both subscribers, each in its own form.
+    call_tool(&c, "test_touch_watched", json!({})).await;
+    let got = stream
+        .until(WAIT, |m| m["method"] == "notifications/resources/updated")
+        .await
+        .expect("resources/updated on the 2026 listen stream");
+    let updated = got.last().expect("message");
+    assert_eq!(updated["params"]["uri"], "test://watched-resource");
+    assert_eq!(subscription_id(updated), 9);
+    let got = get
+        .until(WAIT, |m| m["method"] == "notifications/resources/updated")
+        .await
+        .expect("resources/updated on the legacy session's GET stream");
+    let updated = got.last().expect("message");
+    assert_eq!(
+        updated["params"],
+        json!({"uri": "test://watched-resource"}),
+        "plain: no upstream subscription id"
+    );
+    // Exactly once each: a second touch brings exactly one more to the listen stream.
+    call_tool(&c, "test_touch_watched", json!({})).await;
+    call_tool(&c, "test_trigger_tool_change", json!({})).await;
+    let got = stream
+        .until(WAIT, |m| m["method"] == "notifications/tools/list_changed")
+        .await
+        .expect("the next list change");
+    let updates = got
+        .iter()
+        .filter(|m| m["method"] == "notifications/resources/updated")
+        .count();
+    assert_eq!(updates, 1, "{got:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

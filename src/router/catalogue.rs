@@ -107,7 +107,7 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind, caps: &[u8]) -> Result<List
         };
         return Ok(Listed { items, hint });
     }
-    let modern = h.shared.info.load().as_ref().is_some_and(|i| i.is_modern());
+    let modern = h.is_modern();
     let mut hint: Option<CacheHint> = None;
     let mut items = Vec::new();
     let mut next: Option<Bytes> = None;

@@ -8,6 +8,7 @@ mod bridge;
 mod catalogue;
 mod listen;
 mod park;
+mod resource_listen;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,6 +75,8 @@ pub struct Router {
     listeners: listen::Listeners,
     /// Handshake-era upstream calls waiting for a 2026 client's input.
     parked: park::ParkedCalls,
+    /// The router's resource listen stream on each 2026 server.
+    resource_listens: resource_listen::ResourceListens,
 }
 
 /// Put a call in an upstream's mailbox, answering `sink` at once if it cannot go.
@@ -147,10 +150,12 @@ fn read_cache_key(handle: &UpstreamHandle, env: &Envelope) -> Option<Box<str>> {
     raw_str(peek.uri?).map(|u| u.into())
 }
 
-/// Does this upstream offer `resources.subscribe`? (Only a handshake-era one can be asked:
-/// Switchyard does not carry resource subscriptions to 2026 upstreams.)
-fn subscribable(info: &crate::upstream::UpstreamInfo) -> bool {
-    !info.is_modern() && info.declares("resources", "subscribe")
+/// Can clients subscribe to this upstream's resources? It must offer `resources.subscribe`;
+/// a 2026-07-28 one is listened to by the router for every client, so it must be shared.
+fn subscribable(h: &UpstreamHandle) -> bool {
+    h.shared.info.load().as_ref().is_some_and(|info| {
+        info.declares("resources", "subscribe") && !(info.is_modern() && h.shared.owner.is_some())
+    })
 }
 
 /// A router-made error reply for a request.
@@ -188,6 +193,7 @@ impl Router {
                 subscriptions: Mutex::new(HashMap::new()),
                 listeners: listen::Listeners::default(),
                 parked: park::ParkedCalls::new(),
+                resource_listens: Default::default(),
                 config,
             }
         })
@@ -261,10 +267,14 @@ impl Router {
     /// some upstream offers; 2026-07-28 sessions get no subscribe or listChanged, which that
     /// revision moved to `subscriptions/listen`) and the servers' instructions, each labelled.
     fn merged(self: &Arc<Self>, session: &Arc<Session>) -> (String, Option<String>) {
-        let infos: Vec<(&str, Arc<crate::upstream::UpstreamInfo>)> = (0..self.servers.len())
-            .filter_map(|i| {
-                let info = self.instance(i, session).ok()?.shared.info.load_full()?;
-                Some((self.servers[i].config.name.as_str(), info))
+        let handles: Vec<UpstreamHandle> = (0..self.servers.len())
+            .filter_map(|i| self.instance(i, session).ok())
+            .collect();
+        let infos: Vec<(&str, Arc<crate::upstream::UpstreamInfo>)> = handles
+            .iter()
+            .filter_map(|h| {
+                let info = h.shared.info.load_full()?;
+                Some((self.servers[h.shared.server].config.name.as_str(), info))
             })
             .collect();
         let any = |cap: &str| infos.iter().any(|(_, i)| i.has(cap));
@@ -276,8 +286,7 @@ impl Router {
             }
         }
         if any("resources") {
-            // Resource subscriptions are carried for handshake-era upstreams only.
-            let subscribe = infos.iter().any(|(_, i)| subscribable(i));
+            let subscribe = handles.iter().any(subscribable);
             caps.push(format!(
                 r#""resources":{{"subscribe":{subscribe},"listChanged":true}}"#
             ));
@@ -502,11 +511,7 @@ impl Router {
                 let Some(idx) = self.resolve_uri(&routes, &uri) else {
                     continue;
                 };
-                let can = self
-                    .instance(idx, session)
-                    .ok()
-                    .and_then(|h| h.shared.info.load_full())
-                    .is_some_and(|i| subscribable(&i));
+                let can = self.instance(idx, session).is_ok_and(|h| subscribable(&h));
                 if can && self.subscribe_uri(session, idx, &uri, true).await.is_ok() {
                     granted.uris.push(uri.clone());
                     uris.push((idx, uri));
@@ -632,14 +637,7 @@ impl Router {
         };
         // A handshake-era client cannot answer a 2026 upstream's `input_required`: the router
         // runs those rounds for it.
-        if session.era() != Era::Modern
-            && bridge::may_need_input(&env.method)
-            && handle
-                .shared
-                .info
-                .load()
-                .as_ref()
-                .is_some_and(|i| i.is_modern())
+        if session.era() != Era::Modern && bridge::may_need_input(&env.method) && handle.is_modern()
         {
             tokio::spawn(self.clone().bridge(session.clone(), idx, env, sink));
             return;
@@ -961,6 +959,18 @@ impl Router {
             set.retain(|_, w| w.strong_count() > 0);
             let before = set.len();
             if subscribe {
+                let router = Arc::downgrade(self);
+                session.on_drop_with_subscriptions(|| {
+                    // Later, on the runtime: a drop can happen anywhere, locks held.
+                    Box::new(move |key, subs| {
+                        let (Some(router), Ok(rt)) =
+                            (router.upgrade(), tokio::runtime::Handle::try_current())
+                        else {
+                            return;
+                        };
+                        rt.spawn(async move { router.forget_subscriber(key, subs) });
+                    })
+                });
                 set.insert(session.key, Arc::downgrade(session));
                 session.state().subscriptions.insert(key.clone());
             } else {
@@ -976,6 +986,34 @@ impl Router {
         let handle = self
             .instance(idx, session)
             .map_err(|e| (code::OVERLOADED, e))?;
+        if handle.is_modern() {
+            if !first_or_last {
+                return Ok(());
+            }
+            let acked = self.relisten_resources(idx);
+            // A subscriber is answered once the server listens for what it was granted.
+            return match acked {
+                None if !subscribe => Ok(()),
+                None => Err((
+                    code::INTERNAL_ERROR,
+                    "the server's listen stream could not be opened".into(),
+                )),
+                Some(acked) => {
+                    let limit = self.servers[idx].config.request_timeout;
+                    match tokio::time::timeout(limit, acked).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(_)) => Err((
+                            code::INTERNAL_ERROR,
+                            "the server ended the listen stream for this subscription".into(),
+                        )),
+                        Err(_) => Err((
+                            code::UPSTREAM_TIMEOUT,
+                            "the server did not acknowledge the subscription in time".into(),
+                        )),
+                    }
+                }
+            };
+        }
         if first_or_last || handle.shared.owner.is_some() {
             let params = format!(
                 "{{\"uri\":{}}}",
@@ -992,6 +1030,75 @@ impl Router {
                 .map_err(|e| (code::INTERNAL_ERROR, e))?;
         }
         Ok(())
+    }
+
+    /// A session that was still subscribed to `subs` is gone: take it out of their
+    /// subscribers, and stop what nobody is subscribed to any more upstream (a handshake-era
+    /// server is told `resources/unsubscribe`; a 2026 one's listen stream is narrowed). A
+    /// per-client server went with its session.
+    fn forget_subscriber(self: &Arc<Self>, key: u64, subs: Vec<(usize, String)>) {
+        let emptied: Vec<(usize, String)> = {
+            let mut all = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+            subs.into_iter()
+                .filter(|k| {
+                    let Some(set) = all.get_mut(k) else {
+                        return false;
+                    };
+                    set.remove(&key);
+                    set.retain(|_, w| w.strong_count() > 0);
+                    let empty = set.is_empty();
+                    if empty {
+                        all.remove(k);
+                    }
+                    empty
+                })
+                .collect()
+        };
+        let mut relisten = std::collections::BTreeSet::new();
+        for (idx, uri) in emptied {
+            let instances = &self.servers[idx].instances;
+            let Some(first) = instances.first() else {
+                continue;
+            };
+            if first.is_modern() {
+                relisten.insert(idx);
+                continue;
+            }
+            let params = Bytes::from(format!(
+                "{{\"uri\":{}}}",
+                String::from_utf8_lossy(&json::json_string(&uri))
+            ));
+            for h in instances.iter().cloned() {
+                let params = params.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = h.internal("resources/unsubscribe", Some(params)).await {
+                        tracing::debug!(server = %h.shared.name, "unsubscribe failed: {e}");
+                    }
+                });
+            }
+        }
+        for idx in relisten {
+            self.relisten_resources(idx);
+        }
+    }
+
+    /// Point the router's resource listen on 2026 server `idx` at the URIs its clients are
+    /// subscribed to now; completes when the server acknowledges it (`None`: nothing to
+    /// listen for, or it could not be sent).
+    fn relisten_resources(&self, idx: usize) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let handle = self.servers[idx].instances.first()?;
+        self.resource_listens.relisten(handle, idx, || {
+            let subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+            let mut uris: Vec<String> = subs
+                .iter()
+                .filter(|((server, _), who)| {
+                    *server == idx && who.values().any(|w| w.strong_count() > 0)
+                })
+                .map(|((_, uri), _)| uri.clone())
+                .collect();
+            uris.sort();
+            uris
+        })
     }
 
     /// The log level to ask of server `idx`: the lowest any of its clients asked for.
@@ -1283,6 +1390,18 @@ impl UpstreamEvents for Events {
             let uri = env.peek().uri.and_then(raw_str).map(|u| u.into_owned());
             let Some(uri) = uri else { return };
             router.listeners.resource_updated(server, &uri);
+            // A 2026 upstream's carries our listen's id in `_meta`: handshake-era sessions
+            // get the plain notification.
+            let modern = from.is_modern();
+            let frame = if modern {
+                let params = format!(
+                    "{{\"uri\":{}}}",
+                    String::from_utf8_lossy(&json::json_string(&uri))
+                );
+                json::message(None, env.method.name(), Some(params.as_bytes()))
+            } else {
+                env.frame.clone()
+            };
             let targets: Vec<Arc<Session>> = {
                 let subs = router
                     .subscriptions
@@ -1293,7 +1412,7 @@ impl UpstreamEvents for Events {
                     .unwrap_or_default()
             };
             for s in targets {
-                if s.unsolicited.send(env.frame.clone()).is_err() {
+                if s.unsolicited.send(frame.clone()).is_err() {
                     s.shed("client not reading its replies");
                 }
             }
@@ -1334,6 +1453,12 @@ impl UpstreamEvents for Events {
         true
     }
 
+    fn listen_acknowledged(&self, from: &UpstreamHandle, key: &Bytes) {
+        if let Some(router) = self.0.upgrade() {
+            router.resource_listens.acknowledged(from, key);
+        }
+    }
+
     fn ready(&self, from: &UpstreamHandle) {
         let Some(router) = self.0.upgrade() else {
             return;
@@ -1348,6 +1473,15 @@ impl UpstreamEvents for Events {
         };
         if !info.is_modern() || from.shared.owner.is_some() {
             return;
+        }
+        // Its resource subscriptions ended with the old connection: listen for them again.
+        let server = from.shared.server;
+        if router.servers[server]
+            .instances
+            .first()
+            .is_some_and(|h| Arc::ptr_eq(&h.shared, &from.shared))
+        {
+            router.relisten_resources(server);
         }
         let changes = |cap: &str| info.declares(cap, "listChanged");
         let filter = listen::Filter {

@@ -78,6 +78,30 @@ pub struct Session {
     last_seen: AtomicU64,
     epoch: Instant,
     replay_cap: usize,
+    /// Run when the session is dropped, with its key and the resources it was still
+    /// subscribed to, so upstreams stop sending updates nobody will read.
+    farewell: std::sync::OnceLock<Farewell>,
+}
+
+/// See [`Session::on_drop_with_subscriptions`].
+pub type Farewell = Box<dyn Fn(u64, Vec<(usize, String)>) + Send + Sync>;
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(farewell) = self.farewell.take() else {
+            return;
+        };
+        let subs = std::mem::take(
+            &mut self
+                .state
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .subscriptions,
+        );
+        if !subs.is_empty() {
+            farewell(self.key, subs.into_iter().collect());
+        }
+    }
 }
 
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
@@ -113,7 +137,14 @@ impl Session {
             last_seen: AtomicU64::new(0),
             epoch: Instant::now(),
             replay_cap,
+            farewell: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Have `farewell` run when this session is dropped while subscribed to resources (set
+    /// once; later calls keep the first).
+    pub fn on_drop_with_subscriptions(&self, farewell: impl FnOnce() -> Farewell) {
+        self.farewell.get_or_init(farewell);
     }
 
     /// The transient session of one 2026-07-28 request (checked with

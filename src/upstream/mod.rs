@@ -59,11 +59,13 @@ pub enum Cmd {
     },
     /// A client's reply to a server-to-client request, its id already the upstream's.
     Reply(Bytes),
-    /// A request the router makes itself (lists, subscribe, setLevel).
+    /// A request the router makes itself (lists, subscribe, setLevel, listen). One with a
+    /// `key` can be cancelled: `Cancel { session: ROUTER_KEY, client_id: key }`.
     Internal {
         method: &'static str,
         params: Option<Bytes>,
         reply: oneshot::Sender<Result<Bytes, String>>,
+        key: Option<Bytes>,
     },
     /// A notification to pass on (e.g. `notifications/roots/list_changed`).
     Notify(Bytes),
@@ -237,6 +239,11 @@ pub trait UpstreamEvents: Send + Sync {
         let _ = (from, uid, origin, request);
         false
     }
+    /// The router's own listen stream started with `key` (see [`Cmd::Internal`]) was
+    /// acknowledged by the server.
+    fn listen_acknowledged(&self, from: &UpstreamHandle, key: &Bytes) {
+        let _ = (from, key);
+    }
 }
 
 /// A server's full list, and until when it may be used (`None`: until the server says it
@@ -321,11 +328,50 @@ impl UpstreamHandle {
                 method,
                 params,
                 reply,
+                key: None,
             })
             .await
             .map_err(|_| format!("server {} is shut down", self.shared.name))?;
         rx.await
             .map_err(|_| format!("server {} went away", self.shared.name))?
+    }
+
+    /// Queue a request the router makes itself, cancellable by `key` with
+    /// [`UpstreamHandle::cancel_internal`]; its result (or error text) arrives on the receiver,
+    /// and a cancelled one's sender is dropped. Queued at once, so calls keep their order.
+    pub fn start_internal(
+        &self,
+        method: &'static str,
+        params: Option<Bytes>,
+        key: Bytes,
+    ) -> Result<oneshot::Receiver<Result<Bytes, String>>, String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Internal {
+            method,
+            params,
+            reply,
+            key: Some(key),
+        })
+        .map_err(|_| format!("server {} is overloaded or shut down", self.shared.name))?;
+        Ok(rx)
+    }
+
+    /// Is it a 2026-07-28 server (as far as is known: `false` before its handshake)?
+    pub fn is_modern(&self) -> bool {
+        self.shared
+            .info
+            .load()
+            .as_ref()
+            .is_some_and(|i| i.is_modern())
+    }
+
+    /// Cancel the router's own request started with `key` (no-op if it already ended).
+    pub fn cancel_internal(&self, key: Bytes) {
+        let _ = self.send(Cmd::Cancel {
+            session: ROUTER_KEY,
+            client_id: key,
+            reason: None,
+        });
     }
 
     pub fn is_closed(&self) -> bool {
@@ -405,6 +451,10 @@ pub fn channel(shared: UpstreamShared, cap: usize) -> (UpstreamHandle, mpsc::Rec
         rx,
     )
 }
+
+/// The session key under which the router's own cancellable requests are kept (sessions
+/// count from 1).
+pub const ROUTER_KEY: u64 = 0;
 
 /// Reject a command at once: the upstream cannot take it (down, restarting, overloaded).
 pub fn reject(cmd: Cmd, server: &str, code: i64, why: &str) {
@@ -500,7 +550,11 @@ enum Pending {
         /// Offer the result to the read cache under this URI.
         cache_uri: Option<Box<str>>,
     },
-    Internal(oneshot::Sender<Result<Bytes, String>>),
+    Internal {
+        reply: oneshot::Sender<Result<Bytes, String>>,
+        /// Its cancellation key, if it has one (see [`Cmd::Internal`]).
+        key: Option<Bytes>,
+    },
 }
 
 /// The id map and deadlines of one upstream connection: the protocol half of an upstream
@@ -624,8 +678,9 @@ impl Pendings {
                 method,
                 params,
                 reply,
+                key,
             } => {
-                let (uid, frame) = self.start_internal(method, params.as_deref(), reply);
+                let (uid, frame) = self.start_internal(method, params.as_deref(), reply, key);
                 Some((frame, Some(uid)))
             }
             Cmd::Cancel {
@@ -678,7 +733,7 @@ impl Pendings {
                     json::router_error(Some(&origin.client_id), code, why, Some(&self.server));
                 deliver_final(&origin, msg);
             }
-            Some(Pending::Internal(reply)) => {
+            Some(Pending::Internal { reply, .. }) => {
                 let _ = reply.send(Err(format!("{}: {why}", self.server)));
             }
             None => {}
@@ -719,9 +774,13 @@ impl Pendings {
         method: &str,
         params: Option<&[u8]>,
         reply: oneshot::Sender<Result<Bytes, String>>,
+        key: Option<Bytes>,
     ) -> (u64, Bytes) {
         let uid = self.take_id();
-        self.map.insert(uid, Pending::Internal(reply));
+        if let Some(k) = &key {
+            self.by_client.insert((ROUTER_KEY, k.clone()), uid);
+        }
+        self.map.insert(uid, Pending::Internal { reply, key });
         (
             uid,
             json::message(Some(uid.to_string().as_bytes()), method, params),
@@ -774,9 +833,15 @@ impl Pendings {
 
     fn remove(&mut self, uid: u64) -> Option<Pending> {
         let p = self.map.remove(&uid)?;
-        if let Pending::Client { origin, .. } = &p {
-            self.by_client
-                .remove(&(origin.session.key, origin.client_id.clone()));
+        match &p {
+            Pending::Client { origin, .. } => {
+                self.by_client
+                    .remove(&(origin.session.key, origin.client_id.clone()));
+            }
+            Pending::Internal { key: Some(k), .. } => {
+                self.by_client.remove(&(ROUTER_KEY, k.clone()));
+            }
+            Pending::Internal { key: None, .. } => {}
         }
         Some(p)
     }
@@ -794,7 +859,7 @@ impl Pendings {
                     );
                     deliver_final(&origin, msg);
                 }
-                Pending::Internal(reply) => {
+                Pending::Internal { reply, .. } => {
                     let _ = reply.send(Err(why.to_string()));
                 }
             }
@@ -857,18 +922,10 @@ impl Pendings {
             Pending::Client {
                 origin, cache_uri, ..
             } => {
-                let modern = || {
-                    handle
-                        .shared
-                        .info
-                        .load()
-                        .as_ref()
-                        .is_some_and(|i| i.is_modern())
-                };
                 if let (Some(uri), Kind::Response, Some(result)) =
                     (cache_uri, &env.kind, env.payload.clone())
                 {
-                    if modern() {
+                    if handle.is_modern() {
                         handle.shared.reads.store(&uri, env.frame.slice(result));
                     }
                 }
@@ -882,7 +939,7 @@ impl Pendings {
                 );
                 deliver_final(&origin, frame);
             }
-            Pending::Internal(reply) => {
+            Pending::Internal { reply, .. } => {
                 let out = match env.kind {
                     Kind::Response => Ok(env
                         .payload
@@ -908,6 +965,16 @@ impl Pendings {
         events: &dyn UpstreamEvents,
     ) {
         let owner = handle.shared.owner.as_ref().and_then(|w| w.upgrade());
+        if matches!(&env.method, Method::Other(m) if &**m == "notifications/subscriptions/acknowledged")
+        {
+            // Ours if it names (or, over HTTP, came on) one of our keyed listen requests.
+            let uid = related.or_else(|| subscription_uid(&env));
+            if let Some(Pending::Internal { key: Some(k), .. }) = uid.and_then(|u| self.map.get(&u))
+            {
+                events.listen_acknowledged(handle, k);
+                return;
+            }
+        }
         match env.method {
             Method::Progress => {
                 let peek = env.peek();
@@ -1038,6 +1105,22 @@ impl Pendings {
         }
         Inbound::Done
     }
+}
+
+/// The `_meta` subscription id of a 2026 listen notification, read as one of our request ids.
+fn subscription_uid(env: &Envelope) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow, rename = "_meta")]
+        meta: Meta<'a>,
+    }
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(borrow, rename = "io.modelcontextprotocol/subscriptionId")]
+        id: &'a RawValue,
+    }
+    let p: Params<'_> = serde_json::from_str(env.params_str()?).ok()?;
+    p.meta.id.get().trim_matches('"').parse().ok()
 }
 
 fn cancel_frame(uid: u64, reason: Option<&str>) -> Bytes {

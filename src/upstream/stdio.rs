@@ -239,7 +239,7 @@ impl StdioActor {
         let params = super::initialize_params(&self.parts.client_capabilities);
         let _ = wtx.try_send(
             pendings
-                .start_internal("initialize", Some(params.as_bytes()), tx)
+                .start_internal("initialize", Some(params.as_bytes()), tx, None)
                 .1,
         );
         rx
@@ -251,7 +251,7 @@ impl StdioActor {
         wtx: &mpsc::Sender<Bytes>,
     ) -> oneshot::Receiver<Result<Bytes, String>> {
         let (tx, rx) = oneshot::channel();
-        let (_, frame) = pendings.start_internal("server/discover", Some(b"{}"), tx);
+        let (_, frame) = pendings.start_internal("server/discover", Some(b"{}"), tx, None);
         let frame = modern::upstream_request(&frame, b"{}")
             .map(|r| r.frame)
             .unwrap_or(frame);

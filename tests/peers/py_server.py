@@ -20,6 +20,7 @@ from typing import Annotated
 
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from mcp.server.subscriptions import InMemorySubscriptionBus
 
 PUBLIC = CacheHint(ttl_ms=60_000, scope="public")
 HINTS = (
@@ -28,7 +29,40 @@ HINTS = (
     else None
 )
 
-server = MCPServer("py-upstream", instructions="A Python SDK server behind Switchyard.", cache_hints=HINTS)
+
+
+class CountingBus(InMemorySubscriptionBus):
+    """The SDK's bus, counting the listen streams open on it (for the `listen_streams` tool)."""
+
+    open = 0
+
+    def subscribe(self, listener):
+        CountingBus.open += 1
+        unsubscribe = super().subscribe(listener)
+        done = False
+
+        def counted_unsubscribe():
+            nonlocal done
+            if not done:
+                done = True
+                CountingBus.open -= 1
+            unsubscribe()
+
+        return counted_unsubscribe
+
+
+server = MCPServer(
+    "py-upstream",
+    instructions="A Python SDK server behind Switchyard.",
+    cache_hints=HINTS,
+    subscriptions=CountingBus(),
+)
+
+
+@server.tool()
+def listen_streams() -> int:
+    """How many 2026 `subscriptions/listen` streams are open on this server."""
+    return CountingBus.open
 
 
 SHOUTS = 0
@@ -69,6 +103,13 @@ async def chatty(ctx: Context) -> str:
     await ctx.info("chatty at info")
     await ctx.error("chatty at error")
     return "said things"
+
+
+@server.tool()
+async def touch_resource(uri: str, ctx: Context) -> str:
+    """Announces that a resource changed (to the 2026 listen streams subscribed to it)."""
+    await ctx.notify_resource_updated(uri)
+    return "touched"
 
 
 @server.tool()
