@@ -57,13 +57,35 @@ pub fn is_known_version(v: &str) -> bool {
     LEGACY_VERSIONS.contains(&v)
 }
 
+/// The 2026-07-28 tasks extension's key in `capabilities.extensions`.
+pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+/// A client's capabilities without task support (2025-11-25 `tasks`, the 2026 tasks
+/// extension), or `None` if it declared none. Switchyard carries no tasks, so an upstream
+/// must not be told a client can take them: it could answer with a task the client then
+/// cannot poll through Switchyard.
+pub fn without_tasks(raw: &RawValue) -> Option<Box<RawValue>> {
+    memchr::memmem::find(raw.get().as_bytes(), b"tasks")?;
+    let mut caps: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(raw.get()).ok()?;
+    let mut changed = caps.remove("tasks").is_some();
+    if let Some(serde_json::Value::Object(ext)) = caps.get_mut("extensions") {
+        changed |= ext.remove(TASKS_EXTENSION).is_some();
+    }
+    if !changed {
+        return None;
+    }
+    serde_json::value::to_raw_value(&caps).ok()
+}
+
 /// What a client said it can receive (server-to-client requests go only to clients that can).
 #[derive(Debug, Clone, Default)]
 pub struct ClientCaps {
     pub sampling: bool,
     pub elicitation: bool,
     pub roots: bool,
-    /// The raw capabilities object, passed to per-client upstreams.
+    /// The raw capabilities object (without task support, which is not carried), passed to
+    /// upstreams that speak for this client.
     pub raw: Option<Box<RawValue>>,
 }
 
@@ -87,7 +109,7 @@ impl ClientCaps {
             sampling: on(peek.sampling),
             elicitation: on(peek.elicitation),
             roots: on(peek.roots),
-            raw: Some(raw.to_owned()),
+            raw: Some(without_tasks(raw).unwrap_or_else(|| raw.to_owned())),
         }
     }
 
@@ -168,6 +190,19 @@ mod tests {
         assert!(c.sampling && c.roots && !c.elicitation);
         assert!(c.allows(&crate::wire::Method::SamplingCreateMessage));
         assert!(!c.allows(&crate::wire::Method::ElicitationCreate));
+    }
+
+    #[test]
+    fn task_support_is_not_passed_on() {
+        let raw = RawValue::from_string(
+            r#"{"tasks":{"requests":{}},"sampling":{},"extensions":{"io.modelcontextprotocol/tasks":{}}}"#.into(),
+        )
+        .unwrap();
+        let c = ClientCaps::parse(Some(&raw));
+        let kept: serde_json::Value = serde_json::from_str(c.raw.as_ref().unwrap().get()).unwrap();
+        assert_eq!(kept, serde_json::json!({"sampling": {}, "extensions": {}}));
+        let plain = RawValue::from_string(r#"{"roots":{"listChanged":true}}"#.into()).unwrap();
+        assert!(without_tasks(&plain).is_none());
     }
 
     #[test]

@@ -458,6 +458,24 @@ pub struct UpstreamRequest {
     pub name: Option<String>,
 }
 
+/// The request with task support taken out of its `_meta` client capabilities, if it
+/// declared any.
+fn strip_client_tasks(env: &Envelope) -> Option<Bytes> {
+    let params = env.params_str()?;
+    memchr::memmem::find(params.as_bytes(), b"tasks")?;
+    let w: WithMeta<'_> = serde_json::from_str(params).ok()?;
+    let caps = w.meta?.client_capabilities?;
+    let stripped = super::without_tasks(caps)?;
+    let range = crate::wire::envelope::span_of(&env.frame, caps.get());
+    Some(crate::wire::rewrite::splice(
+        &env.frame,
+        &mut [crate::wire::rewrite::Edit {
+            range,
+            with: stripped.get().as_bytes(),
+        }],
+    ))
+}
+
 pub fn upstream_request(frame: &Bytes, client_capabilities: &[u8]) -> Option<UpstreamRequest> {
     let env = Envelope::parse(frame.clone()).ok()?;
     if env.kind != crate::wire::Kind::Request {
@@ -469,6 +487,10 @@ pub fn upstream_request(frame: &Bytes, client_capabilities: &[u8]) -> Option<Ups
         Method::ResourcesRead => peek.uri.and_then(raw_str).map(Cow::into_owned),
         _ => None,
     };
+    // The client's own capabilities go through, but never its task support (not carried).
+    if let Some(stripped) = strip_client_tasks(&env) {
+        return upstream_request(&stripped, client_capabilities);
+    }
     let meta = RequestMeta::of(&env);
     let mut add = String::new();
     if meta.protocol_version.is_none() {
@@ -539,6 +561,23 @@ mod upstream_tests {
 
     fn meta_of(b: &Bytes) -> serde_json::Value {
         serde_json::from_slice::<serde_json::Value>(b).unwrap()["params"]["_meta"].clone()
+    }
+
+    #[test]
+    fn a_clients_task_support_never_reaches_an_upstream() {
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"tasks","arguments":{"tasks":1},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{},"extensions":{"io.modelcontextprotocol/tasks":{},"io.modelcontextprotocol/ui":{}}}}}}"#);
+        let r = upstream_request(&f, b"{}").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.frame).unwrap();
+        assert_eq!(
+            v["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"],
+            serde_json::json!({"elicitation": {}, "extensions": {"io.modelcontextprotocol/ui": {}}})
+        );
+        // Everything else as it was, "tasks" elsewhere included.
+        assert_eq!(v["params"]["name"], "tasks");
+        assert_eq!(v["params"]["arguments"]["tasks"], 1);
+        // Nothing to strip: the frame passes unchanged.
+        let plain = Bytes::from_static(br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"tasks","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#);
+        assert_eq!(upstream_request(&plain, b"{}").unwrap().frame, plain);
     }
 
     #[test]
