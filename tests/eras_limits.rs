@@ -270,3 +270,120 @@ async fn bridged_rounds_stop_after_eight() {
     }
     assert_eq!(asked, 8);
 }
+
+/// Over `switchyard stdio`, a 2026 client's listen stream carries list changes with its own id
+/// until the client cancels it (`notifications/cancelled`, stdio having no stream to close),
+/// and the end of input ends the process at once, listen streams or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_listen_stream_ends_when_cancelled() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let dir = TempDir::new("stdio-listen");
+    let config = dir.write("switchyard.toml", &fixture_with("auto", ""));
+    let mut child = tokio::process::Command::new(switchyard_bin())
+        .args(["stdio", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn switchyard stdio");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}});
+    let lines_until = async |out: &mut tokio::io::Lines<_>, id: Value| -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let line = tokio::time::timeout(WAIT, out.next_line())
+                .await
+                .expect("a line in time")
+                .expect("read")
+                .expect("not the end");
+            let v: Value = serde_json::from_str(&line).expect("json");
+            let done = v["id"] == id;
+            seen.push(v);
+            if done {
+                return seen;
+            }
+        }
+    };
+    let listen = json!({"jsonrpc": "2.0", "id": "l1", "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": true}, "_meta": meta}});
+    stdin
+        .write_all(format!("{listen}\n").as_bytes())
+        .await
+        .expect("write");
+    let ack = tokio::time::timeout(WAIT, out.next_line())
+        .await
+        .expect("the ack in time")
+        .expect("read")
+        .expect("a line");
+    let ack: Value = serde_json::from_str(&ack).expect("json");
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(subscription_id(&ack), "l1");
+
+    let call = |id: i64, name: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": {}, "_meta": meta}})
+    };
+    stdin
+        .write_all(format!("{}\n", call(2, "test_trigger_tool_change")).as_bytes())
+        .await
+        .expect("write");
+    let mut seen = lines_until(&mut out, json!(2)).await;
+    // The change may come just after the call's answer.
+    if !seen
+        .iter()
+        .any(|m| m["method"] == "notifications/tools/list_changed")
+    {
+        stdin
+            .write_all(format!("{}\n", call(3, "test_simple_text")).as_bytes())
+            .await
+            .expect("write");
+        seen.extend(lines_until(&mut out, json!(3)).await);
+    }
+    let changed = seen
+        .iter()
+        .find(|m| m["method"] == "notifications/tools/list_changed")
+        .expect("list_changed on the listen stream");
+    assert_eq!(subscription_id(changed), "l1");
+
+    // Cancelled: the next change does not come.
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": "l1"}});
+    stdin
+        .write_all(format!("{cancel}\n").as_bytes())
+        .await
+        .expect("write");
+    stdin
+        .write_all(format!("{}\n", call(4, "test_trigger_tool_change")).as_bytes())
+        .await
+        .expect("write");
+    let mut seen = lines_until(&mut out, json!(4)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stdin
+        .write_all(format!("{}\n", call(5, "test_simple_text")).as_bytes())
+        .await
+        .expect("write");
+    seen.extend(lines_until(&mut out, json!(5)).await);
+    assert!(
+        !seen
+            .iter()
+            .any(|m| m["method"] == "notifications/tools/list_changed"),
+        "{seen:?}"
+    );
+
+    // A second listen, left open: the end of input still ends the process promptly.
+    stdin
+        .write_all(format!("{}\n", listen.to_string().replace("\"l1\"", "\"l2\"")).as_bytes())
+        .await
+        .expect("write");
+    lines_until(&mut out, json!(null)).await; // its ack (no id)
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("switchyard stdio exits when its input ends")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+}

@@ -20,6 +20,7 @@ use hyper::{Method as HttpMethod, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use super::cancel::CancelOnDrop;
 use crate::protocol::modern::{self, RequestMeta};
 use crate::protocol::{is_known_version, negotiate, ClientCaps};
 use crate::router::{Router, Stateless};
@@ -132,30 +133,6 @@ pub struct SseBody {
     modern: Option<Method>,
     /// 2026-07-28: closing the stream cancels the request.
     _cancel: Option<CancelOnDrop>,
-}
-
-/// Closing a 2026-07-28 reply before its response is a cancellation: the upstream is told
-/// (a legacy client's disconnect is not, by the 2025 rules).
-pub struct CancelOnDrop {
-    session: Arc<Session>,
-    client_id: Bytes,
-    stream: Arc<ReplyStream>,
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if self.stream.is_done() {
-            return;
-        }
-        if let Some(h) = self.session.in_flight_upstream(&self.client_id) {
-            self.session.forget(&self.client_id);
-            let _ = h.send(crate::upstream::Cmd::Cancel {
-                session: self.session.key,
-                client_id: self.client_id.clone(),
-                reason: Some("the client closed its reply stream".into()),
-            });
-        }
-    }
 }
 
 pub struct GetGuard(Arc<AtomicBool>);
@@ -553,11 +530,12 @@ async fn modern_request(
         }) => (session, stream, method),
         Err(r) => return refusal(r, &id),
     };
-    let cancel = CancelOnDrop {
+    let cancel = CancelOnDrop::new(
         session,
-        client_id: id,
-        stream: stream.clone(),
-    };
+        id,
+        stream.clone(),
+        "the client closed its reply stream",
+    );
     if stream.next_after(0).await.is_none() {
         return rpc_error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,12 +1,14 @@
 //! Client-facing stdio (`switchyard stdio`): one client on stdin/stdout, as a desktop host
 //! launches a server. One JSON-RPC message per line each way.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 
+use super::cancel::CancelOnDrop;
 use crate::protocol::modern::{self, RequestMeta};
 use crate::protocol::{negotiate, ClientCaps};
 use crate::router::{Router, Stateless};
@@ -26,6 +28,7 @@ pub async fn serve(
     let mut input = input;
     let mut decoder = LineDecoder::new(router.config.limits.max_frame_bytes);
     let mut session: Option<Arc<Session>> = None;
+    let mut modern_calls = ModernCalls::default();
     loop {
         let n = input.read_buf(decoder.buffer()).await;
         let eof = !matches!(n, Ok(k) if k > 0);
@@ -35,7 +38,9 @@ pub async fn serve(
             decoder.next_line()
         } {
             match line {
-                Line::Frame(frame) => frame_in(&router, &mut session, &tx, frame).await,
+                Line::Frame(frame) => {
+                    frame_in(&router, &mut session, &mut modern_calls, &tx, frame).await
+                }
                 Line::Oversized { len } => {
                     let msg = format!(
                         "message of {len} bytes is over the {}-byte limit",
@@ -54,9 +59,10 @@ pub async fn serve(
             break;
         }
     }
+    // Input ended: answer what is still in flight before closing (bounded by the timeout).
+    let deadline = tokio::time::Instant::now() + router.config.limits.request_timeout;
+    modern_calls.finish(deadline).await;
     if let Some(s) = session {
-        // Input ended: answer what is still in flight before closing (bounded by the timeout).
-        let deadline = tokio::time::Instant::now() + router.config.limits.request_timeout;
         while !s.state().in_flight.is_empty()
             && tokio::time::Instant::now() < deadline
             && !s.is_closed()
@@ -70,10 +76,50 @@ pub async fn serve(
     let _ = writer.await;
 }
 
+/// The 2026-07-28 requests in flight on this connection: the task carrying each one's replies,
+/// by request id, so that `notifications/cancelled` (or the end of input) can stop it. A
+/// stopped task drops its [`CancelOnDrop`], which tells the upstream.
+#[derive(Default)]
+struct ModernCalls(HashMap<Bytes, (tokio::task::JoinHandle<()>, bool)>);
+
+impl ModernCalls {
+    fn track(&mut self, id: Bytes, task: tokio::task::JoinHandle<()>, is_listen: bool) {
+        self.0.retain(|_, (t, _)| !t.is_finished());
+        self.0.insert(id, (task, is_listen));
+    }
+
+    /// The client cancelled request `id`; false if it is not one of ours.
+    fn cancel(&mut self, id: &[u8]) -> bool {
+        match self.0.remove(id) {
+            Some((task, _)) => {
+                task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Input ended: listen streams end now (they never finish on their own); other requests
+    /// get until `deadline` to be answered.
+    async fn finish(self, deadline: tokio::time::Instant) {
+        for (task, is_listen) in self.0.into_values() {
+            if is_listen {
+                task.abort();
+                continue;
+            }
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
 /// A 2026-07-28 request over stdio: `_meta` checked (there are no headers on stdio), then
 /// routed on a transient session; results get `resultType` and cache hints.
 async fn modern_request(
     router: &Arc<Router>,
+    calls: &mut ModernCalls,
     tx: &mpsc::Sender<Bytes>,
     env: Envelope,
     id: Bytes,
@@ -108,9 +154,17 @@ async fn modern_request(
         }
     };
     let tx = tx.clone();
-    tokio::spawn(async move {
-        // The request's session lives as long as its stream (a listen stream: until the end).
-        let _session = session;
+    let is_listen = matches!(&method, Method::Other(m) if &**m == "subscriptions/listen");
+    let cancel = CancelOnDrop::new(
+        session,
+        id.clone(),
+        stream.clone(),
+        "the client cancelled the request",
+    );
+    let task = tokio::spawn(async move {
+        // The request's session lives as long as its stream (a listen stream: until the
+        // client cancels it or its input ends).
+        let _cancel = cancel;
         let mut after = 0;
         while let Some(ev) = stream.next_after(after).await {
             after = ev.seq;
@@ -123,11 +177,13 @@ async fn modern_request(
             }
         }
     });
+    calls.track(id, task, is_listen);
 }
 
 async fn frame_in(
     router: &Arc<Router>,
     session: &mut Option<Arc<Session>>,
+    calls: &mut ModernCalls,
     tx: &mpsc::Sender<Bytes>,
     frame: Bytes,
 ) {
@@ -135,7 +191,7 @@ async fn frame_in(
         match (session.as_ref(), split_batch(&frame)) {
             (Some(s), Ok(parts)) if s.era().accepts_batches() => {
                 for part in parts {
-                    Box::pin(frame_in(router, session, tx, part)).await;
+                    Box::pin(frame_in(router, session, calls, tx, part)).await;
                 }
             }
             (_, Err(e)) => {
@@ -164,7 +220,14 @@ async fn frame_in(
     if env.kind == Kind::Request && modern::carries_envelope(&env.frame) {
         let meta = RequestMeta::of(&env);
         if meta.protocol_version.is_some() {
-            return modern_request(router, tx, env, id, meta).await;
+            return modern_request(router, calls, tx, env, id, meta).await;
+        }
+    }
+    // A 2026 client cancels a request (a listen stream too) by its id.
+    if env.kind == Kind::Notification && env.method == Method::Cancelled {
+        let rid = env.peek().request_id.map(|r| r.get().as_bytes().to_vec());
+        if rid.is_some_and(|rid| calls.cancel(&rid)) {
+            return;
         }
     }
     match (session.as_ref(), env.kind, &env.method) {
