@@ -1,8 +1,10 @@
 //! Criterion benches of the per-message work: envelope parse (ours: serde_json with borrowed
 //! RawValue parts) against simd-json's tape and a serde_json DOM, on a 200 B tools/call
 //! request, a 20 KB tools/list result (50 tools with schemas) and a 1 MB resources/read
-//! result; id splicing; SSE encoding; and the in-process request path (client frame parse,
-//! routing peek, upstream rewrite, upstream response parse, id restore, delivery).
+//! result; id splicing; SSE encoding; the in-process request path (client frame parse,
+//! routing peek, upstream rewrite, upstream response parse, id restore, delivery); and the
+//! extra work of a 2026-07-28 request (its `_meta` and header checks, its transient session,
+//! its envelope taken out for a handshake-era upstream, `resultType` added to its result).
 //!
 //! Run: cargo bench --bench wire   (results: BENCHMARKS.md)
 
@@ -209,6 +211,8 @@ fn router_dispatch(c: &mut Criterion) {
         8,
     );
     rt.block_on(router.wait_ready(&session));
+    // `handle` spawns work that waits (an unknown name first refreshes the catalogue).
+    let _in_runtime = rt.enter();
     let mut one = |frame: &'static str| {
         let env = Envelope::parse(Bytes::from_static(frame.as_bytes())).unwrap();
         router.handle(&session, env, session.unsolicited.clone());
@@ -233,12 +237,53 @@ fn router_dispatch(c: &mut Criterion) {
     rt.block_on(router.shutdown());
 }
 
+fn modern_request_work(c: &mut Criterion) {
+    use switchyard::protocol::modern::{complete_result, legacy_request, validate, RequestMeta};
+    use switchyard::wire::Method;
+    let frame = Bytes::from_static(
+        br#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello from the benchmark"},"_meta":{"progressToken":"tok-17","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{},"sampling":{}},"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"}}}}"#,
+    );
+    let header = |name: &str| -> Option<String> {
+        match name {
+            "mcp-protocol-version" => Some("2026-07-28".into()),
+            "mcp-method" => Some("tools/call".into()),
+            "mcp-name" => Some("echo".into()),
+            _ => None,
+        }
+    };
+    let result = Bytes::from_static(
+        br#"{"jsonrpc":"2.0","id":17,"result":{"content":[{"type":"text","text":"hello from the benchmark"}]}}"#,
+    );
+    let mut g = c.benchmark_group("modern_request");
+    g.bench_function("meta_and_header_checks", |b| {
+        b.iter(|| {
+            let env = Envelope::parse(black_box(frame.clone())).unwrap();
+            let meta = RequestMeta::of(&env);
+            validate(&env, &meta, &header).unwrap();
+            black_box(meta)
+        })
+    });
+    g.bench_function("transient_session", |b| {
+        let env = Envelope::parse(frame.clone()).unwrap();
+        let meta = RequestMeta::of(&env);
+        b.iter(|| black_box(Session::for_request(black_box(&meta), 256)))
+    });
+    g.bench_function("envelope_out_for_legacy_upstream", |b| {
+        b.iter(|| black_box(legacy_request(black_box(&frame))))
+    });
+    g.bench_function("result_type_added", |b| {
+        b.iter(|| black_box(complete_result(black_box(&result), &Method::ToolsCall)))
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     parse,
     rewrite,
     sse_encode,
     request_path,
-    router_dispatch
+    router_dispatch,
+    modern_request_work
 );
 criterion_main!(benches);

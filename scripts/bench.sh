@@ -8,13 +8,18 @@
 # process (Switchyard's own CPU, not the mock's), and the through/direct ratios.
 #
 # Usage: scripts/bench.sh  (env: SESSIONS=256 DURATION=10 WARMUP=2 TOOL_ARGS='{"text":"hello"}'
-#                          WORKERS=N for Switchyard's runtime threads)
+#                          WORKERS=N for Switchyard's runtime threads,
+#                          ERA=legacy|modern for the clients' protocol era,
+#                          UPSTREAM_ERA=legacy|2026-07-28 for how Switchyard speaks to the mock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SESSIONS=${SESSIONS:-256}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 ARGS=${TOOL_ARGS:-'{"text":"hello"}'}
+ERA=${ERA:-legacy}
+UPSTREAM_ERA=${UPSTREAM_ERA:-legacy}
+export ERA UPSTREAM_ERA
 OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
@@ -47,14 +52,14 @@ name = "mock"
 command = "$LG"
 args = ["mock-server", "--stdio"]
 prefix = ""
-era = "legacy"
+era = "$UPSTREAM_ERA"
 TOML
 cat > "$OUT/via-http.toml" <<TOML
 [[servers]]
 name = "mock"
 url = "$MOCK_URL"
 prefix = ""
-era = "legacy"
+era = "$UPSTREAM_ERA"
 TOML
 export SWITCHYARD_LOG=warn
 WORKERS=${WORKERS:+--workers $WORKERS}
@@ -71,7 +76,7 @@ run() {
   [ "$name" = hop ] || [[ "$name" == hop-* ]] && extra+=(--no-check)
   local before=() p
   for p in "$@"; do before+=("$(ticks "$p")"); done
-  "$LG" run --url "$url" --sessions "$SESSIONS" --duration "$DURATION" --warmup "$WARMUP" --ramp-up 1 \
+  "$LG" run --url "$url" --era "$ERA" --sessions "$SESSIONS" --duration "$DURATION" --warmup "$WARMUP" --ramp-up 1 \
     --args "$ARGS" --quiet --json "$OUT/$name.json" "${extra[@]}" ${RATE:+--rate "$RATE"} > "$OUT/$name.txt"
   local i=0 cpu=""
   for p in "$@"; do cpu="$cpu $(( $(ticks "$p") - ${before[$i]} ))"; i=$((i + 1)); done
@@ -101,7 +106,8 @@ def load(n):
 def us_per_req(r, ticks):
     # The CPU was spent on every request of the run, warm-up included.
     return ticks * 1e6 / tck / max(r["total"], 1)
-print(f"sessions {sessions}, {duration}s measured per run, fixed rate {half} req/s (half of direct)\n")
+print(f"sessions {sessions}, {duration}s measured per run, fixed rate {half} req/s (half of direct), "
+      f"clients {os.environ.get('ERA', 'legacy')}, upstream {os.environ.get('UPSTREAM_ERA', 'legacy')}\n")
 print("| run | req/s (closed loop) | p50 ms | p99 ms | errors | server CPU us/req | upstream mock CPU us/req | p50 ms @ fixed | p99 ms @ fixed |")
 print("|---|---|---|---|---|---|---|---|---|")
 rows = {}

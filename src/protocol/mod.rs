@@ -65,7 +65,7 @@ pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 /// must not be told a client can take them: it could answer with a task the client then
 /// cannot poll through Switchyard.
 pub fn without_tasks(raw: &RawValue) -> Option<Box<RawValue>> {
-    memchr::memmem::find(raw.get().as_bytes(), b"tasks")?;
+    crate::finder!(b"tasks").find(raw.get().as_bytes())?;
     let mut caps: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(raw.get()).ok()?;
     let mut changed = caps.remove("tasks").is_some();

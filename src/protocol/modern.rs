@@ -47,7 +47,9 @@ struct WithMeta<'a> {
 /// Could this frame be a 2026-07-28 request? A byte search for the version key, so the
 /// `_meta` of a legacy client's request is never parsed to find out.
 pub fn carries_envelope(frame: &[u8]) -> bool {
-    memchr::memmem::find(frame, b"\"io.modelcontextprotocol/protocolVersion\"").is_some()
+    crate::finder!(b"\"io.modelcontextprotocol/protocolVersion\"")
+        .find(frame)
+        .is_some()
 }
 
 impl RequestMeta {
@@ -262,7 +264,7 @@ pub fn validate(
 /// The HTTP status for a 2026 reply: 400 for the errors 2026-07-28 ties to it (header
 /// mismatch, missing capability, unsupported version), whoever raised them; else 200.
 pub fn http_status(frame: &Bytes) -> u16 {
-    if memchr::memmem::find(frame, b"\"error\"").is_none() {
+    if crate::finder!(b"\"error\"").find(frame).is_none() {
         return 200;
     }
     let Ok(env) = Envelope::parse(frame.clone()) else {
@@ -462,7 +464,7 @@ pub struct UpstreamRequest {
 /// declared any.
 fn strip_client_tasks(env: &Envelope) -> Option<Bytes> {
     let params = env.params_str()?;
-    memchr::memmem::find(params.as_bytes(), b"tasks")?;
+    crate::finder!(b"tasks").find(params.as_bytes())?;
     let w: WithMeta<'_> = serde_json::from_str(params).ok()?;
     let caps = w.meta?.client_capabilities?;
     let stripped = super::without_tasks(caps)?;
@@ -652,43 +654,78 @@ const ENVELOPE_KEYS: [&str; 4] = [
 /// keys taken out of `params._meta` (its other keys, such as a progress token or trace
 /// context, stay). Frames without them, all a legacy client's, are returned as they are.
 pub fn legacy_request(frame: &Bytes) -> Bytes {
-    if memchr::memmem::find(frame, b"\"io.modelcontextprotocol/").is_none() {
+    if crate::finder!(b"\"io.modelcontextprotocol/")
+        .find(frame)
+        .is_none()
+    {
         return frame.clone();
     }
-    let Ok(env) = Envelope::parse(frame.clone()) else {
-        return frame.clone();
-    };
-    let Some(params) = env.params.clone() else {
-        return frame.clone();
-    };
+    // One pass over the frame for `params._meta`, then one over `_meta` for its members.
     #[derive(Deserialize)]
-    struct MetaRaw<'a> {
-        #[serde(borrow, rename = "_meta")]
+    struct Frame<'a> {
+        #[serde(borrow, default)]
+        params: Option<Params<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow, default, rename = "_meta")]
         meta: Option<&'a RawValue>,
     }
-    let Ok(MetaRaw { meta: Some(meta) }) =
-        serde_json::from_slice::<MetaRaw<'_>>(&frame[params.clone()])
+    let Ok(Frame {
+        params: Some(Params { meta: Some(meta) }),
+    }) = serde_json::from_slice::<Frame<'_>>(frame)
     else {
         return frame.clone();
     };
-    // `_meta` is small: a map of it, minus the envelope keys, written back in its place.
-    let Ok(mut map) =
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(meta.get())
-    else {
+    let Ok(Members(members)) = serde_json::from_str::<Members<'_>>(meta.get()) else {
         return frame.clone();
     };
-    if !ENVELOPE_KEYS.iter().any(|k| map.contains_key(*k)) {
+    let envelope = |k: &str| ENVELOPE_KEYS.contains(&k);
+    if !members.iter().any(|(k, _)| envelope(k)) {
         return frame.clone();
     }
-    for k in ENVELOPE_KEYS {
-        map.remove(k);
+    let mut with = Vec::with_capacity(meta.get().len());
+    with.push(b'{');
+    for (k, v) in members.iter().filter(|(k, _)| !envelope(k)) {
+        if with.len() > 1 {
+            with.push(b',');
+        }
+        with.extend_from_slice(&crate::wire::json::json_string(k));
+        with.push(b':');
+        with.extend_from_slice(v.get().as_bytes());
     }
+    with.push(b'}');
     let range = crate::wire::envelope::span_of(frame, meta.get());
-    let with = serde_json::to_vec(&map).unwrap_or_else(|_| b"{}".to_vec());
     crate::wire::rewrite::splice(
         frame,
         &mut [crate::wire::rewrite::Edit { range, with: &with }],
     )
+}
+
+/// A JSON object's members in order, values unparsed.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Members<'a>, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 #[cfg(test)]
@@ -706,5 +743,11 @@ mod legacy_tests {
         assert_eq!(v["params"]["name"], "t");
         let plain = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"progressToken":1}}}"#);
         assert_eq!(legacy_request(&plain), plain);
+        // Kept members keep their order and bytes; everything outside `_meta` is untouched.
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"z":[1, 2],"io.modelcontextprotocol/logLevel":"info","a\u0062":{"x":1}},"name":"t"}}"#);
+        assert_eq!(
+            &legacy_request(&f)[..],
+            &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"z":[1, 2],"ab":{"x":1}},"name":"t"}}"#[..]
+        );
     }
 }

@@ -45,7 +45,7 @@ pub struct InputRequired {
 
 /// The `input_required` result in a response frame, if that is what it is.
 pub fn input_required(frame: &Bytes) -> Option<InputRequired> {
-    memchr::memmem::find(frame, b"input_required")?;
+    crate::finder!(b"input_required").find(frame)?;
     let env = Envelope::parse(frame.clone()).ok()?;
     if env.kind != Kind::Response {
         return None;

@@ -395,7 +395,10 @@ impl Router {
         env: &Envelope,
         stream: &Arc<ReplyStream>,
     ) -> Result<bool, Refusal> {
-        if memchr::memmem::find(&env.frame, park::STATE_PREFIX.as_bytes()).is_none() {
+        if crate::finder!(park::STATE_PREFIX.as_bytes())
+            .find(&env.frame)
+            .is_none()
+        {
             return Ok(false);
         }
         #[derive(serde::Deserialize)]
@@ -553,9 +556,14 @@ impl Router {
                 Ok((idx, name_edit, token)) => {
                     self.forward(session, idx, env, name_edit, token, sink)
                 }
-                Err((c, m)) if c == code::RESOURCE_NOT_FOUND || m.starts_with("unknown ") => {
+                Err((c, m))
+                    if c == code::RESOURCE_NOT_FOUND
+                        || (m.starts_with("unknown ") && self.has_unprefixed_server()) =>
+                {
                     // Not among what this session was shown (a 2026-07-28 request has no
-                    // session memory at all): learn the catalogue, then try once more.
+                    // session memory at all): learn the catalogue, then try once more. (A
+                    // name whose prefix is no server's can only belong to a server exposing
+                    // its names unprefixed.)
                     let this = self.clone();
                     let session = session.clone();
                     tokio::spawn(async move {
@@ -756,6 +764,10 @@ impl Router {
             }
         };
         Ok((idx, edit, token))
+    }
+
+    fn has_unprefixed_server(&self) -> bool {
+        self.servers.iter().any(|s| s.config.prefix.is_empty())
     }
 
     /// Resolve an exposed tool or prompt name: as listed to this session, else by prefix, else

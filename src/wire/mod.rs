@@ -12,3 +12,14 @@ pub mod rewrite;
 pub mod sse;
 
 pub use envelope::{Envelope, Kind, Method, WireError};
+
+/// A byte-string searcher for a fixed needle, built once (building one costs more than a
+/// search of a small frame): `finder!(b"\"error\"").find(frame)`.
+#[macro_export]
+macro_rules! finder {
+    ($needle:expr) => {{
+        static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new($needle));
+        &*FINDER
+    }};
+}
