@@ -98,6 +98,9 @@ fn main() -> ExitCode {
             Command::Serve { config, listen, .. } => serve(load(config.as_ref())?, listen).await,
         }
     });
+    // A write to a client that stopped reading (a shed stdio client) may be stuck in a
+    // blocking thread for good: do not wait for it to exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -280,6 +280,83 @@ fn graceful_shutdown_drains_in_flight_requests_and_stops_children() {
     assert!(children.stdout.is_empty(), "no child left behind");
 }
 
+/// A stdio client is read no faster than it reads its replies: a burst of requests waits
+/// for room and is answered in full. One that stops reading while messages keep coming on
+/// their own (progress) is shed, never buffered without bound: Switchyard ends the session
+/// and exits.
+#[test]
+fn a_stdio_client_that_stops_reading_is_shed() {
+    let dir = TempDir::new("stdio-shed");
+    let config = dir.write(
+        "s.toml",
+        "[limits]\nclient_queue = 8\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n",
+    );
+    let spawn = |log: &std::path::Path| {
+        spawn_stdio(
+            &config,
+            std::fs::File::create(log).expect("log file").into(),
+        )
+    };
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+    // A burst of 5,000 pings, written all at once, read back slowly: every answer arrives.
+    let mut child = spawn(&dir.0.join("burst.txt"));
+    let mut stdin = child.0.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        writeln!(stdin, "{init}").expect("write");
+        for i in 1..=5_000 {
+            writeln!(stdin, r#"{{"jsonrpc":"2.0","id":{i},"method":"ping"}}"#).expect("write");
+        }
+        stdin
+    });
+    let out = BufReader::new(child.0.stdout.take().expect("stdout"));
+    let mut answered = 0;
+    for line in out.lines() {
+        let v: Value = serde_json::from_str(&line.expect("line")).expect("JSON");
+        if v["result"] == json!({}) {
+            answered += 1;
+        }
+        if v["id"] == json!(5_000) {
+            break;
+        }
+        if answered % 500 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(answered, 5_000, "every ping of the burst answered");
+    drop(writer.join().expect("writer"));
+
+    // Ten calls whose progress (10,000 notifications, about 1 MB) comes on its own while
+    // the client reads nothing: shed.
+    let log = dir.0.join("shed.txt");
+    let mut child = spawn(&log);
+    let mut stdin = child.0.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let _ = writeln!(stdin, "{init}");
+        for i in 1..=10 {
+            let call = format!(
+                r#"{{"jsonrpc":"2.0","id":{i},"method":"tools/call","params":{{"name":"demo__sleep","arguments":{{"ms":2000,"steps":1000}},"_meta":{{"progressToken":{i}}}}}}}"#
+            );
+            writeln!(stdin, "{call}").expect("write");
+        }
+        stdin // kept open: the client is still there, just not reading
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "switchyard kept a client that does not read"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(writer.join().expect("writer"));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("session shed"), "{status:?}: {text}");
+}
+
 #[test]
 fn stdio_front_refuses_bad_input_and_keeps_going() {
     let dir = TempDir::new("stdio-bad");
@@ -287,16 +364,7 @@ fn stdio_front_refuses_bad_input_and_keeps_going() {
         "s.toml",
         "[limits]\nmax_frame_bytes = 2048\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n",
     );
-    let mut child = Proc(
-        Command::new(switchyard_bin())
-            .args(["stdio", "--config"])
-            .arg(&config)
-            .env("SWITCHYARD_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn"),
-    );
+    let mut child = spawn_stdio(&config, Stdio::inherit());
     let mut stdin = child.0.stdin.take().expect("stdin");
     let mut out = BufReader::new(child.0.stdout.take().expect("stdout"));
     let mut next = || {

@@ -161,16 +161,19 @@ impl Router {
             let (server, name_edit, token) = match self.resolve_call(&session, &env) {
                 Ok(r) => r,
                 Err((c, m)) => {
-                    let _ = sink.finish(error_reply(&id, c, &m));
+                    session.finish(&sink, error_reply(&id, c, &m));
                     return;
                 }
             };
             if server != idx {
-                let _ = sink.finish(error_reply(
-                    &id,
-                    code::INTERNAL_ERROR,
-                    "the retried call no longer goes to the same server",
-                ));
+                session.finish(
+                    &sink,
+                    error_reply(
+                        &id,
+                        code::INTERNAL_ERROR,
+                        "the retried call no longer goes to the same server",
+                    ),
+                );
                 return;
             }
             let inner = ReplyStream::new(0, self.config.limits.replay_events);
@@ -200,7 +203,7 @@ impl Router {
             }
             let Some(reply) = last else { return }; // the session closed
             let Some(needed) = input_required(&reply) else {
-                let _ = sink.finish(reply);
+                session.finish(&sink, reply);
                 return;
             };
             if round == MAX_ROUNDS {
@@ -209,12 +212,10 @@ impl Router {
             let responses = match self.ask_client(&session, &sink, &needed, timeout).await {
                 Ok(r) => r,
                 Err((c, m)) => {
-                    let _ = sink.finish(json::router_error(
-                        Some(&id),
-                        c,
-                        &m,
-                        Some(&self.servers[idx].config.name),
-                    ));
+                    session.finish(
+                        &sink,
+                        json::router_error(Some(&id), c, &m, Some(&self.servers[idx].config.name)),
+                    );
                     return;
                 }
             };
@@ -222,17 +223,20 @@ impl Router {
             env = match Envelope::parse(frame) {
                 Ok(e) => e,
                 Err(e) => {
-                    let _ = sink.finish(error_reply(&id, code::INTERNAL_ERROR, &e.message));
+                    session.finish(&sink, error_reply(&id, code::INTERNAL_ERROR, &e.message));
                     return;
                 }
             };
         }
-        let _ = sink.finish(json::router_error(
-            Some(&id),
-            code::INTERNAL_ERROR,
-            &format!("the server asked for input more than {MAX_ROUNDS} times"),
-            Some(&self.servers[idx].config.name),
-        ));
+        session.finish(
+            &sink,
+            json::router_error(
+                Some(&id),
+                code::INTERNAL_ERROR,
+                &format!("the server asked for input more than {MAX_ROUNDS} times"),
+                Some(&self.servers[idx].config.name),
+            ),
+        );
     }
 
     /// Ask the client each input request (it must have declared the capability); the

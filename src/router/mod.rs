@@ -92,7 +92,7 @@ fn send_call(
     let cache_uri = match read_cache_key(handle, &env) {
         Some(uri) => match handle.shared.reads.get(&uri) {
             Some(result) => {
-                let _ = sink.finish(json::result(&client_id, &result));
+                session.finish(&sink, json::result(&client_id, &result));
                 return;
             }
             None => Some(uri),
@@ -100,11 +100,14 @@ fn send_call(
         None => None,
     };
     if !session.begin(&client_id, handle) {
-        let _ = sink.finish(error_reply(
-            &client_id,
-            code::INVALID_REQUEST,
-            "a request with this id is already in flight",
-        ));
+        session.finish(
+            &sink,
+            error_reply(
+                &client_id,
+                code::INVALID_REQUEST,
+                "a request with this id is already in flight",
+            ),
+        );
         return;
     }
     let origin = Origin {
@@ -540,7 +543,7 @@ impl Router {
     fn request(self: &Arc<Self>, session: &Arc<Session>, env: Envelope, sink: Sink) {
         let id = env.id_bytes().unwrap_or_default();
         let reply = |msg: Bytes| {
-            let _ = sink.finish(msg);
+            session.finish(&sink, msg);
         };
         match env.method {
             Method::Ping => reply(json::result(&id, b"{}")),
@@ -575,7 +578,7 @@ impl Router {
                                 this.forward(&session, idx, env, name_edit, token, sink)
                             }
                             Err((c, m)) => {
-                                let _ = sink.finish(error_reply(&id, c, &m));
+                                session.finish(&sink, error_reply(&id, c, &m));
                             }
                         }
                     });
@@ -593,7 +596,7 @@ impl Router {
                         Ok(result) => json::result(&id, &result),
                         Err((c, m)) => error_reply(&id, c, &m),
                     };
-                    let _ = sink.finish(msg);
+                    session.finish(&sink, msg);
                 });
             }
             Method::ResourcesSubscribe | Method::ResourcesUnsubscribe => {
@@ -604,7 +607,7 @@ impl Router {
                         Ok(()) => json::result(&id, b"{}"),
                         Err((c, m)) => error_reply(&id, c, &m),
                     };
-                    let _ = sink.finish(msg);
+                    session.finish(&sink, msg);
                 });
             }
             Method::LoggingSetLevel => {
@@ -680,7 +683,10 @@ impl Router {
             Ok(h) => Some(h),
             Err(e) => {
                 let id = env.id_bytes().unwrap_or_default();
-                let _ = sink.finish(json::router_error(Some(&id), code::OVERLOADED, &e, None));
+                session.finish(
+                    sink,
+                    json::router_error(Some(&id), code::OVERLOADED, &e, None),
+                );
                 None
             }
         }
@@ -1459,9 +1465,10 @@ impl UpstreamEvents for Events {
             request.params_str().unwrap_or("{}"),
         );
         origin.session.forget(&origin.client_id);
-        let _ = origin
-            .sink
-            .finish(json::result(&origin.client_id, result.as_bytes()));
+        origin.session.finish(
+            &origin.sink,
+            json::result(&origin.client_id, result.as_bytes()),
+        );
         true
     }
 

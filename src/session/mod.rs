@@ -70,6 +70,8 @@ pub struct Session {
     pub unsolicited: Sink,
     state: Mutex<SessionState>,
     closed: AtomicBool,
+    /// Woken when the session closes (see [`Session::closed`]).
+    on_close: tokio::sync::Notify,
     /// Numbers for reply streams (0 is the unsolicited stream).
     next_stream: AtomicU64,
     /// One GET stream at a time, and where the last one stopped reading.
@@ -131,6 +133,7 @@ impl Session {
                 routes: Arc::new(Routes::default()),
             }),
             closed: AtomicBool::new(false),
+            on_close: tokio::sync::Notify::new(),
             next_stream: AtomicU64::new(1),
             get_open: Arc::new(AtomicBool::new(false)),
             get_cursor: Arc::new(AtomicU64::new(0)),
@@ -200,11 +203,23 @@ impl Session {
         self.closed.load(Ordering::Relaxed)
     }
 
+    /// Completes once the session is closed (at once if it already is).
+    pub async fn closed(&self) {
+        let notified = self.on_close.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_closed() {
+            return;
+        }
+        notified.await;
+    }
+
     /// Close the session: its streams end and its per-client upstreams shut down.
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::Relaxed) {
             return;
         }
+        self.on_close.notify_waiters();
         let mut st = self.state();
         st.streams.drain(..).for_each(|s| s.close());
         // Per-client upstreams die with their session (their actors hold their own handles,
@@ -223,6 +238,14 @@ impl Session {
     }
 
     /// The client stopped reading: drop it rather than let it hold anyone else up.
+    /// Give `sink` its final message; a client too far behind to take it is shed (a lost
+    /// response would leave it waiting forever).
+    pub fn finish(&self, sink: &Sink, msg: Bytes) {
+        if sink.finish(msg).is_err() {
+            self.shed("client not reading its replies");
+        }
+    }
+
     pub fn shed(&self, why: &str) {
         if !self.is_closed() {
             tracing::warn!(session = %self.id, "session shed: {why}");

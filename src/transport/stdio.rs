@@ -29,8 +29,12 @@ pub async fn serve(
     let mut decoder = LineDecoder::new(router.config.limits.max_frame_bytes);
     let mut session: Option<Arc<Session>> = None;
     let mut modern_calls = ModernCalls::default();
-    loop {
-        let n = input.read_buf(decoder.buffer()).await;
+    let input_ended = loop {
+        // A shed session stops reading at once, whether or not more input comes.
+        let n = tokio::select! {
+            n = input.read_buf(decoder.buffer()) => n,
+            _ = until_closed(&session) => break false,
+        };
         let eof = !matches!(n, Ok(k) if k > 0);
         while let Some(line) = if eof {
             decoder.finish()
@@ -39,6 +43,13 @@ pub async fn serve(
         } {
             match line {
                 Line::Frame(frame) => {
+                    // Backpressure: read no more while the client is behind on its replies
+                    // (a burst of requests waits; only replies that still find no room,
+                    // arriving on their own, shed it).
+                    tokio::select! {
+                        room = tx.reserve() => drop(room),
+                        _ = until_closed(&session) => {}
+                    }
                     frame_in(&router, &mut session, &mut modern_calls, &tx, frame).await
                 }
                 Line::Oversized { len } => {
@@ -51,17 +62,21 @@ pub async fn serve(
                         .await;
                 }
             }
-            if eof {
+            if eof || session.as_ref().is_some_and(|s| s.is_closed()) {
                 break;
             }
         }
         if eof || session.as_ref().is_some_and(|s| s.is_closed()) {
-            break;
+            break eof;
         }
-    }
+    };
     // Input ended: answer what is still in flight before closing (bounded by the timeout).
     let deadline = tokio::time::Instant::now() + router.config.limits.request_timeout;
-    modern_calls.finish(deadline).await;
+    if input_ended {
+        modern_calls.finish(deadline).await;
+    } else {
+        modern_calls.abort_all();
+    }
     if let Some(s) = session {
         while !s.state().in_flight.is_empty()
             && tokio::time::Instant::now() < deadline
@@ -73,7 +88,20 @@ pub async fn serve(
         s.close();
     }
     drop(tx);
-    let _ = writer.await;
+    if input_ended {
+        let _ = writer.await;
+    } else {
+        // Shed for not reading: what is still queued for it would never be read either.
+        writer.abort();
+    }
+}
+
+/// Completes when this connection's session closes (shed); never without one.
+async fn until_closed(session: &Option<Arc<Session>>) {
+    match session {
+        Some(s) => s.closed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The 2026-07-28 requests in flight on this connection: the task carrying each one's replies,
@@ -96,6 +124,13 @@ impl ModernCalls {
                 true
             }
             None => false,
+        }
+    }
+
+    /// The client was shed: nothing more reaches it.
+    fn abort_all(self) {
+        for (task, _) in self.0.into_values() {
+            task.abort();
         }
     }
 

@@ -462,7 +462,7 @@ pub fn reject(cmd: Cmd, server: &str, code: i64, why: &str) {
         Cmd::Call(call) => {
             let msg = json::router_error(Some(&call.origin.client_id), code, why, Some(server));
             call.origin.session.forget(&call.origin.client_id);
-            let _ = call.origin.sink.finish(msg);
+            call.origin.session.finish(&call.origin.sink, msg);
         }
         Cmd::Internal { reply, .. } => {
             let _ = reply.send(Err(format!("{server}: {why}")));
@@ -470,7 +470,7 @@ pub fn reject(cmd: Cmd, server: &str, code: i64, why: &str) {
         Cmd::Reattach { origin, .. } => {
             let msg = json::router_error(Some(&origin.client_id), code, why, Some(server));
             origin.session.forget(&origin.client_id);
-            let _ = origin.sink.finish(msg);
+            origin.session.finish(&origin.sink, msg);
         }
         Cmd::Cancel { .. } | Cmd::Reply(_) | Cmd::Notify(_) | Cmd::Shutdown => {}
     }
@@ -665,12 +665,10 @@ impl Pendings {
             Cmd::Call(call) => match self.start_call(call) {
                 Ok((uid, frame)) => Some((frame, Some(uid))),
                 Err((origin, why)) => {
-                    let _ = origin.sink.finish(json::error(
-                        Some(&origin.client_id),
-                        code::INVALID_REQUEST,
-                        why,
-                        None,
-                    ));
+                    origin.session.finish(
+                        &origin.sink,
+                        json::error(Some(&origin.client_id), code::INVALID_REQUEST, why, None),
+                    );
                     None
                 }
             },

@@ -510,3 +510,18 @@ pub fn modern_request(
     }
     c.request("POST", &body, &headers)
 }
+
+/// `switchyard stdio --config CONFIG` with piped stdin and stdout (logs at warn to `stderr`).
+pub fn spawn_stdio(config: &std::path::Path, stderr: Stdio) -> Proc {
+    Proc(
+        Command::new(switchyard_bin())
+            .args(["stdio", "--config"])
+            .arg(config)
+            .env("SWITCHYARD_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn switchyard stdio"),
+    )
+}
