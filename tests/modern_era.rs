@@ -260,24 +260,17 @@ async fn log_lines_follow_the_requests_own_level() {
             ],
         )
     };
-    let logs = |r: &Reply| -> Vec<String> {
-        r.messages
-            .iter()
-            .filter(|m| m["method"] == "notifications/message")
-            .map(|m| m["params"]["level"].as_str().unwrap_or("").to_string())
-            .collect()
-    };
     let r = c.send(call(None)).await;
     assert_eq!(text_of(&r.response()["result"]), "said things");
     assert!(
-        logs(&r).is_empty(),
+        log_levels(&r).is_empty(),
         "no logLevel, no log lines: {:?}",
         r.messages
     );
     let r = c.send(call(Some("info"))).await;
-    assert_eq!(logs(&r), ["info", "error"], "{:?}", r.messages);
+    assert_eq!(log_levels(&r), ["info", "error"], "{:?}", r.messages);
     let r = c.send(call(Some("error"))).await;
-    assert_eq!(logs(&r), ["error"], "{:?}", r.messages);
+    assert_eq!(log_levels(&r), ["error"], "{:?}", r.messages);
     let r = c.send(call(Some("shouting"))).await;
     assert_eq!(
         (r.status, r.response()["error"]["code"].as_i64()),

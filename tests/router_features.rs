@@ -523,6 +523,69 @@ async fn log_lines_follow_each_sessions_level() {
     assert!(text_of(&b.response()["result"]).contains("executed successfully"));
 }
 
+/// A shared upstream is asked for the lowest level any session wants; each session gets only
+/// the lines at its own level, and only from its own calls: log lines of a shared stdio
+/// server go to the one session with calls in flight there, never to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_upstream_logs_at_the_lowest_level_and_to_the_caller_only() {
+    let router =
+        start_router(&format!(
+        "[[servers]]\nname = \"py\"\ncommand = {:?}\nargs = [{:?}, \"stdio\"]\nera = \"legacy\"\n",
+        python().display().to_string(),
+        root().join("tests/peers/py_server.py").display().to_string(),
+    ));
+    let upstream_level = |c: RawClient| async move {
+        let r = c
+            .call(
+                json!("lvl"),
+                "tools/call",
+                json!({"name": "py__log_level", "arguments": {}}),
+            )
+            .await;
+        text_of(&r.response()["result"])
+    };
+    let mut quiet = RawClient::new(&router.url);
+    quiet.initialize("2025-11-25", "{}").await;
+    let mut chatty = RawClient::new(&router.url);
+    chatty.initialize("2025-11-25", "{}").await;
+    let mut quiet_get = EventStream::open(&quiet, quiet.request("GET", "", &[])).await;
+    let mut chatty_get = EventStream::open(&chatty, chatty.request("GET", "", &[])).await;
+
+    let set = |c: &RawClient, level: &str| {
+        let c = c.clone();
+        let level = level.to_string();
+        async move {
+            let r = c
+                .call(json!("set"), "logging/setLevel", json!({"level": level}))
+                .await;
+            assert_eq!(r.response()["result"], json!({}));
+        }
+    };
+    set(&quiet, "error").await;
+    assert_eq!(upstream_level(quiet.clone()).await, "error");
+    set(&chatty, "info").await;
+    assert_eq!(
+        upstream_level(quiet.clone()).await,
+        "info",
+        "the lowest level any session wants"
+    );
+    set(&chatty, "warning").await;
+    assert_eq!(upstream_level(quiet.clone()).await, "warning");
+
+    let chatter = json!({"name": "py__chatty", "arguments": {}});
+    let r = quiet.call(json!(1), "tools/call", chatter.clone()).await;
+    assert_eq!(log_levels(&r), ["error"], "{:?}", r.messages);
+    set(&chatty, "info").await;
+    let r = chatty.call(json!(2), "tools/call", chatter).await;
+    assert_eq!(log_levels(&r), ["info", "error"], "{:?}", r.messages);
+
+    // Neither session's GET stream carried the other's lines (nor its own).
+    let is_log = |m: &Value| m["method"] == "notifications/message";
+    let quiet_window = Duration::from_millis(300);
+    assert!(quiet_get.until(quiet_window, is_log).await.is_none());
+    assert!(chatty_get.until(quiet_window, is_log).await.is_none());
+}
+
 fn children_of(pid: u32) -> usize {
     child_pids(pid).len()
 }

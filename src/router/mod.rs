@@ -615,8 +615,14 @@ impl Router {
                 match level.as_deref().and_then(log_level_rank) {
                     Some(rank) => {
                         session.state().log_level = Some(rank);
-                        self.push_log_level(session);
-                        reply(json::result(&id, b"{}"));
+                        // Answered once the upstreams have it: the level is in effect when the
+                        // client hears so.
+                        let pushed = self.push_log_level(session);
+                        let (session, sink) = (session.clone(), sink.clone());
+                        tokio::spawn(async move {
+                            pushed.await;
+                            session.finish(&sink, json::result(&id, b"{}"));
+                        });
                     }
                     None => reply(error_reply(
                         &id,
@@ -1130,7 +1136,14 @@ impl Router {
             .min()
     }
 
-    fn push_log_level(self: &Arc<Self>, session: &Arc<Session>) {
+    /// Tell the upstreams `session` reaches the log level they should now use (a shared one:
+    /// the lowest any of its sessions wants). The returned future completes when they have
+    /// answered, or after the list timeout.
+    fn push_log_level(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut pushes = Vec::new();
         for idx in 0..self.servers.len() {
             let Ok(h) = self.instance(idx, session) else {
                 continue;
@@ -1152,15 +1165,24 @@ impl Router {
             };
             if let Some(level) = level {
                 let params = format!("{{\"level\":\"{}\"}}", LOG_LEVELS[level as usize]);
-                tokio::spawn(async move {
+                pushes.push(tokio::spawn(async move {
                     if let Err(e) = h
                         .internal("logging/setLevel", Some(Bytes::from(params)))
                         .await
                     {
                         tracing::debug!("setLevel upstream failed: {e}");
                     }
-                });
+                }));
             }
+        }
+        let limit = self.config.limits.list_timeout;
+        async move {
+            let _ = tokio::time::timeout(limit, async {
+                for push in pushes {
+                    let _ = push.await;
+                }
+            })
+            .await;
         }
     }
 

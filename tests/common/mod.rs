@@ -525,3 +525,12 @@ pub fn spawn_stdio(config: &std::path::Path, stderr: Stdio) -> Proc {
             .expect("spawn switchyard stdio"),
     )
 }
+
+/// The levels of the log lines (`notifications/message`) among a reply's messages, in order.
+pub fn log_levels(r: &Reply) -> Vec<String> {
+    r.messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/message")
+        .map(|m| m["params"]["level"].as_str().unwrap_or("").to_string())
+        .collect()
+}

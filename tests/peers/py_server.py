@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from typing import Annotated
 
+from mcp import types
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -57,6 +58,25 @@ server = MCPServer(
     cache_hints=HINTS,
     subscriptions=CountingBus(),
 )
+
+
+LOG_LEVEL = "unset"
+
+
+async def set_log_level(ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
+    """`logging/setLevel` (handshake era): remembered, for the `log_level` tool."""
+    global LOG_LEVEL
+    LOG_LEVEL = params.level
+    return types.EmptyResult()
+
+
+server._lowlevel_server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_log_level)
+
+
+@server.tool()
+def log_level() -> str:
+    """The level this server was last asked to log at (`unset` if never)."""
+    return LOG_LEVEL
 
 
 @server.tool()
