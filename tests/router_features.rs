@@ -242,8 +242,15 @@ async fn log_level_is_per_session() {
     assert_eq!(r.response()["result"], json!({}));
 }
 
+/// SIGTERM and SIGINT (Ctrl-C) alike: the in-flight call is answered, children stopped.
 #[test]
 fn graceful_shutdown_drains_in_flight_requests_and_stops_children() {
+    for signal in ["-TERM", "-INT"] {
+        shutdown_on(signal);
+    }
+}
+
+fn shutdown_on(signal: &str) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut router = start_router("[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n");
     let pid = router.proc.0.id();
@@ -258,7 +265,7 @@ fn graceful_shutdown_drains_in_flight_requests_and_stops_children() {
         let term = async {
             tokio::time::sleep(Duration::from_millis(150)).await;
             assert!(Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
+                .args([signal, &pid.to_string()])
                 .status()
                 .expect("kill")
                 .success());
@@ -268,16 +275,16 @@ fn graceful_shutdown_drains_in_flight_requests_and_stops_children() {
     assert_eq!(
         text_of(&r.response()["result"]),
         "slept 600 ms",
-        "the in-flight call finished: {:?}",
+        "{signal}: the in-flight call finished: {:?}",
         r.response()
     );
     let status = router.proc.0.wait().expect("router exits");
-    assert!(status.success(), "clean exit: {status:?}");
+    assert!(status.success(), "{signal}: clean exit: {status:?}");
     let children = Command::new("pgrep")
         .args(["-P", &pid.to_string()])
         .output()
         .expect("pgrep");
-    assert!(children.stdout.is_empty(), "no child left behind");
+    assert!(children.stdout.is_empty(), "{signal}: no child left behind");
 }
 
 /// A stdio client is read no faster than it reads its replies: a burst of requests waits
