@@ -4,8 +4,8 @@
 //! who asked, so the first read of a URI is kept for that long and every client's read of it
 //! is answered from here, with `ttlMs` lowered to what is left. `private` results, results
 //! without hints (handshake-era servers give none), `input_required` results and MRTR retries
-//! are never kept. Bounded in entries and bytes; dropped whole when the server restarts or
-//! says its resources changed.
+//! are never kept. Bounded in entries, in bytes per result and in bytes in all; dropped whole
+//! when the server restarts or says its resources changed.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -22,6 +22,8 @@ use crate::wire::envelope::span_of;
 pub const MAX_ENTRIES: usize = 1024;
 /// Largest result kept (bytes of the `result` object).
 pub const MAX_RESULT_BYTES: usize = 1024 * 1024;
+/// Most bytes kept per upstream, all results together.
+pub const MAX_TOTAL_BYTES: usize = 32 * 1024 * 1024;
 
 struct Entry {
     /// The `result` object as the server sent it.
@@ -35,14 +37,21 @@ struct Entry {
 pub struct ReadCache {
     // Read-mostly: every client's read takes the shared lock; only a miss that brings back a
     // public result takes the exclusive one.
-    entries: RwLock<HashMap<Box<str>, Entry>>,
+    entries: RwLock<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_uri: HashMap<Box<str>, Entry>,
+    /// Bytes of every kept result.
+    bytes: usize,
 }
 
 impl ReadCache {
     /// The kept result for `uri`, its `ttlMs` what is left, if there is one and it is fresh.
     pub fn get(&self, uri: &str) -> Option<Bytes> {
         let g = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let e = g.get(uri)?;
+        let e = g.by_uri.get(uri)?;
         let left = e.until.checked_duration_since(Instant::now())?.as_millis();
         if left == 0 {
             return None;
@@ -66,13 +75,25 @@ impl ReadCache {
         };
         let now = Instant::now();
         let mut g = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if g.len() >= MAX_ENTRIES && !g.contains_key(uri) {
-            g.retain(|_, e| e.until > now);
-            if g.len() >= MAX_ENTRIES {
+        if let Some(old) = g.by_uri.remove(uri) {
+            g.bytes -= old.result.len();
+        }
+        if g.by_uri.len() >= MAX_ENTRIES || g.bytes + result.len() > MAX_TOTAL_BYTES {
+            let mut freed = 0;
+            g.by_uri.retain(|_, e| {
+                let keep = e.until > now;
+                if !keep {
+                    freed += e.result.len();
+                }
+                keep
+            });
+            g.bytes -= freed;
+            if g.by_uri.len() >= MAX_ENTRIES || g.bytes + result.len() > MAX_TOTAL_BYTES {
                 return false;
             }
         }
-        g.insert(
+        g.bytes += result.len();
+        g.by_uri.insert(
             uri.into(),
             Entry {
                 result,
@@ -84,10 +105,7 @@ impl ReadCache {
     }
 
     pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        *self.entries.write().unwrap_or_else(|e| e.into_inner()) = Entries::default();
     }
 }
 
@@ -162,6 +180,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert!(c.store("a://fresh", result("public", "60000")));
         assert!(c.get("a://fresh").is_some());
+    }
+
+    #[test]
+    fn the_byte_budget_holds() {
+        let c = ReadCache::default();
+        let big = |text: &str| {
+            Bytes::from(format!(
+                r#"{{"contents":[{{"text":"{text}"}}],"ttlMs":60000,"cacheScope":"public"}}"#
+            ))
+        };
+        let text = "x".repeat(MAX_RESULT_BYTES - 100);
+        let fits = MAX_TOTAL_BYTES / MAX_RESULT_BYTES;
+        for i in 0..fits {
+            assert!(c.store(&format!("a://{i}"), big(&text)), "{i}");
+        }
+        assert!(!c.store("a://over", big(&text)), "over the byte budget");
+        // Replacing an entry frees its bytes first.
+        assert!(c.store("a://0", big(&text)));
+        assert!(!c.store("a://over", big(&text)));
     }
 
     #[test]
