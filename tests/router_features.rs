@@ -593,6 +593,38 @@ async fn a_shared_upstream_logs_at_the_lowest_level_and_to_the_caller_only() {
     assert!(chatty_get.until(quiet_window, is_log).await.is_none());
 }
 
+/// Switchyard offers no tasks, so a task-augmented call (2025-11-25 `params.task`) runs as an
+/// ordinary one, as the spec has a receiver without task support do: server-everything, which
+/// does support tasks, never sees the `task` and answers with the tool's own result, not a
+/// task the client could not poll through Switchyard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_augmented_call_runs_as_an_ordinary_one() {
+    let router = start_router(&everything_server("everything"));
+    let mut c = RawClient::new(&router.url);
+    let init = c.initialize("2025-11-25", r#"{"tasks":{}}"#).await;
+    assert!(
+        init["result"]["capabilities"].get("tasks").is_none(),
+        "no tasks offered: {init}"
+    );
+    for tool in ["everything__echo", "everything__simulate-research-query"] {
+        let args = if tool.ends_with("echo") {
+            json!({"message": "plain"})
+        } else {
+            json!({"topic": "routers", "ambiguous": false})
+        };
+        let r = c
+            .call(
+                json!(1),
+                "tools/call",
+                json!({"name": tool, "arguments": args, "task": {"ttl": 60000}}),
+            )
+            .await;
+        let result = &r.response()["result"];
+        assert!(result.get("task").is_none(), "{tool}: {result}");
+        assert!(result["content"].is_array(), "{tool}: {:?}", r.body);
+    }
+}
+
 fn children_of(pid: u32) -> usize {
     child_pids(pid).len()
 }

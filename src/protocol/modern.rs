@@ -677,55 +677,15 @@ pub fn legacy_request(frame: &Bytes) -> Bytes {
     else {
         return frame.clone();
     };
-    let Ok(Members(members)) = serde_json::from_str::<Members<'_>>(meta.get()) else {
+    let Some(with) = crate::wire::json::without_members(meta.get(), |k| ENVELOPE_KEYS.contains(&k))
+    else {
         return frame.clone();
     };
-    let envelope = |k: &str| ENVELOPE_KEYS.contains(&k);
-    if !members.iter().any(|(k, _)| envelope(k)) {
-        return frame.clone();
-    }
-    let mut with = Vec::with_capacity(meta.get().len());
-    with.push(b'{');
-    for (k, v) in members.iter().filter(|(k, _)| !envelope(k)) {
-        if with.len() > 1 {
-            with.push(b',');
-        }
-        with.extend_from_slice(&crate::wire::json::json_string(k));
-        with.push(b':');
-        with.extend_from_slice(v.get().as_bytes());
-    }
-    with.push(b'}');
     let range = crate::wire::envelope::span_of(frame, meta.get());
     crate::wire::rewrite::splice(
         frame,
         &mut [crate::wire::rewrite::Edit { range, with: &with }],
     )
-}
-
-/// A JSON object's members in order, values unparsed.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = Members<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut m: M,
-            ) -> Result<Members<'a>, M::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<Cow<'de, str>, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(Members(out))
-            }
-        }
-        d.deserialize_map(Visit(std::marker::PhantomData))
-    }
 }
 
 #[cfg(test)]

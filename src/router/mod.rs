@@ -131,6 +131,36 @@ fn send_call(
     }
 }
 
+/// A task-augmented call (2025-11-25 `params.task`) made an ordinary one, as a receiver
+/// without task support runs it: Switchyard offers no tasks, and passing `task` on could get
+/// the client a task it cannot poll through Switchyard.
+fn without_task(env: Envelope) -> Envelope {
+    let Some(params) = env.params.clone() else {
+        return env;
+    };
+    if env.method != Method::ToolsCall
+        || crate::finder!(b"\"task\"")
+            .find(&env.frame[params.clone()])
+            .is_none()
+    {
+        return env;
+    }
+    let Some(with) = env
+        .params_str()
+        .and_then(|p| json::without_members(p, |k| k == "task"))
+    else {
+        return env;
+    };
+    let frame = splice(
+        &env.frame,
+        &mut [Edit {
+            range: params,
+            with: &with,
+        }],
+    );
+    Envelope::parse(frame).unwrap_or(env)
+}
+
 /// The URI a `resources/read` may be answered from (and kept under) in the upstream's shared
 /// read cache: only for 2026-07-28 servers (the only ones that say what may be shared; one
 /// not yet connected may be one, and the answer is checked again when it comes), and never
@@ -541,6 +571,7 @@ impl Router {
     }
 
     fn request(self: &Arc<Self>, session: &Arc<Session>, env: Envelope, sink: Sink) {
+        let env = without_task(env);
         let id = env.id_bytes().unwrap_or_default();
         let reply = |msg: Bytes| {
             session.finish(&sink, msg);

@@ -109,8 +109,67 @@ pub fn message(id: Option<&[u8]>, method: &str, params: Option<&[u8]>) -> Bytes 
     out.freeze()
 }
 
+/// A JSON object's members in order, values unparsed.
+struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Members<'a>, M::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// The JSON object `object` without the members whose key `drop` picks, the others kept in
+/// order and byte for byte; `None` if it is not an object or nothing is dropped.
+pub fn without_members(object: &str, drop: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let Members(members) = serde_json::from_str(object).ok()?;
+    if !members.iter().any(|(k, _)| drop(k)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(object.len());
+    out.push(b'{');
+    for (k, v) in members.iter().filter(|(k, _)| !drop(k)) {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&json_string(k));
+        out.push(b':');
+        out.extend_from_slice(v.get().as_bytes());
+    }
+    out.push(b'}');
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn members_are_dropped_and_the_rest_kept_in_order() {
+        let out = without_members(r#"{"b":1, "task":{"ttl":5},"a":[1, 2]}"#, |k| k == "task");
+        assert_eq!(out.as_deref(), Some(&br#"{"b":1,"a":[1, 2]}"#[..]));
+        assert_eq!(without_members(r#"{"b":1}"#, |k| k == "task"), None);
+        assert_eq!(without_members("[1]", |_| true), None);
+        assert_eq!(
+            without_members(r#"{"task":1}"#, |k| k == "task").as_deref(),
+            Some(&b"{}"[..])
+        );
+    }
+
     use super::*;
 
     #[test]
