@@ -274,6 +274,11 @@ fn modern_request_work(c: &mut Criterion) {
     g.bench_function("result_type_added", |b| {
         b.iter(|| black_box(complete_result(black_box(&result), &Method::ToolsCall)))
     });
+    let big = Bytes::from(read_1mb());
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("result_type_and_hints_added_1MB_read", |b| {
+        b.iter(|| black_box(complete_result(black_box(&big), &Method::ResourcesRead)))
+    });
     g.finish();
 }
 

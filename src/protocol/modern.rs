@@ -281,6 +281,17 @@ pub fn http_status(frame: &Bytes) -> u16 {
 /// gives no ttl, which means 0; `private` is the safe scope). Splices after the result's
 /// opening brace; every other byte is kept. Errors and results that have it pass unchanged.
 pub fn complete_result(frame: &Bytes, method: &Method) -> Bytes {
+    let cacheable = matches!(
+        method,
+        Method::ToolsList
+            | Method::PromptsList
+            | Method::ResourcesList
+            | Method::ResourcesTemplatesList
+            | Method::ResourcesRead
+    );
+    if let Some(done) = complete_in_one_pass(frame, cacheable) {
+        return done;
+    }
     let Ok(env) = Envelope::parse(frame.clone()) else {
         return frame.clone();
     };
@@ -301,14 +312,6 @@ pub fn complete_result(frame: &Bytes, method: &Method) -> Bytes {
         Ok(h) => h,
         Err(_) => return frame.clone(),
     };
-    let cacheable = matches!(
-        method,
-        Method::ToolsList
-            | Method::PromptsList
-            | Method::ResourcesList
-            | Method::ResourcesTemplatesList
-            | Method::ResourcesRead
-    );
     let mut add = String::new();
     if has.result_type.is_none() {
         add.push_str(r#""resultType":"complete","#);
@@ -331,6 +334,152 @@ pub fn complete_result(frame: &Bytes, method: &Method) -> Bytes {
     out.put_slice(add.as_bytes());
     out.put_slice(&frame[at..]);
     out.freeze()
+}
+
+/// [`complete_result`] in one pass over the frame, for the common case: a response whose
+/// `result` object has members. The additions go after its last member, so only its
+/// top-level keys are read and nothing is parsed twice (a large read result costs one scan,
+/// not two). `None` for everything else (no `result`, an empty one, unusual keys), which the
+/// general path handles.
+fn complete_in_one_pass(frame: &Bytes, cacheable: bool) -> Option<Bytes> {
+    use serde::de::{self, Deserializer, MapAccess, Visitor};
+    use std::fmt;
+
+    /// What the top-level keys of `result` say, and its last member's value.
+    struct Keys<'a> {
+        result_type: bool,
+        ttl: bool,
+        last: Option<&'a RawValue>,
+    }
+    enum Key {
+        ResultType,
+        Ttl,
+        Other,
+    }
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Key;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
+                    Ok(match k {
+                        "resultType" => Key::ResultType,
+                        "ttlMs" => Key::Ttl,
+                        _ => Key::Other,
+                    })
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+    impl<'de: 'a, 'a> Deserialize<'de> for Keys<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<'a>(std::marker::PhantomData<&'a ()>);
+            impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+                type Value = Keys<'a>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Keys<'a>, M::Error> {
+                    let mut k = Keys {
+                        result_type: false,
+                        ttl: false,
+                        last: None,
+                    };
+                    while let Some(key) = m.next_key::<Key>()? {
+                        let value: &'de RawValue = m.next_value()?;
+                        match key {
+                            Key::ResultType => k.result_type = true,
+                            Key::Ttl => k.ttl = true,
+                            Key::Other => {}
+                        }
+                        k.last = Some(value);
+                    }
+                    Ok(k)
+                }
+            }
+            d.deserialize_map(V(std::marker::PhantomData))
+        }
+    }
+    #[derive(Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow, default)]
+        result: Option<Keys<'a>>,
+    }
+    let Top { result } = serde_json::from_slice(frame).ok()?;
+    let Some(keys) = result else {
+        return Some(frame.clone()); // not a result: nothing to add
+    };
+    let at = crate::wire::envelope::span_of(frame, keys.last?.get()).end;
+    let mut add = String::new();
+    if !keys.result_type {
+        add.push_str(r#","resultType":"complete""#);
+    }
+    if cacheable && !keys.ttl {
+        add.push_str(r#","ttlMs":0,"cacheScope":"private""#);
+    }
+    if add.is_empty() {
+        return Some(frame.clone());
+    }
+    let mut out = BytesMut::with_capacity(frame.len() + add.len());
+    out.put_slice(&frame[..at]);
+    out.put_slice(add.as_bytes());
+    out.put_slice(&frame[at..]);
+    Some(out.freeze())
+}
+
+#[cfg(test)]
+mod complete_tests {
+    use super::*;
+
+    fn done(frame: &str, method: Method) -> serde_json::Value {
+        let out = complete_result(&Bytes::copy_from_slice(frame.as_bytes()), &method);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn results_get_what_2026_requires_once() {
+        let v = done(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"resultType\":1}"}],"structuredContent":{"resultType":"x"}} }"#,
+            Method::ToolsCall,
+        );
+        assert_eq!(v["result"]["resultType"], "complete");
+        assert!(v["result"].get("ttlMs").is_none());
+        assert_eq!(v["result"]["structuredContent"]["resultType"], "x");
+        let v = done(
+            r#"{"result" : { "contents" : [] , "ttlMs":5,"cacheScope":"public"} ,"jsonrpc":"2.0","id":2}"#,
+            Method::ResourcesRead,
+        );
+        assert_eq!(
+            (
+                v["result"]["resultType"].as_str(),
+                v["result"]["ttlMs"].as_u64()
+            ),
+            (Some("complete"), Some(5))
+        );
+        let v = done(
+            r#"{"jsonrpc":"2.0","id":3,"result":{"resources":[]}}"#,
+            Method::ResourcesList,
+        );
+        assert_eq!(v["result"]["cacheScope"], "private");
+        // Unchanged: results that have it, errors, notifications; an empty result the
+        // general path handles.
+        for plain in [
+            r#"{"jsonrpc":"2.0","id":4,"result":{"resultType":"input_required","inputRequests":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":5,"error":{"code":-1,"message":"no"}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#,
+        ] {
+            let f = Bytes::copy_from_slice(plain.as_bytes());
+            assert_eq!(complete_result(&f, &Method::ToolsCall), f, "{plain}");
+        }
+        assert_eq!(
+            done(r#"{"jsonrpc":"2.0","id":6,"result":{}}"#, Method::ToolsCall)["result"],
+            serde_json::json!({"resultType": "complete"})
+        );
+    }
 }
 
 #[cfg(test)]
