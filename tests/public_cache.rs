@@ -73,6 +73,32 @@ async fn public_reads_and_lists_are_shared_across_clients_and_eras() {
     let direct = read_modern(&RawClient::new(&py_url), "py://reads", json!({})).await;
     assert_eq!(text(&direct), "read 2", "{direct}");
 
+    // An update drops what was kept: a subscriber told of it reads it fresh.
+    let r = legacy
+        .call(
+            json!(4),
+            "resources/subscribe",
+            json!({"uri": "py://reads"}),
+        )
+        .await;
+    assert_eq!(r.response()["result"], json!({}), "{:?}", r.body);
+    let mut get = EventStream::open(&legacy, legacy.request("GET", "", &[])).await;
+    let r = legacy
+        .call(
+            json!(5),
+            "tools/call",
+            json!({"name": "py__touch_resource", "arguments": {"uri": "py://reads"}}),
+        )
+        .await;
+    assert_eq!(text_of(&r.response()["result"]), "touched");
+    get.until(std::time::Duration::from_secs(10), |m| {
+        m["method"] == "notifications/resources/updated"
+    })
+    .await
+    .expect("the update");
+    let fresh = read_modern(&c, "py://reads", json!({})).await;
+    assert_eq!(text(&fresh), "read 3", "{fresh}");
+
     // Lists: public with the server's ttl (or less: kept and shared).
     for method in ["tools/list", "resources/list", "prompts/list"] {
         let l = list_modern(&c, method).await;

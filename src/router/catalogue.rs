@@ -154,6 +154,8 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind, caps: &[u8]) -> Result<List
         }
     }
     let items = Arc::new(items);
+    // Asked again: a server not yet connected when this began may have turned out 2026.
+    let modern = h.is_modern();
     let hint = match (modern, hint) {
         (false, _) => {
             h.store_list(k.method, items.clone(), None);

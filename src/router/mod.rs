@@ -1460,6 +1460,9 @@ impl UpstreamEvents for Events {
         if env.method == Method::ResourceUpdated {
             let uri = env.peek().uri.and_then(raw_str).map(|u| u.into_owned());
             let Some(uri) = uri else { return };
+            for h in &router.servers[server].instances {
+                h.shared.reads.forget(&uri);
+            }
             router.listeners.resource_updated(server, &uri);
             // A 2026 upstream's carries our listen's id in `_meta`: handshake-era sessions
             // get the plain notification.

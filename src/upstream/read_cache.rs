@@ -4,8 +4,9 @@
 //! who asked, so the first read of a URI is kept for that long and every client's read of it
 //! is answered from here, with `ttlMs` lowered to what is left. `private` results, results
 //! without hints (handshake-era servers give none), `input_required` results and MRTR retries
-//! are never kept. Bounded in entries, in bytes per result and in bytes in all; dropped whole
-//! when the server restarts or says its resources changed.
+//! are never kept. Bounded in entries, in bytes per result and in bytes in all. A URI's entry
+//! goes when the server says that resource was updated; all go when it restarts or says its
+//! resources changed.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -104,6 +105,14 @@ impl ReadCache {
         true
     }
 
+    /// Drop what is kept for `uri` (the server said it was updated).
+    pub fn forget(&self, uri: &str) {
+        let mut g = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = g.by_uri.remove(uri) {
+            g.bytes -= old.result.len();
+        }
+    }
+
     pub fn clear(&self) {
         *self.entries.write().unwrap_or_else(|e| e.into_inner()) = Entries::default();
     }
@@ -150,6 +159,8 @@ mod tests {
         assert_eq!(got["contents"][0]["text"], "hi");
         assert_eq!(got["cacheScope"], "public");
         assert!(c.get("a://other").is_none());
+        c.forget("a://x");
+        assert!(c.get("a://x").is_none());
     }
 
     #[test]
