@@ -5,6 +5,7 @@ pub mod modern;
 pub mod names;
 pub mod template;
 
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -85,8 +86,8 @@ pub struct ClientCaps {
     pub elicitation: bool,
     pub roots: bool,
     /// The raw capabilities object (without task support, which is not carried), passed to
-    /// upstreams that speak for this client.
-    pub raw: Option<Box<RawValue>>,
+    /// upstreams that speak for this client; see [`ClientCaps::json`].
+    raw: Option<Bytes>,
 }
 
 impl ClientCaps {
@@ -109,8 +110,22 @@ impl ClientCaps {
             sampling: on(peek.sampling),
             elicitation: on(peek.elicitation),
             roots: on(peek.roots),
-            raw: Some(without_tasks(raw).unwrap_or_else(|| raw.to_owned())),
+            raw: Some(Bytes::copy_from_slice(
+                without_tasks(raw)
+                    .as_deref()
+                    .unwrap_or(raw)
+                    .get()
+                    .as_bytes(),
+            )),
         }
+    }
+
+    /// The capabilities object as declared (`{}` for none), for upstreams that speak for this
+    /// client: shared, not copied, per message.
+    pub fn json(&self) -> Bytes {
+        self.raw
+            .clone()
+            .unwrap_or_else(|| Bytes::from_static(b"{}"))
     }
 
     /// May a server-to-client request with this method go to this client?
@@ -199,7 +214,7 @@ mod tests {
         )
         .unwrap();
         let c = ClientCaps::parse(Some(&raw));
-        let kept: serde_json::Value = serde_json::from_str(c.raw.as_ref().unwrap().get()).unwrap();
+        let kept: serde_json::Value = serde_json::from_slice(&c.json()).unwrap();
         assert_eq!(kept, serde_json::json!({"sampling": {}, "extensions": {}}));
         let plain = RawValue::from_string(r#"{"roots":{"listChanged":true}}"#.into()).unwrap();
         assert!(without_tasks(&plain).is_none());

@@ -278,8 +278,8 @@ pub fn http_status(frame: &Bytes) -> u16 {
 
 /// Give a result what a modern client expects: `resultType: "complete"` (legacy upstreams
 /// never send it) and, on list and read results, `ttlMs` and `cacheScope` (a legacy upstream
-/// gives no ttl, which means 0; `private` is the safe scope). Splices after the result's
-/// opening brace; every other byte is kept. Errors and results that have it pass unchanged.
+/// gives no ttl, which means 0; `private` is the safe scope). Splices them in; every other
+/// byte is kept. Errors and results that have them pass unchanged.
 pub fn complete_result(frame: &Bytes, method: &Method) -> Bytes {
     let cacheable = matches!(
         method,
@@ -289,146 +289,115 @@ pub fn complete_result(frame: &Bytes, method: &Method) -> Bytes {
             | Method::ResourcesTemplatesList
             | Method::ResourcesRead
     );
-    if let Some(done) = complete_in_one_pass(frame, cacheable) {
-        return done;
-    }
-    let Ok(env) = Envelope::parse(frame.clone()) else {
-        return frame.clone();
+    let Some(keys) = result_keys(frame) else {
+        return frame.clone(); // not a response with an object result: nothing to add
     };
-    let Some(range) = env.payload.clone() else {
-        return frame.clone();
-    };
-    if env.kind != crate::wire::Kind::Response || !frame[range.clone()].starts_with(b"{") {
-        return frame.clone();
+    let mut add = Vec::new();
+    if !keys.result_type {
+        add.push(r#""resultType":"complete""#);
     }
-    #[derive(Deserialize)]
-    struct Has<'a> {
-        #[serde(borrow, default, rename = "resultType")]
-        result_type: Option<&'a RawValue>,
-        #[serde(borrow, default, rename = "ttlMs")]
-        ttl: Option<&'a RawValue>,
-    }
-    let has: Has<'_> = match serde_json::from_slice(&frame[range.clone()]) {
-        Ok(h) => h,
-        Err(_) => return frame.clone(),
-    };
-    let mut add = String::new();
-    if has.result_type.is_none() {
-        add.push_str(r#""resultType":"complete","#);
-    }
-    if cacheable && has.ttl.is_none() {
-        add.push_str(r#""ttlMs":0,"cacheScope":"private","#);
+    if cacheable && !keys.ttl {
+        add.push(r#""ttlMs":0,"cacheScope":"private""#);
     }
     if add.is_empty() {
         return frame.clone();
     }
-    let empty = frame[range.start + 1..range.end]
-        .iter()
-        .all(|b| b.is_ascii_whitespace() || *b == b'}');
-    if empty {
-        add.pop(); // no member follows: drop the trailing comma
-    }
-    let at = range.start + 1;
-    let mut out = BytesMut::with_capacity(frame.len() + add.len());
+    let add = add.join(",");
+    // After the last member, so nothing is parsed twice; an empty object gets them inside
+    // its braces (found with a second, small parse).
+    let (at, with) = match keys.last {
+        Some(last) => (
+            crate::wire::envelope::span_of(frame, last.get()).end,
+            format!(",{add}"),
+        ),
+        None => match Envelope::parse(frame.clone()).ok().and_then(|e| e.payload) {
+            Some(result) => (result.start + 1, add),
+            None => return frame.clone(),
+        },
+    };
+    let mut out = BytesMut::with_capacity(frame.len() + with.len());
     out.put_slice(&frame[..at]);
-    out.put_slice(add.as_bytes());
+    out.put_slice(with.as_bytes());
     out.put_slice(&frame[at..]);
     out.freeze()
 }
 
-/// [`complete_result`] in one pass over the frame, for the common case: a response whose
-/// `result` object has members. The additions go after its last member, so only its
-/// top-level keys are read and nothing is parsed twice (a large read result costs one scan,
-/// not two). `None` for everything else (no `result`, an empty one, unusual keys), which the
-/// general path handles.
-fn complete_in_one_pass(frame: &Bytes, cacheable: bool) -> Option<Bytes> {
-    use serde::de::{self, Deserializer, MapAccess, Visitor};
-    use std::fmt;
+/// What the top-level keys of a response's `result` object say, and its last member's value.
+struct ResultKeys<'a> {
+    result_type: bool,
+    ttl: bool,
+    last: Option<&'a RawValue>,
+}
 
-    /// What the top-level keys of `result` say, and its last member's value.
-    struct Keys<'a> {
-        result_type: bool,
-        ttl: bool,
-        last: Option<&'a RawValue>,
-    }
-    enum Key {
-        ResultType,
-        Ttl,
-        Other,
-    }
-    impl<'de> Deserialize<'de> for Key {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl Visitor<'_> for V {
-                type Value = Key;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a key")
-                }
-                fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
-                    Ok(match k {
-                        "resultType" => Key::ResultType,
-                        "ttlMs" => Key::Ttl,
-                        _ => Key::Other,
-                    })
-                }
-            }
-            d.deserialize_str(V)
-        }
-    }
-    impl<'de: 'a, 'a> Deserialize<'de> for Keys<'a> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V<'a>(std::marker::PhantomData<&'a ()>);
-            impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-                type Value = Keys<'a>;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("an object")
-                }
-                fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Keys<'a>, M::Error> {
-                    let mut k = Keys {
-                        result_type: false,
-                        ttl: false,
-                        last: None,
-                    };
-                    while let Some(key) = m.next_key::<Key>()? {
-                        let value: &'de RawValue = m.next_value()?;
-                        match key {
-                            Key::ResultType => k.result_type = true,
-                            Key::Ttl => k.ttl = true,
-                            Key::Other => {}
-                        }
-                        k.last = Some(value);
-                    }
-                    Ok(k)
-                }
-            }
-            d.deserialize_map(V(std::marker::PhantomData))
-        }
-    }
+/// The `result` object's top-level keys, read in one pass over the frame (its values are
+/// skipped, not parsed); `None` if the frame has no `result` object.
+fn result_keys(frame: &[u8]) -> Option<ResultKeys<'_>> {
     #[derive(Deserialize)]
     struct Top<'a> {
         #[serde(borrow, default)]
-        result: Option<Keys<'a>>,
+        result: Option<ResultKeys<'a>>,
     }
-    let Top { result } = serde_json::from_slice(frame).ok()?;
-    let Some(keys) = result else {
-        return Some(frame.clone()); // not a result: nothing to add
-    };
-    let at = crate::wire::envelope::span_of(frame, keys.last?.get()).end;
-    let mut add = String::new();
-    if !keys.result_type {
-        add.push_str(r#","resultType":"complete""#);
+    serde_json::from_slice::<Top<'_>>(frame).ok()?.result
+}
+
+/// A `result` key, as far as [`ResultKeys`] cares.
+enum ResultKey {
+    ResultType,
+    Ttl,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ResultKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ResultKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<ResultKey, E> {
+                Ok(match k {
+                    "resultType" => ResultKey::ResultType,
+                    "ttlMs" => ResultKey::Ttl,
+                    _ => ResultKey::Other,
+                })
+            }
+        }
+        d.deserialize_str(V)
     }
-    if cacheable && !keys.ttl {
-        add.push_str(r#","ttlMs":0,"cacheScope":"private""#);
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ResultKeys<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = ResultKeys<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<ResultKeys<'a>, M::Error> {
+                let mut k = ResultKeys {
+                    result_type: false,
+                    ttl: false,
+                    last: None,
+                };
+                while let Some(key) = m.next_key::<ResultKey>()? {
+                    let value: &'de RawValue = m.next_value()?;
+                    match key {
+                        ResultKey::ResultType => k.result_type = true,
+                        ResultKey::Ttl => k.ttl = true,
+                        ResultKey::Other => {}
+                    }
+                    k.last = Some(value);
+                }
+                Ok(k)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
     }
-    if add.is_empty() {
-        return Some(frame.clone());
-    }
-    let mut out = BytesMut::with_capacity(frame.len() + add.len());
-    out.put_slice(&frame[..at]);
-    out.put_slice(add.as_bytes());
-    out.put_slice(&frame[at..]);
-    Some(out.freeze())
 }
 
 #[cfg(test)]

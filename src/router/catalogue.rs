@@ -70,6 +70,15 @@ pub struct CacheHint {
 }
 
 impl CacheHint {
+    /// A handshake-era server's list: no ttl; the same for every client unless the server is
+    /// per-client.
+    fn handshake_era(per_client: bool) -> CacheHint {
+        CacheHint {
+            ttl_ms: 0,
+            public: !per_client,
+        }
+    }
+
     /// Both hints at once: the shorter ttl, and public only if both are.
     fn and(self, other: CacheHint) -> CacheHint {
         CacheHint {
@@ -100,10 +109,7 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind, caps: &[u8]) -> Result<List
                 ttl_ms: left.as_millis().max(1) as u64,
                 public: true,
             },
-            None => CacheHint {
-                ttl_ms: 0,
-                public: !per_client,
-            },
+            None => CacheHint::handshake_era(per_client),
         };
         return Ok(Listed { items, hint });
     }
@@ -159,10 +165,7 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind, caps: &[u8]) -> Result<List
     let hint = match (modern, hint) {
         (false, _) => {
             h.store_list(k.method, items.clone(), None);
-            CacheHint {
-                ttl_ms: 0,
-                public: !per_client,
-            }
+            CacheHint::handshake_era(per_client)
         }
         (true, Some(hint)) => {
             if hint.public && hint.ttl_ms > 0 && !per_client {
@@ -301,12 +304,7 @@ impl Router {
         let Some(k) = kind(method) else {
             return (Vec::new(), Vec::new(), hint);
         };
-        let caps = session
-            .caps()
-            .raw
-            .as_ref()
-            .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
-            .unwrap_or_else(|| Bytes::from_static(b"{}"));
+        let caps = session.caps().json();
         // Ask every server that offers this list at once, each with its own deadline.
         let mut tasks = Vec::new();
         for idx in 0..self.servers.len() {

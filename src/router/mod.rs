@@ -1070,17 +1070,13 @@ impl Router {
             };
         }
         if first_or_last || handle.shared.owner.is_some() {
-            let params = format!(
-                "{{\"uri\":{}}}",
-                std::str::from_utf8(&json::json_string(uri)).unwrap_or("\"\"")
-            );
             let method = if subscribe {
                 "resources/subscribe"
             } else {
                 "resources/unsubscribe"
             };
             handle
-                .internal(method, Some(Bytes::from(params)))
+                .internal(method, Some(uri_params(uri)))
                 .await
                 .map_err(|e| (code::INTERNAL_ERROR, e))?;
         }
@@ -1119,10 +1115,7 @@ impl Router {
                 relisten.insert(idx);
                 continue;
             }
-            let params = Bytes::from(format!(
-                "{{\"uri\":{}}}",
-                String::from_utf8_lossy(&json::json_string(&uri))
-            ));
+            let params = uri_params(&uri);
             for h in instances.iter().cloned() {
                 let params = params.clone();
                 tokio::spawn(async move {
@@ -1327,15 +1320,10 @@ fn spawn_upstream(
     let (handle, rx) = upstream::channel(shared, UPSTREAM_MAILBOX);
     // A per-client upstream declares its client's own capabilities; a shared one only what
     // the configuration opts into, since it cannot speak for every client.
-    let client_capabilities = owner
-        .as_ref()
-        .and_then(|(s, _)| {
-            s.caps()
-                .raw
-                .as_ref()
-                .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
-        })
-        .unwrap_or_else(|| Bytes::from(sc.shared_client_capabilities.clone()));
+    let client_capabilities = match &owner {
+        Some((s, _)) => s.caps().json(),
+        None => Bytes::from(sc.shared_client_capabilities.clone()),
+    };
     // After a restart the server gets back what its clients had set up: for a shared server
     // everyone's subscriptions, for a per-client one only its own session's.
     let weak = router.clone();
@@ -1382,15 +1370,21 @@ fn spawn_upstream(
 }
 
 fn subscribe_frame(id: &str, uri: &str) -> Bytes {
-    let params = format!(
-        "{{\"uri\":{}}}",
-        std::str::from_utf8(&json::json_string(uri)).unwrap_or("\"\"")
-    );
     json::message(
         Some(json::json_string(id).as_ref()),
         "resources/subscribe",
-        Some(params.as_bytes()),
+        Some(&uri_params(uri)),
     )
+}
+
+/// `{"uri":URI}`: the params of resources/subscribe, unsubscribe and updated.
+fn uri_params(uri: &str) -> Bytes {
+    let quoted = json::json_string(uri);
+    let mut out = Vec::with_capacity(quoted.len() + 8);
+    out.extend_from_slice(b"{\"uri\":");
+    out.extend_from_slice(&quoted);
+    out.push(b'}');
+    Bytes::from(out)
 }
 
 fn set_level_frame(level: u8) -> Bytes {
@@ -1468,11 +1462,7 @@ impl UpstreamEvents for Events {
             // get the plain notification.
             let modern = from.is_modern();
             let frame = if modern {
-                let params = format!(
-                    "{{\"uri\":{}}}",
-                    String::from_utf8_lossy(&json::json_string(&uri))
-                );
-                json::message(None, env.method.name(), Some(params.as_bytes()))
+                json::message(None, env.method.name(), Some(&uri_params(&uri)))
             } else {
                 env.frame.clone()
             };

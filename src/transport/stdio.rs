@@ -112,7 +112,10 @@ struct ModernCalls(HashMap<Bytes, (tokio::task::JoinHandle<()>, bool)>);
 
 impl ModernCalls {
     fn track(&mut self, id: Bytes, task: tokio::task::JoinHandle<()>, is_listen: bool) {
-        self.0.retain(|_, (t, _)| !t.is_finished());
+        // Finished ones are dropped now and then, not on every request.
+        if self.0.len() >= 256 {
+            self.0.retain(|_, (t, _)| !t.is_finished());
+        }
         self.0.insert(id, (task, is_listen));
     }
 

@@ -742,13 +742,7 @@ impl Pendings {
     /// in `_meta`); `{}` for the router's own requests.
     pub fn caps_of(&self, uid: u64) -> Bytes {
         match self.map.get(&uid) {
-            Some(Pending::Client { origin, .. }) => origin
-                .session
-                .caps()
-                .raw
-                .as_ref()
-                .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
-                .unwrap_or_else(|| Bytes::from_static(b"{}")),
+            Some(Pending::Client { origin, .. }) => origin.session.caps().json(),
             _ => Bytes::from_static(b"{}"),
         }
     }

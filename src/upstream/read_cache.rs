@@ -48,6 +48,14 @@ struct Entries {
     bytes: usize,
 }
 
+impl Entries {
+    fn remove(&mut self, uri: &str) {
+        if let Some(old) = self.by_uri.remove(uri) {
+            self.bytes -= old.result.len();
+        }
+    }
+}
+
 impl ReadCache {
     /// The kept result for `uri`, its `ttlMs` what is left, if there is one and it is fresh.
     pub fn get(&self, uri: &str) -> Option<Bytes> {
@@ -76,9 +84,7 @@ impl ReadCache {
         };
         let now = Instant::now();
         let mut g = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = g.by_uri.remove(uri) {
-            g.bytes -= old.result.len();
-        }
+        g.remove(uri);
         if g.by_uri.len() >= MAX_ENTRIES || g.bytes + result.len() > MAX_TOTAL_BYTES {
             let mut freed = 0;
             g.by_uri.retain(|_, e| {
@@ -107,10 +113,10 @@ impl ReadCache {
 
     /// Drop what is kept for `uri` (the server said it was updated).
     pub fn forget(&self, uri: &str) {
-        let mut g = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = g.by_uri.remove(uri) {
-            g.bytes -= old.result.len();
-        }
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uri);
     }
 
     pub fn clear(&self) {
