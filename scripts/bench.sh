@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side by side, in one run on this machine: the same load
 #   (a) straight at the mock MCP server over HTTP                      -> "direct"
+#       and over stdio (the load generator spawns the mock itself)     -> "direct-stdio"
 #   (b) through Switchyard to the mock over stdio, and over HTTP       -> "via-stdio", "via-http"
 #   (c) at a minimal hyper responder with a fixed body (one HTTP hop)   -> "hop"
 # first closed-loop (saturating), then open-loop at half the direct saturating rate.
@@ -83,14 +84,25 @@ run() {
   echo "$cpu" > "$OUT/$name.cpu"
 }
 
+# The load generator straight at the mock over stdio: what a stdio server does with no router.
+# The mock is the load generator's own child, so its CPU comes from the report (server_cpu_s).
+run_stdio() {
+  local name=$1
+  "$LG" run --stdio "$LG mock-server --stdio" --era "$ERA" --sessions "$SESSIONS" --duration "$DURATION" \
+    --warmup "$WARMUP" --ramp-up 1 --args "$ARGS" --quiet --json "$OUT/$name.json" ${RATE:+--rate "$RATE"} > "$OUT/$name.txt"
+  echo "" > "$OUT/$name.cpu"
+}
+
 # Switchyard's stdio child (the mock it fronts), measured beside Switchyard itself.
 CHILD_PID=$(pgrep -P "$SYS_PID" | head -1)
 RATE= run direct "$MOCK_URL" "$MOCK_PID"
+RATE= run_stdio direct-stdio
 RATE= run via-stdio "$SYS_URL" "$SYS_PID" "$CHILD_PID"
 RATE= run via-http "$SYH_URL" "$SYH_PID" "$MOCK_PID"
 RATE= run hop "$HOP_URL" "$HOP_PID"
 HALF=$(python3 -c "import json; print(max(1, round(json.load(open('$OUT/direct.json'))['achieved_rps'] / 2)))")
 RATE=$HALF run direct-fixed "$MOCK_URL" "$MOCK_PID"
+RATE=$HALF run_stdio direct-stdio-fixed
 RATE=$HALF run via-stdio-fixed "$SYS_URL" "$SYS_PID" "$CHILD_PID"
 RATE=$HALF run via-http-fixed "$SYH_URL" "$SYH_PID" "$MOCK_PID"
 RATE=$HALF run hop-fixed "$HOP_URL" "$HOP_PID"
@@ -106,22 +118,32 @@ def load(n):
 def us_per_req(r, ticks):
     # The CPU was spent on every request of the run, warm-up included.
     return ticks * 1e6 / tck / max(r["total"], 1)
+def server_us(r, cpu):
+    # direct-stdio: the mock is the load generator's child, measured by it.
+    if not cpu:
+        return (r.get("server_cpu_s") or 0) * 1e6 / max(r["total"], 1)
+    return us_per_req(r, cpu[0])
 print(f"sessions {sessions}, {duration}s measured per run, fixed rate {half} req/s (half of direct), "
       f"clients {os.environ.get('ERA', 'legacy')}, upstream {os.environ.get('UPSTREAM_ERA', 'legacy')}\n")
-print("| run | req/s (closed loop) | p50 ms | p99 ms | errors | server CPU us/req | upstream mock CPU us/req | p50 ms @ fixed | p99 ms @ fixed |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| run | req/s (closed loop) | p50 ms | p99 ms | errors | server CPU us/req | upstream mock CPU us/req | loadgen CPU us/req | p50 ms @ fixed | p99 ms @ fixed |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 rows = {}
-for n in ["direct", "via-stdio", "via-http", "hop"]:
+for n in ["direct", "direct-stdio", "via-stdio", "via-http", "hop"]:
     r, cpu = load(n)
     f, _ = load(n + "-fixed")
-    cpu_us = us_per_req(r, cpu[0])
+    cpu_us = server_us(r, cpu)
     rows[n] = (r, f, cpu_us)
     lat = r["latency_us"]; fl = f["latency_us"]
     errs = sum(r["errors"].values()) + sum(f["errors"].values())
     upstream = f"{us_per_req(r, cpu[1]):.1f}" if len(cpu) > 1 else "-"
-    print(f"| {n} | {r['achieved_rps']:.0f} | {lat['p50']/1000:.3f} | {lat['p99']/1000:.3f} | {errs} | {cpu_us:.1f} | {upstream} | {fl['p50']/1000:.3f} | {fl['p99']/1000:.3f} |")
+    lg = (r.get("loadgen_cpu_s") or 0) * 1e6 / max(r["total"], 1)
+    print(f"| {n} | {r['achieved_rps']:.0f} | {lat['p50']/1000:.3f} | {lat['p99']/1000:.3f} | {errs} | {cpu_us:.1f} | {upstream} | {lg:.1f} | {fl['p50']/1000:.3f} | {fl['p99']/1000:.3f} |")
 d = rows["direct"]
+ds = rows["direct-stdio"]
 print()
+print(f"direct-stdio: the mock over stdio without a router: {ds[0]['achieved_rps']:.0f} req/s, "
+      f"{ds[0]['achieved_rps']/d[0]['achieved_rps']:.2f}x direct over HTTP; via-stdio reaches "
+      f"{rows['via-stdio'][0]['achieved_rps']/ds[0]['achieved_rps']:.2f}x of it")
 for n in ["via-stdio", "via-http"]:
     r, f, cpu_us = rows[n]
     print(f"{n}: throughput {r['achieved_rps']/d[0]['achieved_rps']:.2f}x direct; "

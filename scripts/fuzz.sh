@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 SECONDS_EACH=${1:-60}
-TARGETS=${TARGETS:-"newline_framing sse_parse envelope http_request config"}
+TARGETS=${TARGETS:-"newline_framing decoder_limits sse_parse envelope http_request config"}
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz 0.13.2"
   cargo install cargo-fuzz --locked --version 0.13.2

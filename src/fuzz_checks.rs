@@ -19,7 +19,11 @@ use crate::wire::sse::{encode_event, SseDecoder};
 use crate::wire::Envelope;
 
 fn decode_lines<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Vec<Line> {
-    let mut d = LineDecoder::new(64);
+    decode_lines_within(64, chunks)
+}
+
+fn decode_lines_within<'a>(max: usize, chunks: impl Iterator<Item = &'a [u8]>) -> Vec<Line> {
+    let mut d = LineDecoder::new(max);
     let mut out = Vec::new();
     for c in chunks {
         d.buffer().extend_from_slice(c);
@@ -43,6 +47,70 @@ pub fn newline_framing(data: &[u8]) {
         if let Line::Frame(f) = l {
             assert!(f.len() <= 64 && !f.contains(&b'\n'));
         }
+    }
+}
+
+/// The limits `decoder_limits` picks from: small ones, and the top of the range where
+/// `max + 1` used to wrap.
+const LIMITS: [usize; 12] = [
+    0,
+    1,
+    2,
+    7,
+    64,
+    4096,
+    u32::MAX as usize,
+    usize::MAX / 2,
+    usize::MAX - 8,
+    usize::MAX - 2,
+    usize::MAX - 1,
+    usize::MAX,
+];
+
+fn decode_events<'a>(max: usize, chunks: impl Iterator<Item = &'a [u8]>) -> Vec<Result<Bytes, ()>> {
+    let mut d = SseDecoder::new(max);
+    let mut out = Vec::new();
+    for c in chunks {
+        d.push(c);
+        loop {
+            match d.next_event() {
+                Ok(Some(ev)) => out.push(Ok(ev.data)),
+                Ok(None) => break,
+                Err(_) => out.push(Err(())),
+            }
+        }
+    }
+    out
+}
+
+/// Both decoders at a limit taken from the input (first byte), cut at a size taken from the
+/// second: frames and events never over the limit; lines the same however cut; a limit no
+/// input can reach (the whole stream fits) drops nothing, and neither decoder then depends
+/// on read boundaries.
+pub fn decoder_limits(data: &[u8]) {
+    let [pick, cut, rest @ ..] = data else {
+        return;
+    };
+    let max = LIMITS[*pick as usize % LIMITS.len()];
+    let cut = *cut as usize % 17 + 1;
+    let whole = decode_lines_within(max, std::iter::once(rest));
+    assert_eq!(whole, decode_lines_within(max, rest.chunks(cut)));
+    let unreachable = max >= rest.len().saturating_add(8);
+    for l in &whole {
+        match l {
+            Line::Frame(f) => assert!(f.len() <= max && !f.contains(&b'\n')),
+            Line::Oversized { .. } => assert!(!unreachable, "oversized under limit {max}"),
+        }
+    }
+    let events = decode_events(max, std::iter::once(rest));
+    for ev in &events {
+        match ev {
+            Ok(d) => assert!(d.len() <= max),
+            Err(()) => assert!(!unreachable, "SSE error under limit {max}"),
+        }
+    }
+    if unreachable {
+        assert_eq!(events, decode_events(max, rest.chunks(cut)));
     }
 }
 

@@ -25,8 +25,9 @@ fn run_dir(dir: &Path, check: Check) -> usize {
 #[test]
 fn seeds_and_regressions_pass_their_checks() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let targets: [(&str, Check); 5] = [
+    let targets: [(&str, Check); 6] = [
         ("newline_framing", fuzz_checks::newline_framing),
+        ("decoder_limits", fuzz_checks::decoder_limits),
         ("sse_parse", fuzz_checks::sse_parse),
         ("envelope", fuzz_checks::envelope),
         ("http_request", fuzz_checks::http_request),

@@ -271,6 +271,7 @@ pub struct StdioProc {
     tx: mpsc::Sender<Bytes>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Bytes>>>,
     next_id: AtomicU64,
+    pid: Option<u32>,
     _child: Mutex<Child>,
 }
 
@@ -292,6 +293,7 @@ impl StdioProc {
             tx,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            pid: child.id(),
             _child: Mutex::new(child),
         });
         let reader = Arc::downgrade(&proc);
@@ -299,7 +301,8 @@ impl StdioProc {
             let mut d = LineDecoder::new(usize::MAX);
             while matches!(stdout.read_buf(d.buffer()).await, Ok(n) if n > 0) {
                 let Some(proc) = reader.upgrade() else { return };
-                while let Some(Line::Frame(frame)) = d.next_line() {
+                while let Some(line) = d.next_line() {
+                    let Line::Frame(frame) = line else { continue };
                     let Ok(env) = Envelope::parse(frame.clone()) else {
                         continue;
                     };
@@ -335,6 +338,8 @@ impl StdioProc {
             .lock()
             .map_err(|_| "internal: lock")?
             .insert(id, tx);
+        // A request given up (timed out) leaves no entry behind.
+        let _forget = Forget { proc: self, id };
         let frame = json::message(
             Some(id.to_string().as_bytes()),
             method,
@@ -346,6 +351,20 @@ impl StdioProc {
             .map_err(|_| "connection: the server's input closed")?;
         let reply = rx.await.map_err(|_| "connection: the server exited")?;
         Ok((id, reply))
+    }
+}
+
+/// Removes a request's pending entry when its caller stops waiting for it.
+struct Forget<'a> {
+    proc: &'a StdioProc,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.proc.pending.lock() {
+            pending.remove(&self.id);
+        }
     }
 }
 
@@ -369,6 +388,17 @@ impl StdioPool {
             procs,
             next: AtomicU64::new(0),
         })
+    }
+
+    /// CPU seconds the server processes have used so far (Linux), for CPU per request.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        if self.procs.is_empty() {
+            return None;
+        }
+        self.procs
+            .iter()
+            .map(|p| crate::cpu::process_seconds(&p.pid?.to_string()))
+            .sum()
     }
 
     fn next(&self) -> Arc<StdioProc> {

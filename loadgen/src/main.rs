@@ -1,6 +1,7 @@
 //! `switchyard-loadgen`: load for MCP servers and gateways, and a fast mock MCP server.
 
 mod client;
+mod cpu;
 mod hold;
 mod mock;
 mod run;

@@ -53,6 +53,10 @@ pub struct Report {
     pub hist: Histogram<u64>,
     /// Every request answered, warm-up included (for CPU per request).
     pub total: u64,
+    /// CPU seconds this load generator used over the run, and the stdio server processes it
+    /// spawned (none for HTTP targets): per request, what each side cost.
+    pub loadgen_cpu_s: Option<f64>,
+    pub server_cpu_s: Option<f64>,
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -64,6 +68,7 @@ fn new_hist() -> Histogram<u64> {
 pub async fn run(cfg: RunConfig) -> Result<Report, String> {
     let cfg = Arc::new(cfg);
     let procs = Arc::new(StdioPool::start(&cfg.target, cfg.era, cfg.processes).await?);
+    let cpu_at_start = (crate::cpu::process_seconds("self"), procs.cpu_seconds());
     let counters = Arc::new(Counters::default());
     let start = Instant::now() + cfg.ramp_up;
     let measure_from = start + cfg.warmup;
@@ -116,7 +121,10 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
             {
                 Ok(s) => s,
                 Err(e) => {
-                    *out.errors.entry(kind_of(&e)).or_default() += 1;
+                    // Kept apart from request errors: a session that never connected sent none.
+                    *out.errors
+                        .entry(format!("session-{}", kind_of(&e)))
+                        .or_default() += 1;
                     counters.errors.fetch_add(1, Ordering::Relaxed);
                     return out;
                 }
@@ -184,6 +192,8 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
         errors: BTreeMap::new(),
         hist: new_hist(),
         total: 0,
+        loadgen_cpu_s: None,
+        server_cpu_s: None,
     };
     for t in tasks {
         let r = t.await.map_err(|e| format!("worker failed: {e}"))?;
@@ -199,6 +209,9 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
     }
     report.connected = connected.load(Ordering::Relaxed) as usize;
     report.total = counters.done.load(Ordering::Relaxed);
+    let since = |end: Option<f64>, start: Option<f64>| Some(end? - start?);
+    report.loadgen_cpu_s = since(crate::cpu::process_seconds("self"), cpu_at_start.0);
+    report.server_cpu_s = since(procs.cpu_seconds(), cpu_at_start.1);
     // Requests scheduled in the measured window, answered (late ones included).
     report.achieved_rps = report.hist.len() as f64 / cfg.duration.as_secs_f64();
     Ok(report)
@@ -244,6 +257,16 @@ impl Report {
         for (k, v) in &self.errors {
             println!("error         {k}: {v}");
         }
+        let per_request = |s: f64| s * 1e6 / self.total.max(1) as f64;
+        match (self.loadgen_cpu_s, self.server_cpu_s) {
+            (Some(l), Some(s)) => println!(
+                "cpu us/req    loadgen {:.1}, stdio server {:.1}",
+                per_request(l),
+                per_request(s)
+            ),
+            (Some(l), None) => println!("cpu us/req    loadgen {:.1}", per_request(l)),
+            _ => {}
+        }
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -254,7 +277,12 @@ impl Report {
             "offered_rps": self.offered_rps,
             "achieved_rps": self.achieved_rps,
             "ok": self.ok,
+            // Requests scheduled in the measured window: `ok` plus every error not "session-*"
+            // (sessions that failed to start).
+            "requests": self.hist.len(),
             "total": self.total,
+            "loadgen_cpu_s": self.loadgen_cpu_s,
+            "server_cpu_s": self.server_cpu_s,
             "errors": self.errors,
             "latency_us": {
                 "p50": self.percentile_us(0.5),

@@ -15,7 +15,8 @@ pub enum Line {
 /// Splits a byte stream into newline-terminated frames, with a maximum frame size.
 ///
 /// An oversized line is reported once and its bytes discarded as they arrive, so a
-/// hostile peer cannot make us buffer more than `max` bytes.
+/// hostile peer cannot make us buffer more than `max` bytes. Any `max` is valid, `usize::MAX`
+/// (no limit) included: the arithmetic on it saturates.
 pub struct LineDecoder {
     buf: BytesMut,
     max: usize,
@@ -70,7 +71,9 @@ impl LineDecoder {
                 }
                 None => {
                     // `max + 1`: a line of exactly `max` bytes may still end in "\r\n".
-                    if self.buf.len() > self.max + 1 {
+                    // Saturating: with `usize::MAX` (no limit) a plain `+ 1` wrapped to 0 and
+                    // every partial read was thrown away as oversized.
+                    if self.buf.len() > self.max.saturating_add(1) {
                         let dropped = self.buf.len();
                         self.buf.clear();
                         self.scanned = 0;
@@ -182,6 +185,18 @@ mod tests {
         assert_eq!(
             feed(&mut pieces, &line[9..]),
             vec![Line::Frame(Bytes::from_static(b"12345678"))]
+        );
+    }
+
+    #[test]
+    fn no_limit_keeps_partial_reads() {
+        // The load generator's `usize::MAX` used to wrap `max + 1` to 0: every partial read
+        // was dropped as oversized and no reply ever arrived.
+        let mut d = LineDecoder::new(usize::MAX);
+        assert!(feed(&mut d, b"{\"a\":").is_empty());
+        assert_eq!(
+            feed(&mut d, b"1}\n"),
+            vec![Line::Frame(Bytes::from_static(b"{\"a\":1}"))]
         );
     }
 

@@ -34,7 +34,8 @@ pub struct Event {
     pub data: Bytes,
 }
 
-/// Incremental SSE decoder (WHATWG rules: fields per line, blank line dispatches).
+/// Incremental SSE decoder (WHATWG rules: fields per line, blank line dispatches). Any
+/// `max_event` is valid, `usize::MAX` (no limit) included.
 pub struct SseDecoder {
     buf: BytesMut,
     data: BytesMut,
@@ -43,6 +44,9 @@ pub struct SseDecoder {
     max: usize,
     /// An event outgrew `max`: its remaining lines are dropped up to the next blank line.
     discarding: bool,
+    /// A line outgrew `max` before its end arrived: its bytes are dropped up to its newline,
+    /// so a peer that never sends one cannot make us buffer without bound.
+    skipping_line: bool,
 }
 
 impl SseDecoder {
@@ -54,6 +58,7 @@ impl SseDecoder {
             event: None,
             max: max_event,
             discarding: false,
+            skipping_line: false,
         }
     }
 
@@ -70,12 +75,23 @@ impl SseDecoder {
     pub fn next_event(&mut self) -> Result<Option<Event>, String> {
         loop {
             let Some(nl) = memchr::memchr(b'\n', &self.buf) else {
-                if self.buf.len() + self.data.len() > self.max {
-                    return Err(format!("SSE event over {} bytes", self.max));
+                if self.skipping_line {
+                    self.buf.clear();
+                } else if self.buf.len().saturating_add(self.data.len()) > self.max {
+                    // Reported once per event, like an event whose data lines outgrew it.
+                    self.buf.clear();
+                    self.data.clear();
+                    self.skipping_line = true;
+                    if !std::mem::replace(&mut self.discarding, true) {
+                        return Err(format!("SSE event over {} bytes", self.max));
+                    }
                 }
                 return Ok(None);
             };
             let mut line = self.buf.split_to(nl + 1);
+            if std::mem::take(&mut self.skipping_line) {
+                continue; // the end of a line already dropped
+            }
             line.truncate(nl);
             if line.last() == Some(&b'\r') {
                 line.truncate(line.len() - 1);
@@ -157,6 +173,28 @@ mod tests {
         let mut d = SseDecoder::new(8);
         d.push(b"data: 0123456789\n");
         assert!(d.next_event().is_err());
+    }
+
+    #[test]
+    fn a_line_without_end_is_dropped_as_it_arrives() {
+        let mut d = SseDecoder::new(8);
+        d.push(b"data: 0123456789");
+        assert!(d.next_event().is_err());
+        d.push(b"id: looks-like-a-field");
+        assert_eq!(d.next_event().unwrap(), None, "reported once");
+        assert!(d.buf.is_empty(), "nothing of it is kept");
+        d.push(b"\ndata: x\n\ndata: ok\n\n");
+        assert_eq!(&d.next_event().unwrap().unwrap().data[..], b"ok");
+        assert_eq!(d.last_event_id(), None, "the dropped line set no field");
+    }
+
+    #[test]
+    fn no_limit_is_a_limit_like_any_other() {
+        let mut d = SseDecoder::new(usize::MAX);
+        d.push(b"data: 01234");
+        assert_eq!(d.next_event().unwrap(), None);
+        d.push(b"56789\n\n");
+        assert_eq!(&d.next_event().unwrap().unwrap().data[..], b"0123456789");
     }
 
     #[test]
