@@ -387,3 +387,36 @@ async fn a_stdio_listen_stream_ends_when_cancelled() {
         .expect("wait");
     assert!(status.success(), "{status}");
 }
+
+/// Conditions that used to share codes each have their own: a bridged question the client
+/// cannot answer (-31006), and a per-client server asked by a 2026 request (-31007).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_have_codes_of_their_own() {
+    let router = start_router(&fixture_with("auto", ""));
+    let mut legacy = RawClient::new(&router.url);
+    legacy.initialize("2025-11-25", "{}").await;
+    let call = json!({"name": "test_elicitation", "arguments": {"message": "Your name?"}});
+    let r = legacy.call(json!(1), "tools/call", call).await;
+    let err = &r.response()["error"];
+    assert_eq!(err["code"], -31006, "{:?}", r.response());
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did not declare")),
+        "{err}"
+    );
+
+    let router = start_router(&fixture_with("auto", "sharing = \"per-client\"\n"));
+    let modern = RawClient::new(&router.url);
+    let req = modern_request(
+        &modern,
+        json!(2),
+        "tools/call",
+        json!({"name": "test_simple_text", "arguments": {}}),
+        json!({}),
+    );
+    let r = modern.send(req).await;
+    let err = &r.response()["error"];
+    assert_eq!(err["code"], -31007, "{:?}", r.response());
+    assert_eq!(err["data"]["source"], "switchyard", "{err}");
+}

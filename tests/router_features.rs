@@ -649,7 +649,7 @@ async fn per_client_upstreams_are_capped_reaped_and_restarted() {
     let r = b.call(json!(1), "tools/call", call.clone()).await;
     assert_eq!(
         r.response()["error"]["code"].as_i64(),
-        Some(-31003),
+        Some(-31008),
         "over max_clients: {:?}",
         r.response()
     );
@@ -902,7 +902,14 @@ async fn listener_limits_and_allow_lists() {
     b.initialize("2025-11-25", "{}").await;
     let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
     let third = RawClient::new(&router.url);
-    assert_eq!(third.post(init).await.status, 503, "over max_sessions");
+    let over = third.post(init).await;
+    assert_eq!(over.status, 503, "over max_sessions");
+    assert_eq!(
+        over.response()["error"]["code"],
+        -31008,
+        "{:?}",
+        over.response()
+    );
 
     // Idle sessions are closed (reaped every half second here); then there is room again.
     // Watched through /healthz, which touches no session.

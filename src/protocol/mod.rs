@@ -1,8 +1,10 @@
 //! MCP semantics that need no I/O: protocol versions and eras, client capabilities, log
 //! levels, name prefixing, cursors and URI templates.
 
+pub mod header_value;
 pub mod modern;
 pub mod names;
+pub mod param_headers;
 pub mod template;
 
 use bytes::Bytes;

@@ -8,6 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::header_value::decode_header_value;
 use crate::wire::envelope::{code, raw_str};
 use crate::wire::{Envelope, Method};
 
@@ -20,12 +21,17 @@ pub const HEADER_MISMATCH: i64 = -32020;
 pub const MISSING_CAPABILITY: i64 = -32021;
 pub const UNSUPPORTED_VERSION: i64 = -32022;
 
-/// What a modern request says about its sender, from `params._meta`.
+/// What a modern request says about its sender, from `params._meta` (and, over HTTP, the
+/// `Mcp-Param-*` headers, which only the called tool's schema can check).
 #[derive(Debug, Default)]
 pub struct RequestMeta {
     pub protocol_version: Option<String>,
     pub client_capabilities: Option<Box<RawValue>>,
     pub log_level: Option<String>,
+    /// The `Mcp-Param-*` headers of an HTTP request (lowercase names, in order, repeats
+    /// kept), checked against the called tool's arguments once the tool is known; `None`
+    /// where there are no headers (stdio).
+    pub param_headers: Option<crate::protocol::param_headers::Received>,
 }
 
 #[derive(Deserialize, Default)]
@@ -65,6 +71,7 @@ impl RequestMeta {
             protocol_version: m.protocol_version.map(Cow::into_owned),
             client_capabilities: m.client_capabilities.map(|c| c.to_owned()),
             log_level: m.log_level.map(Cow::into_owned),
+            param_headers: None,
         }
     }
 }
@@ -85,76 +92,6 @@ pub fn refuse(status: u16, code: i64, message: impl Into<String>) -> Refusal {
         message: message.into(),
         data: None,
     }
-}
-
-/// Decode a header value sent as `=?base64?...?=` (values that are not safe as plain text).
-pub fn decode_header_value(v: &str) -> Option<String> {
-    match v
-        .strip_prefix("=?base64?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
-        Some(b64) => String::from_utf8(base64_decode(b64)?).ok(),
-        None => Some(v.to_string()),
-    }
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, b) in chunk.iter().enumerate() {
-            n |= val(*b)? << (18 - 6 * i);
-        }
-        let take = match chunk.len() {
-            4 => 3,
-            3 => 2,
-            2 => 1,
-            _ => return None,
-        };
-        out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
-    }
-    Some(out)
-}
-
-/// A header value as 2026-07-28 sends it: plain when it is visible ASCII without edge
-/// spaces, else `=?base64?…?=`.
-pub fn encode_header_value(v: &str) -> String {
-    let plain = !v.is_empty()
-        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && !v.starts_with(' ')
-        && !v.ends_with(' ')
-        && !v.starts_with("=?");
-    if plain {
-        return v.to_string();
-    }
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::from("=?base64?");
-    for chunk in v.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out.push_str("?=");
-    out
 }
 
 /// Methods a 2026-07-28 client may call; anything else is answered 404 + -32601.
@@ -555,16 +492,6 @@ mod tests {
         assert_eq!(complete_result(&f, &Method::ToolsCall), f);
         let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#);
         assert_eq!(complete_result(&f, &Method::ToolsCall), f);
-    }
-
-    #[test]
-    fn base64_header_values() {
-        assert_eq!(
-            decode_header_value("=?base64?aMOpbGxv?=").as_deref(),
-            Some("héllo")
-        );
-        assert_eq!(decode_header_value("plain").as_deref(), Some("plain"));
-        assert_eq!(decode_header_value("=?base64?***?="), None);
     }
 }
 

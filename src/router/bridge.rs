@@ -253,7 +253,7 @@ impl Router {
             let method = Method::from_name(&req.method);
             if !session.caps().allows(&method) {
                 return Err((
-                    code::INVALID_REQUEST,
+                    code::CLIENT_DECLINED,
                     format!(
                         "the server needs {}, which this client did not declare",
                         req.method
@@ -283,7 +283,7 @@ impl Router {
                 Envelope::parse(answer).map_err(|e| (code::INVALID_REQUEST, e.message.clone()))?;
             if env.kind != Kind::Response {
                 return Err((
-                    code::INVALID_REQUEST,
+                    code::CLIENT_DECLINED,
                     format!(
                         "the client refused {}: {}",
                         req.method,

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use super::Router;
 use crate::protocol::{cursor, names, Era};
 use crate::session::{Route, Routes, Session};
-use crate::upstream::UpstreamHandle;
+use crate::upstream::{ListItems, UpstreamHandle};
 use crate::wire::envelope::{code, span_of, ParamsPeek};
 use crate::wire::rewrite::{splice, Edit};
 use crate::wire::{json, Envelope, Method};
@@ -113,6 +113,55 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind, caps: &[u8]) -> Result<List
         };
         return Ok(Listed { items, hint });
     }
+    let (items, hint) = fetch_pages(h, k, caps).await?;
+    // Asked again: a server not yet connected when this began may have turned out 2026.
+    let modern = h.is_modern();
+    let hint = match (modern, hint) {
+        (false, _) => {
+            h.store_list(k.method, items.clone(), None);
+            CacheHint::handshake_era(per_client)
+        }
+        (true, Some(hint)) => {
+            if hint.public && hint.ttl_ms > 0 && !per_client {
+                h.store_list(
+                    k.method,
+                    items.clone(),
+                    Some(std::time::Duration::from_millis(hint.ttl_ms)),
+                );
+            }
+            CacheHint {
+                ttl_ms: hint.ttl_ms,
+                public: hint.public && !per_client,
+            }
+        }
+        (true, None) => CacheHint {
+            ttl_ms: 0,
+            public: false,
+        },
+    };
+    Ok(Listed { items, hint })
+}
+
+/// Learn a 2026-07-28 server's `Mcp-Param-*` headers again after it said its tools
+/// changed, before any client lists them. The list is asked with no client capabilities
+/// and kept for nothing else (a list is cached only as it would be for a client that asked).
+pub(super) async fn learn_param_headers(h: &UpstreamHandle) {
+    let Some(k) = kind(&Method::ToolsList) else {
+        return;
+    };
+    if let Err(e) = fetch_pages(h, &k, b"{}").await {
+        tracing::debug!(server = %h.shared.name, "tools/list for Mcp-Param headers: {e}");
+    }
+}
+
+/// Every page of one list, straight from the server, with the most careful of the pages'
+/// cache hints (2026-07-28 servers; `None` for handshake-era ones). A fetched tool list
+/// also updates the server's `Mcp-Param-*` headers.
+async fn fetch_pages(
+    h: &UpstreamHandle,
+    k: &ListKind,
+    caps: &[u8],
+) -> Result<(ListItems, Option<CacheHint>), String> {
     let modern = h.is_modern();
     let mut hint: Option<CacheHint> = None;
     let mut items = Vec::new();
@@ -160,32 +209,10 @@ async fn fetch_all(h: &UpstreamHandle, k: &ListKind, caps: &[u8]) -> Result<List
         }
     }
     let items = Arc::new(items);
-    // Asked again: a server not yet connected when this began may have turned out 2026.
-    let modern = h.is_modern();
-    let hint = match (modern, hint) {
-        (false, _) => {
-            h.store_list(k.method, items.clone(), None);
-            CacheHint::handshake_era(per_client)
-        }
-        (true, Some(hint)) => {
-            if hint.public && hint.ttl_ms > 0 && !per_client {
-                h.store_list(
-                    k.method,
-                    items.clone(),
-                    Some(std::time::Duration::from_millis(hint.ttl_ms)),
-                );
-            }
-            CacheHint {
-                ttl_ms: hint.ttl_ms,
-                public: hint.public && !per_client,
-            }
-        }
-        (true, None) => CacheHint {
-            ttl_ms: 0,
-            public: false,
-        },
-    };
-    Ok(Listed { items, hint })
+    if k.method == "tools/list" {
+        h.learn_tools(&items);
+    }
+    Ok((items, hint))
 }
 
 /// Rename a list item's `key` field by splicing its value.

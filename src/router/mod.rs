@@ -131,6 +131,42 @@ fn send_call(
     }
 }
 
+/// A 2026-07-28 HTTP client's `Mcp-Param-*` headers against the arguments of the tool it
+/// calls, by the tool's schema as its server listed it: a server must refuse a request whose
+/// headers and body disagree (-32020), and to that client Switchyard is the server.
+fn check_param_headers(
+    session: &Session,
+    handle: &UpstreamHandle,
+    env: &Envelope,
+    name_edit: Option<&(std::ops::Range<usize>, Bytes)>,
+) -> Result<(), String> {
+    let Some(received) = session.param_headers() else {
+        return Ok(());
+    };
+    if env.method != Method::ToolsCall {
+        return Ok(());
+    }
+    let table = handle.shared.param_headers.load();
+    if table.is_empty() {
+        return Ok(());
+    }
+    let peek = env.peek();
+    // The server's own name: the one spliced in, else the one the client gave.
+    let own = match name_edit {
+        Some((_, quoted)) => serde_json::from_slice::<String>(quoted).ok(),
+        None => peek.name.and_then(raw_str).map(|n| n.into_owned()),
+    };
+    let Some(headers) = own.and_then(|n| table.get(n.as_str()).cloned()) else {
+        return Ok(());
+    };
+    let arguments = peek
+        .arguments
+        .map(|a| serde_json::from_str::<serde_json::Value>(a.get()))
+        .transpose()
+        .map_err(|e| format!("arguments: {e}"))?;
+    headers.check(arguments.as_ref(), received)
+}
+
 /// A task-augmented call (2025-11-25 `params.task`) made an ordinary one, as a receiver
 /// without task support runs it: Switchyard offers no tasks, and passing `task` on could get
 /// the client a task it cannot poll through Switchyard.
@@ -242,13 +278,19 @@ impl Router {
         self: &Arc<Self>,
         idx: usize,
         session: &Arc<Session>,
-    ) -> Result<UpstreamHandle, String> {
-        let server = self.servers.get(idx).ok_or("no such server")?;
+    ) -> Result<UpstreamHandle, (i64, String)> {
+        let server = self
+            .servers
+            .get(idx)
+            .ok_or((code::INTERNAL_ERROR, "no such server".to_string()))?;
         if server.instances.is_empty() && session.era() == Era::Modern {
             // A per-client upstream lives as long as a session; 2026-07-28 requests have none.
-            return Err(format!(
-                "server {} is per-client, which 2026-07-28 requests cannot use yet",
-                server.config.name
+            return Err((
+                code::WRONG_ERA,
+                format!(
+                    "server {} is per-client, which 2026-07-28 requests cannot use yet",
+                    server.config.name
+                ),
             ));
         }
         if !server.instances.is_empty() {
@@ -260,9 +302,9 @@ impl Router {
             return Ok(h.clone());
         }
         if server.per_client.load(Ordering::Relaxed) >= server.config.max_clients {
-            return Err(format!(
-                "server {} has reached its max_clients",
-                server.config.name
+            return Err((
+                code::LIMIT_REACHED,
+                format!("server {} has reached its max_clients", server.config.name),
             ));
         }
         let h = spawn_upstream(
@@ -683,6 +725,11 @@ impl Router {
         let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) else {
             return;
         };
+        if let Err(why) = check_param_headers(session, &handle, &env, name_edit.as_ref()) {
+            let id = env.id_bytes().unwrap_or_default();
+            session.finish(&sink, error_reply(&id, modern::HEADER_MISMATCH, &why));
+            return;
+        }
         // A handshake-era client cannot answer a 2026 upstream's `input_required`: the router
         // runs those rounds for it.
         if session.era() != Era::Modern && bridge::may_need_input(&env.method) && handle.is_modern()
@@ -718,12 +765,9 @@ impl Router {
     ) -> Option<UpstreamHandle> {
         match self.instance(idx, session) {
             Ok(h) => Some(h),
-            Err(e) => {
+            Err((c, e)) => {
                 let id = env.id_bytes().unwrap_or_default();
-                session.finish(
-                    sink,
-                    json::router_error(Some(&id), code::OVERLOADED, &e, None),
-                );
+                session.finish(sink, json::router_error(Some(&id), c, &e, None));
                 None
             }
         }
@@ -1038,9 +1082,7 @@ impl Router {
             }
             (before == 0 && after == 1) || (before >= 1 && after == 0)
         };
-        let handle = self
-            .instance(idx, session)
-            .map_err(|e| (code::OVERLOADED, e))?;
+        let handle = self.instance(idx, session)?;
         if handle.is_modern() {
             if !first_or_last {
                 return Ok(());
@@ -1426,6 +1468,11 @@ impl UpstreamEvents for Events {
             _ => None,
         };
         if let Some((list, kind)) = list {
+            if list == "tools/list" && from.is_modern() {
+                // Its tools' Mcp-Param headers may have changed with them.
+                let handle = from.clone();
+                tokio::spawn(async move { catalogue::learn_param_headers(&handle).await });
+            }
             // Drop the stale cache, then tell the clients that see this server: handshake-era
             // sessions with a plain notification (a 2026 upstream's carries its listen id,
             // which is ours), 2026 listen streams with their own ids.

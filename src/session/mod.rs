@@ -83,6 +83,9 @@ pub struct Session {
     /// Run when the session is dropped, with its key and the resources it was still
     /// subscribed to, so upstreams stop sending updates nobody will read.
     farewell: std::sync::OnceLock<Farewell>,
+    /// A 2026-07-28 HTTP request's `Mcp-Param-*` headers (see
+    /// [`crate::protocol::modern::RequestMeta::param_headers`]).
+    param_headers: Option<crate::protocol::param_headers::Received>,
 }
 
 /// See [`Session::on_drop_with_subscriptions`].
@@ -116,6 +119,17 @@ impl Session {
         unsolicited: Sink,
         replay_cap: usize,
     ) -> Arc<Session> {
+        Session::with_headers(id, era, caps, unsolicited, replay_cap, None)
+    }
+
+    fn with_headers(
+        id: String,
+        era: Era,
+        caps: ClientCaps,
+        unsolicited: Sink,
+        replay_cap: usize,
+        param_headers: Option<crate::protocol::param_headers::Received>,
+    ) -> Arc<Session> {
         Arc::new(Session {
             id,
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
@@ -141,6 +155,7 @@ impl Session {
             epoch: Instant::now(),
             replay_cap,
             farewell: std::sync::OnceLock::new(),
+            param_headers,
         })
     }
 
@@ -160,15 +175,22 @@ impl Session {
         meta: &crate::protocol::modern::RequestMeta,
         stream_cap: usize,
     ) -> Arc<Session> {
-        let s = Session::new(
+        let s = Session::with_headers(
             "modern".into(),
             Era::Modern,
             ClientCaps::parse(meta.client_capabilities.as_deref()),
             Sink::Stream(ReplyStream::new(0, 2)),
             stream_cap,
+            meta.param_headers.clone(),
         );
         s.state().log_level = meta.log_level.as_deref().and_then(log_level_rank);
         s
+    }
+
+    /// The `Mcp-Param-*` headers its request came with: `Some` only for a 2026-07-28
+    /// request over HTTP, where they must agree with the called tool's arguments.
+    pub fn param_headers(&self) -> Option<&[(Box<str>, Box<str>)]> {
+        self.param_headers.as_deref()
     }
 
     pub fn era(&self) -> Era {

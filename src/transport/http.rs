@@ -509,7 +509,7 @@ async fn modern_request(
     router: &Arc<Router>,
     h: &HeaderMap,
     env: Envelope,
-    meta: RequestMeta,
+    mut meta: RequestMeta,
 ) -> Response<HttpBody> {
     let id = env.id_bytes();
     if env.kind != Kind::Request {
@@ -521,6 +521,18 @@ async fn modern_request(
     if let Err(r) = modern::validate(&env, &meta, &headers) {
         return refusal(r, &id);
     }
+    // Checked against the tool's schema once the router knows the tool.
+    meta.param_headers = Some(
+        h.iter()
+            .filter(|(n, _)| n.as_str().starts_with("mcp-param-"))
+            .map(|(n, v)| {
+                (
+                    n.as_str().into(),
+                    String::from_utf8_lossy(v.as_bytes()).into(),
+                )
+            })
+            .collect(),
+    );
     let (session, stream, method) = match router.stateless(env, &meta).await {
         Ok(Stateless::Now(reply)) => return full(StatusCode::OK, Some("application/json"), reply),
         Ok(Stateless::Stream {
@@ -589,8 +601,8 @@ async fn initialize(router: &Arc<Router>, env: Envelope) -> Response<HttpBody> {
         return rpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
             Some(&id),
-            code::OVERLOADED,
-            "too many sessions",
+            code::LIMIT_REACHED,
+            "too many sessions (max_sessions)",
         );
     }
     router.wait_ready(&session).await;

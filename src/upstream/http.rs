@@ -18,9 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     hold, initialize_params, reject, ActorParts, Backoff, Cmd, Inbound, Pendings, UpstreamInfo,
-    INIT_TIMEOUT,
+    UpstreamShared, INIT_TIMEOUT,
 };
 use crate::config::{Transport, UpstreamEra};
+use crate::protocol::header_value::encode_header_value;
 use crate::protocol::modern;
 use crate::wire::envelope::{code, is_batch, split_batch};
 use crate::wire::sse::SseDecoder;
@@ -59,6 +60,8 @@ struct Conn {
     max_frame: usize,
     /// Spoken to in 2026-07-28: no session, `_meta` and Mcp-* headers on every request.
     modern: bool,
+    /// Its tools' `Mcp-Param-*` headers (see [`UpstreamShared::param_headers`]).
+    shared: Arc<UpstreamShared>,
 }
 
 enum Ended {
@@ -100,6 +103,7 @@ impl HttpActor {
             version: HeaderValue::from_static(crate::protocol::LATEST_LEGACY),
             max_frame: self.parts.max_frame,
             modern: false,
+            shared: self.parts.handle.shared.clone(),
         };
         let mut backoff = Backoff::default();
         loop {
@@ -199,8 +203,12 @@ impl HttpActor {
             };
             match probe {
                 Ok(info) => {
-                    tracing::info!(server = %self.parts.config.name, version = modern::VERSION, "upstream ready (stateless)");
+                    let tools = info.has("tools");
                     self.parts.handle.shared.info.store(Some(Arc::new(info)));
+                    if tools {
+                        self.learn_param_headers(&modern_conn, held).await?;
+                    }
+                    tracing::info!(server = %self.parts.config.name, version = modern::VERSION, "upstream ready (stateless)");
                     return Ok(modern_conn);
                 }
                 Err(e) if era == UpstreamEra::Modern => return Err(Some(e)),
@@ -228,6 +236,45 @@ impl HttpActor {
             version,
             ..base.clone()
         })
+    }
+
+    /// Before a 2026 server's first call: its tools' `Mcp-Param-*` headers, from its whole
+    /// tool list (asked with no client capabilities), so that no call goes out without the
+    /// headers the server checks. A list that cannot be had leaves the server usable, with
+    /// the headers learned from the first list a client asks for.
+    async fn learn_param_headers(
+        &mut self,
+        conn: &Conn,
+        held: &mut Vec<Cmd>,
+    ) -> Result<(), Option<String>> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let params = match &cursor {
+                Some(c) => format!("{{\"cursor\":{c}}}"),
+                None => "{}".into(),
+            };
+            let frame = json::message(Some(b"0"), "tools/list", Some(params.as_bytes()));
+            let page = match self.handshake(conn, frame, held).await {
+                Ok((_, env)) if env.kind == Kind::Response => {
+                    ToolsPage::parse(env.payload_str().unwrap_or(""))
+                }
+                Ok(_) => None,
+                Err(None) => return Err(None),
+                Err(Some(_)) => None,
+            };
+            let Some(page) = page else {
+                tracing::warn!(server = %self.parts.config.name, "no tools/list to learn Mcp-Param headers from");
+                return Ok(());
+            };
+            tools.extend(page.tools);
+            match page.next_cursor {
+                Some(c) if c.get() != "null" => cursor = Some(c.get().to_string()),
+                _ => break,
+            }
+        }
+        self.parts.handle.learn_tools(&tools);
+        Ok(())
     }
 
     async fn serve(&mut self, conn: Conn, held: Vec<Cmd>) -> Ended {
@@ -315,13 +362,19 @@ fn request(
     caps: &[u8],
     strip_envelope: bool,
 ) -> Result<Request<Full<Bytes>>, String> {
-    let mut extra: Vec<(&'static str, String)> = Vec::new();
+    let mut extra: Vec<(HeaderName, String)> = Vec::new();
     let body = if conn.modern && method == hyper::Method::POST {
         match modern::upstream_request(&body, caps) {
             Some(r) => {
-                extra.push(("mcp-method", r.method));
+                if r.method == "tools/call" {
+                    extra.extend(param_headers(&conn.shared, &r)?);
+                }
+                extra.push((HeaderName::from_static("mcp-method"), r.method));
                 if let Some(name) = r.name {
-                    extra.push(("mcp-name", modern::encode_header_value(&name)));
+                    extra.push((
+                        HeaderName::from_static("mcp-name"),
+                        encode_header_value(&name),
+                    ));
                 }
                 r.frame
             }
@@ -357,6 +410,51 @@ fn request(
             .header("mcp-protocol-version", &conn.version);
     }
     b.body(Full::new(body)).map_err(|e| e.to_string())
+}
+
+/// Most pages of a tool list read at connect time (a guard against endless cursors).
+const MAX_LIST_PAGES: usize = 100;
+
+/// One page of a `tools/list` result.
+#[derive(serde::Deserialize)]
+struct ToolsPage {
+    #[serde(default)]
+    tools: Vec<Box<serde_json::value::RawValue>>,
+    #[serde(default, rename = "nextCursor")]
+    next_cursor: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl ToolsPage {
+    fn parse(result: &str) -> Option<ToolsPage> {
+        serde_json::from_str(result).ok()
+    }
+}
+
+/// The `Mcp-Param-*` headers a `tools/call` to a 2026 upstream carries, mirrored from its
+/// arguments by the tool's schema (none for a tool that declares none: no parse then).
+fn param_headers(
+    shared: &UpstreamShared,
+    r: &modern::UpstreamRequest,
+) -> Result<Vec<(HeaderName, String)>, String> {
+    let table = shared.param_headers.load();
+    let Some(headers) = r.name.as_deref().and_then(|n| table.get(n)) else {
+        return Ok(Vec::new());
+    };
+    let env = Envelope::parse(r.frame.clone()).map_err(|e| e.message)?;
+    let arguments = env
+        .peek()
+        .arguments
+        .map(|a| serde_json::from_str::<serde_json::Value>(a.get()))
+        .transpose()
+        .map_err(|e| format!("arguments: {e}"))?;
+    headers
+        .emit(arguments.as_ref())
+        .into_iter()
+        .map(|(name, value)| {
+            let name = HeaderName::try_from(name).map_err(|e| format!("{name}: {e}"))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 /// POST one frame and return the response to it (for the handshake), with the session id.

@@ -262,6 +262,9 @@ pub struct UpstreamShared {
     pub lists: Mutex<HashMap<&'static str, CachedList>>,
     /// `public` read results of a 2026-07-28 server, shared by every client.
     pub reads: read_cache::ReadCache,
+    /// The `Mcp-Param-*` headers of its tools that declare any, compiled whenever its tool
+    /// list is fetched (kept across a list_changed until the new list arrives).
+    pub param_headers: arc_swap::ArcSwap<crate::protocol::param_headers::ParamTable>,
     /// When a session last used it (seconds on [`clock`]), for reaping idle per-client upstreams.
     last_used: AtomicU64,
     /// Down and waiting to retry (so nobody should wait for its handshake).
@@ -283,6 +286,7 @@ impl UpstreamShared {
             owner,
             lists: Mutex::new(HashMap::new()),
             reads: read_cache::ReadCache::default(),
+            param_headers: Default::default(),
             last_used: AtomicU64::new(clock()),
             down: std::sync::atomic::AtomicBool::new(false),
         }
@@ -419,6 +423,13 @@ impl UpstreamHandle {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(method, (items, until));
+    }
+
+    /// Compile the `Mcp-Param-*` headers of a tool list just fetched from this server
+    /// (cached or not: a 2026 server's private list is not kept, but its schemas count).
+    pub fn learn_tools(&self, tools: &[Box<RawValue>]) {
+        let table = crate::protocol::param_headers::compile_tools(&self.shared.name, tools);
+        self.shared.param_headers.store(Arc::new(table));
     }
 
     /// Drop a cached list (all of them for `None`). Templates and kept reads go with

@@ -29,13 +29,21 @@ pub mod code {
     pub const UPSTREAM_TIMEOUT: i64 = -31001;
     /// The upstream is down, restarting, or exited while the request was in flight.
     pub const UPSTREAM_UNAVAILABLE: i64 = -31002;
-    /// The session was shed (it stopped reading, or was closed) or the router is overloaded.
+    /// Overloaded: the server's mailbox is full, or too many calls wait for it to start.
     pub const OVERLOADED: i64 = -31003;
     /// The request was cancelled by the router (shutdown).
     pub const CANCELLED: i64 = -31004;
     /// A call needed input from the client (bridged multi round-trip request, or a parked
     /// upstream call), and none came within the request timeout.
     pub const INPUT_TIMEOUT: i64 = -31005;
+    /// A call needed the client's input (a server-to-client request bridged as a round),
+    /// and the client cannot give it: it did not declare the capability, or refused.
+    pub const CLIENT_DECLINED: i64 = -31006;
+    /// The server cannot serve a request of this era (a per-client server and a 2026-07-28
+    /// request, which has no session to key one to).
+    pub const WRONG_ERA: i64 = -31007;
+    /// A configured limit is reached: a per-client server's `max_clients`, or `max_sessions`.
+    pub const LIMIT_REACHED: i64 = -31008;
 }
 
 /// What a frame is.
@@ -411,6 +419,9 @@ pub struct ParamsPeek<'a> {
     pub protocol_version: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub capabilities: Option<&'a RawValue>,
+    /// A `tools/call`'s arguments (read only for tools that mirror some into headers).
+    #[serde(borrow, default)]
+    pub arguments: Option<&'a RawValue>,
     /// A multi round-trip retry (2026-07-28) carries these.
     #[serde(borrow, default, rename = "inputResponses")]
     pub input_responses: Option<&'a RawValue>,

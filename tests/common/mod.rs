@@ -534,3 +534,15 @@ pub fn log_levels(r: &Reply) -> Vec<String> {
         .map(|m| m["params"]["level"].as_str().unwrap_or("").to_string())
         .collect()
 }
+
+/// A one-scenario conformance run passed every check: its "Passed: N/N, 0 failed" line,
+/// with N above zero. Returns that line (empty when there is none) for messages.
+pub fn scenario_passed(log: &str) -> (bool, &str) {
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("Passed: "))
+        .unwrap_or("");
+    let counts = line.trim_start_matches("Passed: ").split(',').next();
+    let (got, of) = counts.and_then(|c| c.split_once('/')).unwrap_or(("0", "?"));
+    (got == of && got != "0", line)
+}

@@ -73,6 +73,10 @@ async def main():
         check("42" in text_of(r), "everything__get-sum adds")
         r = await client.call_tool("py__shout", {"text": "quiet"})
         check(text_of(r) == "QUIET", "py__shout answers from the Python server")
+        # Its region is an x-mcp-header argument: whichever era this client speaks, the
+        # Python server sees an Mcp-Param-Region header that agrees with it (base64 here).
+        r = await client.call_tool("py__route", {"region": "Zürich"})
+        check(text_of(r) == "routed to Zürich", f"py__route: Mcp-Param-Region agreed at every hop ({text_of(r)})")
 
         progress = []
 

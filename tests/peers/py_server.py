@@ -14,7 +14,7 @@ import sys
 
 import anyio
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from typing import Annotated
 
@@ -176,6 +176,13 @@ async def slow(ms: int) -> str:
 def slow_done() -> int:
     """How many `slow` runs finished (cancelled ones do not)."""
     return SLOW_DONE
+
+
+@server.tool()
+def route(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})], text: str = "") -> str:
+    """Echoes its region, which a 2026-07-28 client also sends as the Mcp-Param-Region header
+    (the SDK refuses a call whose header and argument disagree before it gets here)."""
+    return f"routed to {region}"
 
 
 @server.tool()
