@@ -7,9 +7,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::router::Router;
 use crate::session::{ReplyStream, Session};
 
+/// Cancels its request through the router when dropped before the request's reply stream
+/// is done.
 pub struct CancelOnDrop {
+    router: Arc<Router>,
     session: Arc<Session>,
     client_id: Bytes,
     stream: Arc<ReplyStream>,
@@ -18,12 +22,14 @@ pub struct CancelOnDrop {
 
 impl CancelOnDrop {
     pub fn new(
+        router: Arc<Router>,
         session: Arc<Session>,
         client_id: Bytes,
         stream: Arc<ReplyStream>,
         reason: &'static str,
     ) -> CancelOnDrop {
         CancelOnDrop {
+            router,
             session,
             client_id,
             stream,
@@ -37,13 +43,7 @@ impl Drop for CancelOnDrop {
         if self.stream.is_done() {
             return;
         }
-        if let Some(h) = self.session.in_flight_upstream(&self.client_id) {
-            self.session.forget(&self.client_id);
-            let _ = h.send(crate::upstream::Cmd::Cancel {
-                session: self.session.key,
-                client_id: self.client_id.clone(),
-                reason: Some(self.reason.into()),
-            });
-        }
+        self.router
+            .cancel(&self.session, &self.client_id, Some(self.reason));
     }
 }

@@ -543,6 +543,7 @@ async fn modern_request(
         Err(r) => return refusal(r, &id),
     };
     let cancel = CancelOnDrop::new(
+        router.clone(),
         session,
         id,
         stream.clone(),

@@ -194,6 +194,7 @@ async fn modern_request(
     let tx = tx.clone();
     let is_listen = matches!(&method, Method::Other(m) if &**m == "subscriptions/listen");
     let cancel = CancelOnDrop::new(
+        router.clone(),
         session,
         id.clone(),
         stream.clone(),

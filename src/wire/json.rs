@@ -91,6 +91,17 @@ pub fn router_error(id: Option<&[u8]>, code: i64, message: &str, server: Option<
     error(id, code, message, Some(&data))
 }
 
+/// `notifications/cancelled` for our request `request_id`, with an optional reason.
+pub fn cancelled(request_id: u64, reason: Option<&str>) -> Bytes {
+    let mut params = format!("{{\"requestId\":{request_id}");
+    if let Some(r) = reason {
+        params.push_str(",\"reason\":");
+        params.push_str(std::str::from_utf8(&json_string(r)).unwrap_or("\"\""));
+    }
+    params.push('}');
+    message(None, "notifications/cancelled", Some(params.as_bytes()))
+}
+
 /// A request or notification: `{"jsonrpc":"2.0"[,"id":<id>],"method":..[,"params":<params>]}`
 pub fn message(id: Option<&[u8]>, method: &str, params: Option<&[u8]>) -> Bytes {
     let mut out = BytesMut::with_capacity(64 + method.len() + params.map_or(0, |p| p.len()));

@@ -1,0 +1,212 @@
+//! Name and URI resolution: which server a call goes to, under which of its own names.
+
+use super::*;
+
+impl Router {
+    /// Which server a call goes to, the name edit to make, and where its progress token sits.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn resolve_call(
+        &self,
+        session: &Arc<Session>,
+        env: &Envelope,
+    ) -> Result<
+        (
+            usize,
+            Option<(std::ops::Range<usize>, Bytes)>,
+            Option<std::ops::Range<usize>>,
+        ),
+        (i64, String),
+    > {
+        let params = env
+            .params_str()
+            .ok_or((code::INVALID_PARAMS, "params are required".to_string()))?;
+        let peek = ParamsPeek::parse(params).map_err(|e| (code::INVALID_PARAMS, e))?;
+        let token = peek
+            .meta
+            .as_ref()
+            .and_then(|m| m.progress_token)
+            .map(|t| span_of(&env.frame, t.get()));
+        let routes = session.state().routes.clone();
+        let by_name = |raw: &RawValue,
+                       prompts: bool|
+         -> Result<
+            (usize, Option<(std::ops::Range<usize>, Bytes)>),
+            (i64, String),
+        > {
+            let name =
+                raw_str(raw).ok_or((code::INVALID_PARAMS, "name must be a string".to_string()))?;
+            let route = self.resolve_name(&routes, &name, prompts).ok_or_else(|| {
+                (
+                    code::INVALID_PARAMS,
+                    format!(
+                        "unknown {}: {name}",
+                        if prompts { "prompt" } else { "tool" }
+                    ),
+                )
+            })?;
+            let edit = (route.name != name).then(|| {
+                (
+                    span_of(&env.frame, raw.get()),
+                    json::json_string(&route.name),
+                )
+            });
+            Ok((route.server, edit))
+        };
+        let by_uri = |raw: &RawValue| -> Result<usize, (i64, String)> {
+            let uri =
+                raw_str(raw).ok_or((code::INVALID_PARAMS, "uri must be a string".to_string()))?;
+            self.resolve_uri(&routes, &uri).ok_or((
+                code::RESOURCE_NOT_FOUND,
+                format!("resource not found: {uri}"),
+            ))
+        };
+        let missing = |what: &str| (code::INVALID_PARAMS, format!("params.{what} is required"));
+        let (idx, edit) = match env.method {
+            Method::ToolsCall => by_name(peek.name.ok_or_else(|| missing("name"))?, false)?,
+            Method::PromptsGet => by_name(peek.name.ok_or_else(|| missing("name"))?, true)?,
+            Method::ResourcesRead => (by_uri(peek.uri.ok_or_else(|| missing("uri"))?)?, None),
+            _ => {
+                let r = peek.reference.as_ref().ok_or_else(|| missing("ref"))?;
+                match (r.kind.as_deref(), r.name, r.uri) {
+                    (Some("ref/prompt"), Some(name), _) => by_name(name, true)?,
+                    (Some("ref/resource"), _, Some(uri)) => (by_uri(uri)?, None),
+                    _ => {
+                        return Err((
+                            code::INVALID_PARAMS,
+                            "ref must be a ref/prompt with a name or a ref/resource with a uri"
+                                .into(),
+                        ))
+                    }
+                }
+            }
+        };
+        Ok((idx, edit, token))
+    }
+
+    pub(super) fn has_unprefixed_server(&self) -> bool {
+        self.servers.iter().any(|s| s.config.prefix.is_empty())
+    }
+
+    /// Resolve an exposed tool or prompt name: as listed to this session, else by prefix, else
+    /// by the servers that expose their names unprefixed.
+    pub(super) fn resolve_name(
+        &self,
+        routes: &crate::session::Routes,
+        name: &str,
+        prompts: bool,
+    ) -> Option<Route> {
+        let table = if prompts {
+            &routes.prompts
+        } else {
+            &routes.tools
+        };
+        if let Some(r) = table.get(name) {
+            return Some(r.clone());
+        }
+        if let Some((prefix, rest)) = crate::protocol::names::split(name) {
+            if let Some(idx) = self.servers.iter().position(|s| s.config.prefix == prefix) {
+                return Some(Route {
+                    server: idx,
+                    name: rest.to_string(),
+                });
+            }
+        }
+        let unprefixed: Vec<usize> = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.config.prefix.is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        let method = if prompts {
+            "prompts/list"
+        } else {
+            "tools/list"
+        };
+        let listed = |i: usize| {
+            self.servers[i]
+                .instances
+                .first()
+                .and_then(|h| h.cached_list(method))
+                .is_some_and(|items| {
+                    items
+                        .iter()
+                        .any(|it| catalogue::item_key(it, "name").as_deref() == Some(name))
+                })
+        };
+        match unprefixed.as_slice() {
+            [one] => Some(Route {
+                server: *one,
+                name: name.to_string(),
+            }),
+            many => many
+                .iter()
+                .copied()
+                .find(|&i| listed(i))
+                .map(|server| Route {
+                    server,
+                    name: name.to_string(),
+                }),
+        }
+    }
+
+    /// Resolve a resource URI: as listed to this session, else by a server's cached resources
+    /// and templates, else the only server offering resources.
+    pub(super) fn resolve_uri(&self, routes: &crate::session::Routes, uri: &str) -> Option<usize> {
+        if let Some(idx) = routes.resources.get(uri) {
+            return Some(*idx);
+        }
+        if let Some((_, idx)) = routes
+            .templates
+            .iter()
+            .find(|(t, _)| crate::protocol::template::matches(t, uri))
+        {
+            return Some(*idx);
+        }
+        for (idx, s) in self.servers.iter().enumerate() {
+            let Some(h) = s.instances.first() else {
+                continue;
+            };
+            if h.cached_list("resources/list").is_some_and(|l| {
+                l.iter()
+                    .any(|r| catalogue::item_key(r, "uri").as_deref() == Some(uri))
+            }) {
+                return Some(idx);
+            }
+            if h.cached_list("resources/templates/list").is_some_and(|l| {
+                l.iter().any(|t| {
+                    catalogue::item_key(t, "uriTemplate")
+                        .is_some_and(|tpl| crate::protocol::template::matches(&tpl, uri))
+                })
+            }) {
+                return Some(idx);
+            }
+        }
+        let with_resources: Vec<usize> = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.instances
+                    .first()
+                    .and_then(|h| h.shared.info.load_full())
+                    .is_none_or(|i| i.has("resources"))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        match with_resources.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+}
+
+/// The lists whose items a call of this method names.
+pub(super) fn lists_naming(method: &Method) -> Vec<Method> {
+    match method {
+        Method::ToolsCall => vec![Method::ToolsList],
+        Method::PromptsGet => vec![Method::PromptsList],
+        Method::ResourcesRead => vec![Method::ResourcesList, Method::ResourcesTemplatesList],
+        _ => vec![Method::PromptsList, Method::ResourcesTemplatesList],
+    }
+}
