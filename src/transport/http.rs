@@ -20,13 +20,14 @@ use hyper::{Method as HttpMethod, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::cancel::CancelOnDrop;
-use crate::protocol::modern::{self, RequestMeta};
-use crate::protocol::{is_known_version, negotiate, ClientCaps};
-use crate::router::{Router, Stateless};
-use crate::session::{new_session_id, ReplyStream, Session, Sink};
-use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
-use crate::wire::{json, sse, Envelope, Kind, Method};
+use crate::ingress::{self, Answer, CancelOnDrop, Facts, Headers, ModernReply, SessionSlot};
+use crate::protocol::is_known_version;
+use crate::protocol::modern;
+use crate::protocol::param_headers::Received;
+use crate::router::Router;
+use crate::session::{ReplyStream, Session};
+use crate::wire::envelope::code;
+use crate::wire::{json, sse, Method};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -334,6 +335,24 @@ fn check_host_and_origin(
     Ok(())
 }
 
+impl Headers for HeaderMap {
+    fn get(&self, name: &str) -> Option<&str> {
+        header(self, name)
+    }
+
+    fn param_headers(&self) -> Received {
+        self.iter()
+            .filter(|(n, _)| n.as_str().starts_with("mcp-param-"))
+            .map(|(n, v)| {
+                (
+                    n.as_str().into(),
+                    String::from_utf8_lossy(v.as_bytes()).into(),
+                )
+            })
+            .collect()
+    }
+}
+
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -365,18 +384,6 @@ fn session_of(router: &Router, h: &HeaderMap) -> Result<Arc<Session>, Box<Respon
             code::INVALID_REQUEST,
             "session not found (it may have expired); initialize again",
         ))),
-    }
-}
-
-fn check_version(h: &HeaderMap, id: Option<&[u8]>) -> Result<(), Box<Response<HttpBody>>> {
-    match header(h, VERSION_HEADER) {
-        Some(v) if !is_known_version(v) && v != modern::VERSION => Err(Box::new(rpc_error(
-            StatusCode::BAD_REQUEST,
-            id,
-            code::INVALID_REQUEST,
-            &format!("unsupported MCP-Protocol-Version: {v}"),
-        ))),
-        _ => Ok(()),
     }
 }
 
@@ -428,46 +435,46 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
         }
     };
 
-    if is_batch(&body) {
-        if let Err(r) = check_version(h, None) {
-            return *r;
-        }
-        return batch(router, session_header.as_deref(), body).await;
-    }
-    let env = match Envelope::parse(body) {
-        Ok(env) => env,
-        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.id.as_deref(), e.code, &e.message),
+    let facts = Facts {
+        headers: Some(h),
+        session: SessionSlot::Named(session_header.as_deref()),
     };
-    // No session and a 2026-07-28 version (header or _meta): a stateless modern request,
-    // checked before anything else (an `initialize` sent this way is a removed method, and an
-    // unknown header version is answered with the versions we serve).
-    if session_header.is_none()
-        && (header(h, VERSION_HEADER) == Some(modern::VERSION)
-            || modern::carries_envelope(&env.frame))
-    {
-        let meta = RequestMeta::of(&env);
-        return modern_request(router, h, env, meta).await;
-    }
-    if let Err(r) = check_version(h, env.id_bytes().as_deref()) {
-        return *r;
-    }
-    if env.method == Method::Initialize && env.kind == Kind::Request {
-        return initialize(router, env).await;
-    }
-    let session = match session_of(router, h) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match env.kind {
-        Kind::Request => {
-            let stream = session.new_stream();
-            router.handle(&session, env, Sink::Stream(stream.clone()));
-            reply(&session, stream).await
-        }
-        _ => {
-            router.handle(&session, env, session.unsolicited.clone());
+    match ingress::receive(router, body, facts).await {
+        Answer::Reply { status, frame } => full(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            Some("application/json"),
+            frame,
+        ),
+        Answer::Batch(answers) if answers.is_empty() => {
             full(StatusCode::ACCEPTED, None, Bytes::new())
         }
+        Answer::Batch(answers) => {
+            let mut out = bytes::BytesMut::new();
+            json::push_array(&mut out, &answers);
+            full(StatusCode::OK, Some("application/json"), out.freeze())
+        }
+        Answer::Accepted => full(StatusCode::ACCEPTED, None, Bytes::new()),
+        Answer::Started { frame, session_id } => {
+            let mut r = full(StatusCode::OK, Some("application/json"), frame);
+            if let Ok(v) = HeaderValue::from_str(&session_id) {
+                r.headers_mut().insert(SESSION_HEADER, v);
+            }
+            r
+        }
+        Answer::Legacy { session, stream } => reply(&session, stream).await,
+        Answer::Modern(m) => modern_reply(m).await,
+    }
+}
+
+/// A refusal from the ingress as a response.
+fn answer(a: Answer) -> Response<HttpBody> {
+    match a {
+        Answer::Reply { status, frame } => full(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            Some("application/json"),
+            frame,
+        ),
+        _ => full(StatusCode::ACCEPTED, None, Bytes::new()),
     }
 }
 
@@ -492,64 +499,10 @@ async fn reply(session: &Arc<Session>, stream: Arc<ReplyStream>) -> Response<Htt
     sse_response(sse_body(stream, 0, prefix), None)
 }
 
-/// A 2026-07-28 refusal as an HTTP response with its JSON-RPC error.
-fn refusal(r: modern::Refusal, id: &[u8]) -> Response<HttpBody> {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let data = r.data.as_deref().map(str::as_bytes);
-    full(
-        status,
-        Some("application/json"),
-        json::error(Some(id), r.code, &r.message, data),
-    )
-}
-
-/// A 2026-07-28 request: stateless, checked against its headers, routed with the
-/// capabilities it carries, answered with `resultType` (and cache hints on lists and reads).
-async fn modern_request(
-    router: &Arc<Router>,
-    h: &HeaderMap,
-    env: Envelope,
-    mut meta: RequestMeta,
-) -> Response<HttpBody> {
-    let id = env.id_bytes();
-    if env.kind != Kind::Request {
-        // 2026 defines no client notification over HTTP, and clients never send responses.
-        return full(StatusCode::ACCEPTED, None, Bytes::new());
-    }
-    let id = id.unwrap_or_default();
-    let headers = |name: &str| header(h, name).map(str::to_owned);
-    if let Err(r) = modern::validate(&env, &meta, &headers) {
-        return refusal(r, &id);
-    }
-    // Checked against the tool's schema once the router knows the tool.
-    meta.param_headers = Some(
-        h.iter()
-            .filter(|(n, _)| n.as_str().starts_with("mcp-param-"))
-            .map(|(n, v)| {
-                (
-                    n.as_str().into(),
-                    String::from_utf8_lossy(v.as_bytes()).into(),
-                )
-            })
-            .collect(),
-    );
-    let (session, stream, method) = match router.stateless(env, &meta).await {
-        Ok(Stateless::Now(reply)) => return full(StatusCode::OK, Some("application/json"), reply),
-        Ok(Stateless::Stream {
-            session,
-            stream,
-            method,
-        }) => (session, stream, method),
-        Err(r) => return refusal(r, &id),
-    };
-    let cancel = CancelOnDrop::new(
-        router.clone(),
-        session,
-        id,
-        stream.clone(),
-        "the client closed its reply stream",
-    );
-    if stream.next_after(0).await.is_none() {
+/// A 2026-07-28 request's replies: plain JSON (with the status its error calls for) when the
+/// response is the only message, else an SSE stream without event ids; closing it cancels.
+async fn modern_reply(m: ModernReply) -> Response<HttpBody> {
+    if m.stream.next_after(0).await.is_none() {
         return rpc_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
@@ -557,126 +510,16 @@ async fn modern_request(
             "no reply",
         );
     }
-    if let Some(only) = stream.only_message() {
+    if let Some(only) = m.stream.only_message() {
         let status = StatusCode::from_u16(modern::http_status(&only)).unwrap_or(StatusCode::OK);
-        return full(
-            status,
-            Some("application/json"),
-            modern::complete_result(&only, &method),
-        );
+        return full(status, Some("application/json"), m.complete(&only));
     }
+    let (stream, method, cancel) = m.into_parts();
     let mut body = sse_body(stream, 0, None);
     body.ids = false;
     body.modern = Some(method);
     body._cancel = Some(cancel);
     sse_response(body, None)
-}
-
-async fn initialize(router: &Arc<Router>, env: Envelope) -> Response<HttpBody> {
-    let id = env.id_bytes().unwrap_or_default();
-    let peek = env.params_str().map(ParamsPeek::parse).transpose();
-    let peek = match peek {
-        Ok(p) => p.unwrap_or_default(),
-        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, Some(&id), code::INVALID_PARAMS, &e),
-    };
-    let era = negotiate(peek.protocol_version.as_deref());
-    let caps = ClientCaps::parse(peek.capabilities);
-    let Some(session_id) = new_session_id() else {
-        return rpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(&id),
-            code::INTERNAL_ERROR,
-            "no randomness for a session id",
-        );
-    };
-    let unsolicited = ReplyStream::new(0, router.config.limits.replay_events);
-    let session = Session::new(
-        session_id.clone(),
-        era,
-        caps,
-        Sink::Stream(unsolicited),
-        router.config.limits.replay_events,
-    );
-    session.touch();
-    if !router.sessions.insert(session.clone()) {
-        return rpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(&id),
-            code::LIMIT_REACHED,
-            "too many sessions (max_sessions)",
-        );
-    }
-    router.wait_ready(&session).await;
-    let result = router.initialize_result(&session);
-    let mut r = full(
-        StatusCode::OK,
-        Some("application/json"),
-        json::result(&id, &result),
-    );
-    if let Ok(v) = HeaderValue::from_str(&session_id) {
-        r.headers_mut().insert(SESSION_HEADER, v);
-    }
-    tracing::info!(session = %session_id, version = era.version(), "session started");
-    r
-}
-
-/// A JSON-RPC batch: accepted only in 2025-03-26 sessions; answered as one JSON array.
-async fn batch(
-    router: &Arc<Router>,
-    session_header: Option<&str>,
-    body: Bytes,
-) -> Response<HttpBody> {
-    let session = session_header.and_then(|id| router.sessions.get(id));
-    let Some(session) = session.filter(|s| s.era().accepts_batches()) else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "batches are accepted only in 2025-03-26 sessions",
-        );
-    };
-    let parts = match split_batch(&body) {
-        Ok(p) => p,
-        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, None, e.code, &e.message),
-    };
-    let mut answers = Vec::new();
-    let mut streams = Vec::new();
-    for part in parts {
-        match Envelope::parse(part) {
-            Ok(env) if env.method == Method::Initialize => {
-                let id = env.id_bytes();
-                answers.push(json::error(
-                    id.as_deref(),
-                    code::INVALID_REQUEST,
-                    "initialize may not be batched",
-                    None,
-                ));
-            }
-            Ok(env) if env.kind == Kind::Request => {
-                let s = ReplyStream::new(0, 64);
-                router.handle(&session, env, Sink::Stream(s.clone()));
-                streams.push(s);
-            }
-            Ok(env) => router.handle(&session, env, session.unsolicited.clone()),
-            Err(e) => answers.push(json::error(e.id.as_deref(), e.code, &e.message, None)),
-        }
-    }
-    for s in streams {
-        // The final message of each stream is its response; progress is not carried in batches.
-        let mut last = None;
-        let mut after = 0;
-        while let Some(ev) = s.next_after(after).await {
-            after = ev.seq;
-            last = Some(ev.data);
-        }
-        answers.extend(last);
-    }
-    if answers.is_empty() {
-        return full(StatusCode::ACCEPTED, None, Bytes::new());
-    }
-    let mut out = bytes::BytesMut::new();
-    json::push_array(&mut out, &answers);
-    full(StatusCode::OK, Some("application/json"), out.freeze())
 }
 
 /// GET and DELETE without a session come from 2026-07-28 clients (which have neither) or from
@@ -710,8 +553,8 @@ fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
             "Accept must list text/event-stream",
         );
     }
-    if let Err(r) = check_version(h, None) {
-        return *r;
+    if let Some(refused) = ingress::check_version(h, None) {
+        return answer(refused);
     }
     let session = match session_of(router, h) {
         Ok(s) => s,

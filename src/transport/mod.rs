@@ -1,5 +1,5 @@
-//! Client-facing listeners: Streamable HTTP and stdio. Thin I/O shells around the router.
+//! Client-facing listeners: Streamable HTTP and stdio. Thin I/O shells around
+//! [`crate::ingress`]: sockets, pipes, headers, and the shape of their replies.
 
-pub mod cancel;
 pub mod http;
 pub mod stdio;

@@ -1,21 +1,18 @@
 //! Client-facing stdio (`switchyard stdio`): one client on stdin/stdout, as a desktop host
 //! launches a server. One JSON-RPC message per line each way.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 
-use super::cancel::CancelOnDrop;
-use crate::protocol::modern::{self, RequestMeta};
-use crate::protocol::{negotiate, ClientCaps};
-use crate::router::{Router, Stateless};
-use crate::session::{Session, Sink};
-use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
+use crate::ingress::{self, Answer, Facts, ModernCalls, SessionSlot};
+use crate::router::Router;
+use crate::session::Session;
+use crate::wire::envelope::code;
 use crate::wire::frame::{Line, LineDecoder};
-use crate::wire::{json, Envelope, Kind, Method};
+use crate::wire::json;
 
 /// Serve one client until its input ends.
 pub async fn serve(
@@ -104,121 +101,6 @@ async fn until_closed(session: &Option<Arc<Session>>) {
     }
 }
 
-/// The 2026-07-28 requests in flight on this connection: the task carrying each one's replies,
-/// by request id, so that `notifications/cancelled` (or the end of input) can stop it. A
-/// stopped task drops its [`CancelOnDrop`], which tells the upstream.
-#[derive(Default)]
-struct ModernCalls(HashMap<Bytes, (tokio::task::JoinHandle<()>, bool)>);
-
-impl ModernCalls {
-    fn track(&mut self, id: Bytes, task: tokio::task::JoinHandle<()>, is_listen: bool) {
-        // Finished ones are dropped now and then, not on every request.
-        if self.0.len() >= 256 {
-            self.0.retain(|_, (t, _)| !t.is_finished());
-        }
-        self.0.insert(id, (task, is_listen));
-    }
-
-    /// The client cancelled request `id`; false if it is not one of ours.
-    fn cancel(&mut self, id: &[u8]) -> bool {
-        match self.0.remove(id) {
-            Some((task, _)) => {
-                task.abort();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The client was shed: nothing more reaches it.
-    fn abort_all(self) {
-        for (task, _) in self.0.into_values() {
-            task.abort();
-        }
-    }
-
-    /// Input ended: listen streams end now (they never finish on their own); other requests
-    /// get until `deadline` to be answered.
-    async fn finish(self, deadline: tokio::time::Instant) {
-        for (task, is_listen) in self.0.into_values() {
-            if is_listen {
-                task.abort();
-                continue;
-            }
-            let abort = task.abort_handle();
-            if tokio::time::timeout_at(deadline, task).await.is_err() {
-                abort.abort();
-            }
-        }
-    }
-}
-
-/// A 2026-07-28 request over stdio: `_meta` checked (there are no headers on stdio), then
-/// routed on a transient session; results get `resultType` and cache hints.
-async fn modern_request(
-    router: &Arc<Router>,
-    calls: &mut ModernCalls,
-    tx: &mpsc::Sender<Bytes>,
-    env: Envelope,
-    id: Bytes,
-    meta: RequestMeta,
-) {
-    if let Err(r) = modern::validate_meta(&meta) {
-        let _ = tx
-            .send(json::error(
-                Some(&id),
-                r.code,
-                &r.message,
-                r.data.as_deref().map(str::as_bytes),
-            ))
-            .await;
-        return;
-    }
-    let (stream, method, session) = match router.stateless(env, &meta).await {
-        Ok(Stateless::Now(reply)) => {
-            let _ = tx.send(reply).await;
-            return;
-        }
-        Ok(Stateless::Stream {
-            stream,
-            method,
-            session,
-        }) => (stream, method, session),
-        Err(r) => {
-            let _ = tx
-                .send(json::error(Some(&id), r.code, &r.message, None))
-                .await;
-            return;
-        }
-    };
-    let tx = tx.clone();
-    let is_listen = matches!(&method, Method::Other(m) if &**m == "subscriptions/listen");
-    let cancel = CancelOnDrop::new(
-        router.clone(),
-        session,
-        id.clone(),
-        stream.clone(),
-        "the client cancelled the request",
-    );
-    let task = tokio::spawn(async move {
-        // The request's session lives as long as its stream (a listen stream: until the
-        // client cancels it or its input ends).
-        let _cancel = cancel;
-        let mut after = 0;
-        while let Some(ev) = stream.next_after(after).await {
-            after = ev.seq;
-            if tx
-                .send(modern::complete_result(&ev.data, &method))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    calls.track(id, task, is_listen);
-}
-
 async fn frame_in(
     router: &Arc<Router>,
     session: &mut Option<Arc<Session>>,
@@ -226,88 +108,23 @@ async fn frame_in(
     tx: &mpsc::Sender<Bytes>,
     frame: Bytes,
 ) {
-    if is_batch(&frame) {
-        match (session.as_ref(), split_batch(&frame)) {
-            (Some(s), Ok(parts)) if s.era().accepts_batches() => {
-                for part in parts {
-                    Box::pin(frame_in(router, session, calls, tx, part)).await;
-                }
-            }
-            (_, Err(e)) => {
-                let _ = tx.send(json::error(None, e.code, &e.message, None)).await;
-            }
-            _ => {
-                let msg = "batches are accepted only in 2025-03-26 sessions";
-                let _ = tx
-                    .send(json::error(None, code::INVALID_REQUEST, msg, None))
-                    .await;
-            }
-        }
-        return;
-    }
-    let env = match Envelope::parse(frame) {
-        Ok(env) => env,
-        Err(e) => {
-            let _ = tx
-                .send(json::error(e.id.as_deref(), e.code, &e.message, None))
-                .await;
-            return;
-        }
+    let facts = Facts {
+        headers: None,
+        session: SessionSlot::Connection {
+            session,
+            out: tx,
+            calls,
+        },
     };
-    let id = env.id_bytes().unwrap_or_default();
-    // 2026-07-28 requests stand alone (no initialize): `_meta` says so.
-    if env.kind == Kind::Request && modern::carries_envelope(&env.frame) {
-        let meta = RequestMeta::of(&env);
-        if meta.protocol_version.is_some() {
-            return modern_request(router, calls, tx, env, id, meta).await;
+    let out = match ingress::receive(router, frame, facts).await {
+        Answer::Reply { frame, .. } | Answer::Started { frame, .. } => frame,
+        Answer::Batch(answers) if !answers.is_empty() => {
+            let mut out = bytes::BytesMut::new();
+            json::push_array(&mut out, &answers);
+            out.freeze()
         }
-    }
-    // A 2026 client cancels a request (a listen stream too) by its id.
-    if env.kind == Kind::Notification && env.method == Method::Cancelled {
-        let rid = env.peek().request_id.map(|r| r.get().as_bytes().to_vec());
-        if rid.is_some_and(|rid| calls.cancel(&rid)) {
-            return;
-        }
-    }
-    match (session.as_ref(), env.kind, &env.method) {
-        (None, Kind::Request, Method::Initialize) => {
-            let peek = env
-                .params_str()
-                .map(ParamsPeek::parse)
-                .transpose()
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            let era = negotiate(peek.protocol_version.as_deref());
-            let caps = ClientCaps::parse(peek.capabilities);
-            let s = Session::new(
-                "stdio".into(),
-                era,
-                caps,
-                Sink::Channel(tx.clone()),
-                router.config.limits.replay_events,
-            );
-            router.sessions.insert(s.clone());
-            router.wait_ready(&s).await;
-            let _ = tx
-                .send(json::result(&id, &router.initialize_result(&s)))
-                .await;
-            *session = Some(s);
-        }
-        (None, Kind::Request, Method::Ping) => {
-            let _ = tx.send(json::result(&id, b"{}")).await;
-        }
-        (None, Kind::Request, _) => {
-            let _ = tx
-                .send(json::error(
-                    Some(&id),
-                    code::INVALID_REQUEST,
-                    "initialize first",
-                    None,
-                ))
-                .await;
-        }
-        (None, _, _) => {}
-        (Some(s), _, _) => router.handle(s, env, Sink::Channel(tx.clone())),
-    }
+        // Replies of requests come on `tx` as they arrive.
+        _ => return,
+    };
+    let _ = tx.send(out).await;
 }

@@ -1,7 +1,7 @@
 //! Ending a 2026-07-28 request early is a cancellation: over HTTP the client closes the reply
 //! stream, over stdio it sends `notifications/cancelled`. Either way the task carrying the
-//! replies is dropped, and with it this guard, which tells the upstream (a legacy client's
-//! disconnect is not a cancellation, by the 2025 rules, and gets no guard).
+//! replies is dropped, and with it this guard, which cancels the request through the router
+//! (a legacy client's disconnect is not a cancellation, by the 2025 rules, and gets no guard).
 
 use std::sync::Arc;
 

@@ -1,0 +1,378 @@
+//! The one front door: every client frame, from every transport and of either era, enters
+//! through [`receive`], which returns what to send back and on which stream. It owns what is
+//! the same on every front: batches, era detection, `initialize`, the 2026-07-28 checks,
+//! result completion (`resultType` and cache hints) and cancellation. Transports are left
+//! with sockets, pipes, headers and the shape of their replies (a JSON body or SSE; a line).
+
+mod cancel;
+mod modern_calls;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+pub use cancel::CancelOnDrop;
+pub use modern_calls::ModernCalls;
+
+use crate::protocol::modern::{self, RequestMeta};
+use crate::protocol::param_headers::Received;
+use crate::protocol::{is_known_version, negotiate, ClientCaps};
+use crate::router::{Router, Stateless};
+use crate::session::{new_session_id, ReplyStream, Session, Sink};
+use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
+use crate::wire::{json, Envelope, Kind, Method};
+
+/// A transport's request headers, as the ingress reads them (HTTP; stdio has none).
+pub trait Headers: Sync {
+    /// The first value of a header (name in lowercase), if it is text.
+    fn get(&self, name: &str) -> Option<&str>;
+    /// Every `Mcp-Param-*` header, in order, repeats kept.
+    fn param_headers(&self) -> Received;
+}
+
+/// Where a frame's session is.
+pub enum SessionSlot<'a> {
+    /// Each message names its session, or none (HTTP's `Mcp-Session-Id`).
+    Named(Option<&'a str>),
+    /// One session per connection, started by its `initialize` (stdio): every message for
+    /// the client goes to `out`, and the connection's 2026-07-28 requests are tracked in
+    /// `calls` so that `notifications/cancelled` and the end of input can stop them.
+    Connection {
+        session: &'a mut Option<Arc<Session>>,
+        out: &'a mpsc::Sender<Bytes>,
+        calls: &'a mut ModernCalls,
+    },
+}
+
+/// What the transport knows of a frame besides its bytes.
+pub struct Facts<'a> {
+    /// The request's headers; `None` where the transport has none (stdio).
+    pub headers: Option<&'a dyn Headers>,
+    /// Where its session is.
+    pub session: SessionSlot<'a>,
+}
+
+/// What to send back for one frame.
+pub enum Answer {
+    /// One message now, with the HTTP status it goes out with over HTTP.
+    Reply { status: u16, frame: Bytes },
+    /// The answers to a batch, to go out as one JSON array (none: nothing to send).
+    Batch(Vec<Bytes>),
+    /// Nothing to send back (a notification or a response was taken; over stdio, replies
+    /// come on the connection's own output).
+    Accepted,
+    /// A session was started: the `initialize` result, and the session's id.
+    Started { frame: Bytes, session_id: String },
+    /// A handshake-era request: its replies come on `stream`, one of `session`'s.
+    Legacy {
+        session: Arc<Session>,
+        stream: Arc<ReplyStream>,
+    },
+    /// A 2026-07-28 request whose replies come on a stream of their own.
+    Modern(ModernReply),
+}
+
+/// The replies of one 2026-07-28 request. Each is passed through [`ModernReply::complete`]
+/// on its way out; dropping this before the stream is done cancels the request.
+pub struct ModernReply {
+    pub stream: Arc<ReplyStream>,
+    method: Method,
+    cancel: CancelOnDrop,
+}
+
+impl ModernReply {
+    /// A reply as 2026-07-28 sends it: a result with `resultType` (and cache hints for
+    /// lists and reads); anything else unchanged.
+    pub fn complete(&self, frame: &Bytes) -> Bytes {
+        modern::complete_result(frame, &self.method)
+    }
+
+    /// A `subscriptions/listen` stream, which never ends by itself.
+    pub fn is_listen(&self) -> bool {
+        matches!(&self.method, Method::Other(m) if &**m == "subscriptions/listen")
+    }
+
+    /// The guard that cancels the request if dropped early; the stream it watches.
+    pub fn into_parts(self) -> (Arc<ReplyStream>, Method, CancelOnDrop) {
+        (self.stream, self.method, self.cancel)
+    }
+}
+
+fn reply(status: u16, frame: Bytes) -> Answer {
+    Answer::Reply { status, frame }
+}
+
+fn refuse(status: u16, id: Option<&[u8]>, code: i64, message: &str) -> Answer {
+    reply(status, json::error(id, code, message, None))
+}
+
+/// Take one frame from a client.
+pub async fn receive(router: &Arc<Router>, frame: Bytes, facts: Facts<'_>) -> Answer {
+    let Facts {
+        headers,
+        mut session,
+    } = facts;
+    if is_batch(&frame) {
+        if let Some(a) = headers.and_then(|h| check_version(h, None)) {
+            return a;
+        }
+        return batch(router, &session, frame).await;
+    }
+    let env = match Envelope::parse(frame) {
+        Ok(env) => env,
+        Err(e) => return refuse(400, e.id.as_deref(), e.code, &e.message),
+    };
+    // A 2026 client over stdio cancels a request (a listen stream too) by its id.
+    if let SessionSlot::Connection { calls, .. } = &mut session {
+        if calls.cancelled(&env) {
+            return Answer::Accepted;
+        }
+    }
+    if is_modern(&env, headers, &session) {
+        let meta = RequestMeta::of(&env);
+        return modern_request(router, env, meta, headers, session).await;
+    }
+    if let Some(a) = headers.and_then(|h| check_version(h, env.id_bytes().as_deref())) {
+        return a;
+    }
+    match session {
+        SessionSlot::Named(id) => named(router, env, id).await,
+        SessionSlot::Connection { session, out, .. } => connection(router, env, session, out).await,
+    }
+}
+
+/// Is this a 2026-07-28 request? Over HTTP: no session, and the version header or `_meta`
+/// says so (an `initialize` sent that way is a removed method). Over stdio: a request whose
+/// `_meta` names a protocol version.
+fn is_modern(env: &Envelope, headers: Option<&dyn Headers>, session: &SessionSlot<'_>) -> bool {
+    match session {
+        SessionSlot::Named(Some(_)) => false,
+        SessionSlot::Named(None) => {
+            headers.and_then(|h| h.get("mcp-protocol-version")) == Some(modern::VERSION)
+                || modern::carries_envelope(&env.frame)
+        }
+        SessionSlot::Connection { .. } => {
+            env.kind == Kind::Request
+                && modern::carries_envelope(&env.frame)
+                && RequestMeta::of(env).protocol_version.is_some()
+        }
+    }
+}
+
+/// A handshake-era request's `MCP-Protocol-Version` header, where there is one, must name a
+/// revision Switchyard serves (a refusal otherwise).
+pub fn check_version(h: &dyn Headers, id: Option<&[u8]>) -> Option<Answer> {
+    match h.get("mcp-protocol-version") {
+        Some(v) if !is_known_version(v) && v != modern::VERSION => Some(refuse(
+            400,
+            id,
+            code::INVALID_REQUEST,
+            &format!("unsupported MCP-Protocol-Version: {v}"),
+        )),
+        _ => None,
+    }
+}
+
+/// A message of a session named by the request (HTTP).
+async fn named(router: &Arc<Router>, env: Envelope, id: Option<&str>) -> Answer {
+    if env.method == Method::Initialize && env.kind == Kind::Request {
+        let unsolicited = Sink::Stream(ReplyStream::new(0, router.config.limits.replay_events));
+        return initialize(router, env, unsolicited).await;
+    }
+    let Some(id) = id else {
+        return refuse(
+            400,
+            None,
+            code::INVALID_REQUEST,
+            "Mcp-Session-Id header is required",
+        );
+    };
+    let session = match router.sessions.get(id) {
+        Some(s) if !s.is_closed() => s,
+        _ => {
+            return refuse(
+                404,
+                None,
+                code::INVALID_REQUEST,
+                "session not found (it may have expired); initialize again",
+            )
+        }
+    };
+    if env.kind == Kind::Request {
+        let stream = session.new_stream();
+        router.handle(&session, env, Sink::Stream(stream.clone()));
+        Answer::Legacy { session, stream }
+    } else {
+        router.handle(&session, env, session.unsolicited.clone());
+        Answer::Accepted
+    }
+}
+
+/// A message on a connection that carries one session (stdio).
+async fn connection(
+    router: &Arc<Router>,
+    env: Envelope,
+    session: &mut Option<Arc<Session>>,
+    out: &mpsc::Sender<Bytes>,
+) -> Answer {
+    if let Some(s) = session.as_ref() {
+        router.handle(s, env, Sink::Channel(out.clone()));
+        return Answer::Accepted;
+    }
+    let id = env.id_bytes().unwrap_or_default();
+    match (env.kind, &env.method) {
+        (Kind::Request, Method::Initialize) => {
+            let answer = initialize(router, env, Sink::Channel(out.clone())).await;
+            if let Answer::Started { session_id, .. } = &answer {
+                *session = router.sessions.get(session_id);
+            }
+            answer
+        }
+        (Kind::Request, Method::Ping) => reply(200, json::result(&id, b"{}")),
+        (Kind::Request, _) => refuse(200, Some(&id), code::INVALID_REQUEST, "initialize first"),
+        _ => Answer::Accepted, // nothing is owed to a notification before initialize
+    }
+}
+
+/// Start a handshake-era session: its era and capabilities from `initialize`, its
+/// unsolicited messages to `unsolicited`; answered once its upstreams are ready.
+async fn initialize(router: &Arc<Router>, env: Envelope, unsolicited: Sink) -> Answer {
+    let id = env.id_bytes().unwrap_or_default();
+    let peek = match env.params_str().map(ParamsPeek::parse).transpose() {
+        Ok(p) => p.unwrap_or_default(),
+        Err(e) => return refuse(400, Some(&id), code::INVALID_PARAMS, &e),
+    };
+    let era = negotiate(peek.protocol_version.as_deref());
+    let caps = ClientCaps::parse(peek.capabilities);
+    let Some(session_id) = new_session_id() else {
+        return refuse(
+            503,
+            Some(&id),
+            code::INTERNAL_ERROR,
+            "no randomness for a session id",
+        );
+    };
+    let session = Session::new(
+        session_id.clone(),
+        era,
+        caps,
+        unsolicited,
+        router.config.limits.replay_events,
+    );
+    session.touch();
+    if !router.sessions.insert(session.clone()) {
+        return refuse(
+            503,
+            Some(&id),
+            code::LIMIT_REACHED,
+            "too many sessions (max_sessions)",
+        );
+    }
+    router.wait_ready(&session).await;
+    let frame = json::result(&id, &router.initialize_result(&session));
+    tracing::info!(session = %session_id, version = era.version(), "session started");
+    Answer::Started { frame, session_id }
+}
+
+/// A JSON-RPC batch: accepted only in 2025-03-26 sessions; its answers go out as one array.
+async fn batch(router: &Arc<Router>, slot: &SessionSlot<'_>, frame: Bytes) -> Answer {
+    let session = match slot {
+        SessionSlot::Named(id) => id.and_then(|id| router.sessions.get(id)),
+        SessionSlot::Connection { session, .. } => (*session).clone(),
+    };
+    let Some(session) = session.filter(|s| s.era().accepts_batches()) else {
+        return refuse(
+            400,
+            None,
+            code::INVALID_REQUEST,
+            "batches are accepted only in 2025-03-26 sessions",
+        );
+    };
+    let parts = match split_batch(&frame) {
+        Ok(p) => p,
+        Err(e) => return refuse(400, None, e.code, &e.message),
+    };
+    let mut answers = Vec::new();
+    let mut streams = Vec::new();
+    for part in parts {
+        match Envelope::parse(part) {
+            Ok(env) if env.method == Method::Initialize => answers.push(json::error(
+                env.id_bytes().as_deref(),
+                code::INVALID_REQUEST,
+                "initialize may not be batched",
+                None,
+            )),
+            Ok(env) if env.kind == Kind::Request => {
+                let s = ReplyStream::new(0, 64);
+                router.handle(&session, env, Sink::Stream(s.clone()));
+                streams.push(s);
+            }
+            Ok(env) => router.handle(&session, env, session.unsolicited.clone()),
+            Err(e) => answers.push(json::error(e.id.as_deref(), e.code, &e.message, None)),
+        }
+    }
+    for s in streams {
+        // The final message of each stream is its response; progress is not carried in batches.
+        let mut last = None;
+        let mut after = 0;
+        while let Some(ev) = s.next_after(after).await {
+            after = ev.seq;
+            last = Some(ev.data);
+        }
+        answers.extend(last);
+    }
+    Answer::Batch(answers)
+}
+
+/// A 2026-07-28 request: `_meta` checked (and, over HTTP, the headers against the body),
+/// then served on a transient session of its own.
+async fn modern_request(
+    router: &Arc<Router>,
+    env: Envelope,
+    mut meta: RequestMeta,
+    headers: Option<&dyn Headers>,
+    slot: SessionSlot<'_>,
+) -> Answer {
+    if env.kind != Kind::Request {
+        // 2026 defines no client notification over HTTP, and clients never send responses.
+        return Answer::Accepted;
+    }
+    let id = env.id_bytes().unwrap_or_default();
+    let checked = match headers {
+        Some(h) => modern::validate(&env, &meta, &|name| h.get(name).map(str::to_owned)),
+        None => modern::validate_meta(&meta),
+    };
+    if let Err(r) = checked {
+        let data = r.data.as_deref().map(str::as_bytes);
+        return reply(r.status, json::error(Some(&id), r.code, &r.message, data));
+    }
+    // Checked against the called tool's schema once the router knows the tool.
+    meta.param_headers = headers.map(|h| h.param_headers());
+    let (session, stream, method) = match router.stateless(env, &meta).await {
+        Ok(Stateless::Now(frame)) => return reply(200, frame),
+        Ok(Stateless::Stream {
+            session,
+            stream,
+            method,
+        }) => (session, stream, method),
+        Err(r) => return refuse(r.status, Some(&id), r.code, &r.message),
+    };
+    let closed = match slot {
+        SessionSlot::Named(_) => "the client closed its reply stream",
+        SessionSlot::Connection { .. } => "the client cancelled the request",
+    };
+    let cancel = CancelOnDrop::new(router.clone(), session, id.clone(), stream.clone(), closed);
+    let reply = ModernReply {
+        stream,
+        method,
+        cancel,
+    };
+    match slot {
+        SessionSlot::Named(_) => Answer::Modern(reply),
+        SessionSlot::Connection { out, calls, .. } => {
+            calls.start(id, reply, out.clone());
+            Answer::Accepted
+        }
+    }
+}
