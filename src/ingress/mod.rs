@@ -376,3 +376,6 @@ async fn modern_request(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

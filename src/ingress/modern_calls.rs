@@ -55,6 +55,16 @@ impl ModernCalls {
         }
     }
 
+    /// How many are tracked (finished ones included until they are dropped).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// None is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The client was shed: nothing more reaches it.
     pub fn abort_all(self) {
         for (task, _) in self.0.into_values() {

@@ -29,6 +29,13 @@ use crate::session::{ReplyStream, Session};
 use crate::wire::envelope::code;
 use crate::wire::{json, sse, Method};
 
+mod body;
+mod session_streams;
+
+use body::*;
+pub use body::{GetGuard, HttpBody, SseBody};
+use session_streams::*;
+
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -95,151 +102,6 @@ where
     {
         tracing::debug!("connection ended: {e}");
     }
-}
-
-/// Response bodies: a whole JSON body, or an SSE stream.
-pub enum HttpBody {
-    Full(Option<Bytes>),
-    Sse(Box<SseBody>),
-}
-
-impl Body for HttpBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            HttpBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            HttpBody::Sse(s) => s.poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
-        }
-    }
-}
-
-/// Reads a [`ReplyStream`] as SSE, from after a sequence number.
-pub struct SseBody {
-    stream: Arc<ReplyStream>,
-    after: u64,
-    prefix: Option<Bytes>,
-    keepalive: Pin<Box<tokio::time::Sleep>>,
-    /// Where a reader of the session's GET stream got to, shared with the next GET.
-    cursor: Option<Arc<AtomicU64>>,
-    /// Released when this body ends: one GET stream per session at a time.
-    _guard: Option<GetGuard>,
-    /// Event ids (2025 eras) or none (2026-07-28 has no resumption).
-    ids: bool,
-    /// 2026-07-28: the request's method, to give its result `resultType` and cache hints.
-    modern: Option<Method>,
-    /// 2026-07-28: closing the stream cancels the request.
-    _cancel: Option<CancelOnDrop>,
-}
-
-pub struct GetGuard(Arc<AtomicBool>);
-
-impl Drop for GetGuard {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
-
-impl SseBody {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if let Some(p) = self.prefix.take() {
-            return Poll::Ready(Some(p));
-        }
-        match self.stream.poll_after(self.after, cx) {
-            Poll::Ready(Some(ev)) => {
-                self.after = ev.seq;
-                if let Some(c) = &self.cursor {
-                    c.store(ev.seq, Ordering::Relaxed);
-                }
-                self.keepalive
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + KEEPALIVE);
-                let data = match &self.modern {
-                    Some(method) => modern::complete_result(&ev.data, method),
-                    None => ev.data,
-                };
-                if !self.ids {
-                    return Poll::Ready(Some(sse::encode_event(None, &data)));
-                }
-                let id = format!("{}-{}", self.stream.stream_no, ev.seq);
-                Poll::Ready(Some(sse::encode_event(Some(&id), &data)))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match self.keepalive.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    self.keepalive
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + KEEPALIVE);
-                    Poll::Ready(Some(Bytes::from_static(b": keep-alive\n\n")))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-fn sse_body(stream: Arc<ReplyStream>, after: u64, prefix: Option<Bytes>) -> SseBody {
-    SseBody {
-        stream,
-        after,
-        prefix,
-        keepalive: Box::pin(tokio::time::sleep(KEEPALIVE)),
-        cursor: None,
-        _guard: None,
-        ids: true,
-        modern: None,
-        _cancel: None,
-    }
-}
-
-fn full(status: StatusCode, content_type: Option<&'static str>, body: Bytes) -> Response<HttpBody> {
-    let mut r = Response::new(HttpBody::Full(if body.is_empty() {
-        None
-    } else {
-        Some(body)
-    }));
-    *r.status_mut() = status;
-    if let Some(ct) = content_type {
-        r.headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    }
-    r
-}
-
-/// An HTTP error carrying a JSON-RPC error body (id null unless known).
-fn rpc_error(
-    status: StatusCode,
-    id: Option<&[u8]>,
-    code: i64,
-    message: &str,
-) -> Response<HttpBody> {
-    full(
-        status,
-        Some("application/json"),
-        json::error(id, code, message, None),
-    )
-}
-
-fn sse_response(body: SseBody, session_id: Option<&str>) -> Response<HttpBody> {
-    let mut r = Response::new(HttpBody::Sse(Box::new(body)));
-    let h = r.headers_mut();
-    h.insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        hyper::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache"),
-    );
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if let Some(id) = session_id.and_then(|s| HeaderValue::from_str(s).ok()) {
-        h.insert(SESSION_HEADER, id);
-    }
-    r
 }
 
 struct InFlight<'a>(&'a AtomicUsize);
@@ -364,27 +226,6 @@ fn accepts(h: &HeaderMap, mime: &str) -> bool {
             m == mime || m == "*/*" || (m.ends_with("/*") && mime.starts_with(&m[..m.len() - 1]))
         })
     })
-}
-
-/// The session named by the request, or the HTTP error for its absence.
-fn session_of(router: &Router, h: &HeaderMap) -> Result<Arc<Session>, Box<Response<HttpBody>>> {
-    let Some(id) = header(h, SESSION_HEADER) else {
-        return Err(Box::new(rpc_error(
-            StatusCode::BAD_REQUEST,
-            None,
-            code::INVALID_REQUEST,
-            "Mcp-Session-Id header is required",
-        )));
-    };
-    match router.sessions.get(id) {
-        Some(s) if !s.is_closed() => Ok(s),
-        _ => Err(Box::new(rpc_error(
-            StatusCode::NOT_FOUND,
-            None,
-            code::INVALID_REQUEST,
-            "session not found (it may have expired); initialize again",
-        ))),
-    }
 }
 
 async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
@@ -520,103 +361,4 @@ async fn modern_reply(m: ModernReply) -> Response<HttpBody> {
     body.modern = Some(method);
     body._cancel = Some(cancel);
     sse_response(body, None)
-}
-
-/// GET and DELETE without a session come from 2026-07-28 clients (which have neither) or from
-/// clients that never initialized: 405, as the 2026 transport says, unless a legacy version
-/// header shows a legacy client that lost its session id (400).
-fn no_session_method(h: &HeaderMap) -> Option<Response<HttpBody>> {
-    if h.contains_key(SESSION_HEADER) {
-        return None;
-    }
-    match header(h, VERSION_HEADER) {
-        Some(v) if is_known_version(v) => None,
-        _ => {
-            let mut r = full(StatusCode::METHOD_NOT_ALLOWED, None, Bytes::new());
-            r.headers_mut()
-                .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
-            Some(r)
-        }
-    }
-}
-
-fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
-    let h = req.headers();
-    if let Some(r) = no_session_method(h) {
-        return r;
-    }
-    if !accepts(h, "text/event-stream") {
-        return rpc_error(
-            StatusCode::NOT_ACCEPTABLE,
-            None,
-            code::INVALID_REQUEST,
-            "Accept must list text/event-stream",
-        );
-    }
-    if let Some(refused) = ingress::check_version(h, None) {
-        return answer(refused);
-    }
-    let session = match session_of(router, h) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    session.touch();
-    // Resuming: `<stream>-<seq>` names the stream and the last event the client saw.
-    if let Some(last) = header(h, "last-event-id") {
-        let parsed = last
-            .split_once('-')
-            .and_then(|(s, n)| Some((s.parse::<u64>().ok()?, n.parse::<u64>().ok()?)));
-        let Some((no, seq)) = parsed else {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                code::INVALID_REQUEST,
-                "malformed Last-Event-ID",
-            );
-        };
-        let Some(stream) = session.stream(no) else {
-            return rpc_error(
-                StatusCode::NOT_FOUND,
-                None,
-                code::INVALID_REQUEST,
-                "that stream is no longer kept",
-            );
-        };
-        if no != 0 {
-            return sse_response(sse_body(stream, seq, None), None);
-        }
-    }
-    let Some(stream) = session.stream(0) else {
-        return full(StatusCode::METHOD_NOT_ALLOWED, None, Bytes::new());
-    };
-    let (flag, cursor) = session.get_stream_state();
-    if flag.swap(true, Ordering::AcqRel) {
-        return rpc_error(
-            StatusCode::CONFLICT,
-            None,
-            code::INVALID_REQUEST,
-            "a GET stream is already open for this session",
-        );
-    }
-    let after = header(h, "last-event-id")
-        .and_then(|l| l.split_once('-')?.1.parse::<u64>().ok())
-        .unwrap_or_else(|| cursor.load(Ordering::Relaxed));
-    let mut body = sse_body(stream, after, None);
-    body.cursor = Some(cursor);
-    body._guard = Some(GetGuard(flag));
-    sse_response(body, None)
-}
-
-fn delete(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
-    if let Some(r) = no_session_method(req.headers()) {
-        return r;
-    }
-    let session = match session_of(router, req.headers()) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    router.sessions.remove(&session.id);
-    session.close();
-    tracing::info!(session = %session.id, "session deleted by client");
-    full(StatusCode::OK, None, Bytes::new())
 }

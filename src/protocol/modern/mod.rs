@@ -1,0 +1,327 @@
+//! The 2026-07-28 (stateless) era's rules, no I/O: what a request must carry in `_meta`,
+//! the header checks that keep a gateway from routing on a header the body contradicts, and
+//! the result shape modern clients expect (`resultType`, cache hints).
+
+use std::borrow::Cow;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+mod complete;
+mod upstream;
+
+pub use complete::complete_result;
+pub use upstream::{legacy_request, upstream_request, UpstreamRequest};
+
+use super::header_value::decode_header_value;
+use crate::wire::envelope::{code, raw_str};
+use crate::wire::{Envelope, Method};
+
+pub const VERSION: &str = "2026-07-28";
+/// Every revision Switchyard serves, newest first (for `server/discover` and -32022).
+pub const SUPPORTED: [&str; 4] = [VERSION, "2025-11-25", "2025-06-18", "2025-03-26"];
+
+/// 2026 error codes (`2026-07-28/basic/index#error-codes`).
+pub const HEADER_MISMATCH: i64 = -32020;
+pub const MISSING_CAPABILITY: i64 = -32021;
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// What a modern request says about its sender, from `params._meta` (and, over HTTP, the
+/// `Mcp-Param-*` headers, which only the called tool's schema can check).
+#[derive(Debug, Default)]
+pub struct RequestMeta {
+    pub protocol_version: Option<String>,
+    pub client_capabilities: Option<Box<RawValue>>,
+    pub log_level: Option<String>,
+    /// The `Mcp-Param-*` headers of an HTTP request (lowercase names, in order, repeats
+    /// kept), checked against the called tool's arguments once the tool is known; `None`
+    /// where there are no headers (stdio).
+    pub param_headers: Option<crate::protocol::param_headers::Received>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaFields<'a> {
+    #[serde(borrow, default, rename = "io.modelcontextprotocol/protocolVersion")]
+    protocol_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "io.modelcontextprotocol/clientCapabilities")]
+    client_capabilities: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "io.modelcontextprotocol/logLevel")]
+    log_level: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+struct WithMeta<'a> {
+    #[serde(borrow, default, rename = "_meta")]
+    meta: Option<MetaFields<'a>>,
+}
+
+/// Could this frame be a 2026-07-28 request? A byte search for the version key, so the
+/// `_meta` of a legacy client's request is never parsed to find out.
+pub fn carries_envelope(frame: &[u8]) -> bool {
+    crate::finder!(b"\"io.modelcontextprotocol/protocolVersion\"")
+        .find(frame)
+        .is_some()
+}
+
+impl RequestMeta {
+    pub fn of(env: &Envelope) -> RequestMeta {
+        let Some(params) = env.params_str() else {
+            return RequestMeta::default();
+        };
+        let Ok(w) = serde_json::from_str::<WithMeta<'_>>(params) else {
+            return RequestMeta::default();
+        };
+        let m = w.meta.unwrap_or_default();
+        RequestMeta {
+            protocol_version: m.protocol_version.map(Cow::into_owned),
+            client_capabilities: m.client_capabilities.map(|c| c.to_owned()),
+            log_level: m.log_level.map(Cow::into_owned),
+            param_headers: None,
+        }
+    }
+}
+
+/// A refusal: HTTP status, JSON-RPC code, message and optional `data` (raw JSON).
+#[derive(Debug, PartialEq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: i64,
+    pub message: String,
+    pub data: Option<String>,
+}
+
+pub fn refuse(status: u16, code: i64, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        code,
+        message: message.into(),
+        data: None,
+    }
+}
+
+/// Methods a 2026-07-28 client may call; anything else is answered 404 + -32601.
+pub fn is_modern_method(m: &Method) -> bool {
+    matches!(
+        m,
+        Method::ToolsList
+            | Method::ToolsCall
+            | Method::PromptsList
+            | Method::PromptsGet
+            | Method::ResourcesList
+            | Method::ResourcesTemplatesList
+            | Method::ResourcesRead
+            | Method::CompletionComplete
+    ) || matches!(m, Method::Other(name) if matches!(&**name, "server/discover" | "subscriptions/listen"))
+}
+
+/// Check what a modern request carries in `_meta`: a supported version and the client's
+/// capabilities.
+pub fn validate_meta(meta: &RequestMeta) -> Result<(), Refusal> {
+    let Some(version) = meta.protocol_version.as_deref() else {
+        return Err(refuse(
+            400,
+            code::INVALID_PARAMS,
+            "params._meta is missing io.modelcontextprotocol/protocolVersion",
+        ));
+    };
+    if version != VERSION {
+        let supported = serde_json::to_string(&SUPPORTED).unwrap_or_default();
+        let requested = serde_json::to_string(version).unwrap_or_default();
+        return Err(Refusal {
+            status: 400,
+            code: UNSUPPORTED_VERSION,
+            message: format!("unsupported protocol version {version}"),
+            data: Some(format!(
+                r#"{{"supported":{supported},"requested":{requested}}}"#
+            )),
+        });
+    }
+    if meta.client_capabilities.is_none() {
+        return Err(refuse(
+            400,
+            code::INVALID_PARAMS,
+            "params._meta is missing io.modelcontextprotocol/clientCapabilities",
+        ));
+    }
+    if meta
+        .log_level
+        .as_deref()
+        .is_some_and(|l| super::log_level_rank(l).is_none())
+    {
+        return Err(refuse(
+            400,
+            code::INVALID_PARAMS,
+            "invalid io.modelcontextprotocol/logLevel",
+        ));
+    }
+    Ok(())
+}
+
+/// Check a modern HTTP request: its `_meta`, then its headers against the body
+/// (`header(name)` gives a header's value). A router that routes on headers must check them
+/// against the body before acting on either
+/// (`2026-07-28/basic/transports/streamable-http#server-validation`).
+pub fn validate(
+    env: &Envelope,
+    meta: &RequestMeta,
+    header: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Refusal> {
+    let mismatch = |what: &str| refuse(400, HEADER_MISMATCH, what.to_string());
+    // Header and body disagreeing is a mismatch even when neither version is one we serve.
+    if let (Some(h), Some(b)) = (header("mcp-protocol-version"), &meta.protocol_version) {
+        if h != *b {
+            return Err(mismatch("MCP-Protocol-Version does not match params._meta"));
+        }
+    }
+    validate_meta(meta)?;
+    // (A header present now equals the body's version, which is one we serve.)
+    if header("mcp-protocol-version").is_none() {
+        return Err(mismatch("MCP-Protocol-Version header is required"));
+    }
+    match header("mcp-method").and_then(|h| decode_header_value(&h)) {
+        Some(h) if h == env.method.name() => {}
+        Some(_) => return Err(mismatch("Mcp-Method does not match the request's method")),
+        None => return Err(mismatch("Mcp-Method header is required")),
+    }
+    let named = match env.method {
+        Method::ToolsCall | Method::PromptsGet => Some("name"),
+        Method::ResourcesRead => Some("uri"),
+        _ => None,
+    };
+    if let Some(field) = named {
+        let peek = env.peek();
+        let body = if field == "name" { peek.name } else { peek.uri }.and_then(raw_str);
+        match (
+            header("mcp-name").and_then(|h| decode_header_value(&h)),
+            body,
+        ) {
+            (Some(h), Some(b)) if h == b => {}
+            (None, _) => return Err(mismatch("Mcp-Name header is required")),
+            _ => return Err(mismatch(&format!("Mcp-Name does not match params.{field}"))),
+        }
+    }
+    Ok(())
+}
+
+/// The HTTP status for a 2026 reply: 400 for the errors 2026-07-28 ties to it (header
+/// mismatch, missing capability, unsupported version), whoever raised them; else 200.
+pub fn http_status(frame: &Bytes) -> u16 {
+    if crate::finder!(b"\"error\"").find(frame).is_none() {
+        return 200;
+    }
+    let Ok(env) = Envelope::parse(frame.clone()) else {
+        return 200;
+    };
+    match env.error_code() {
+        Some(HEADER_MISMATCH | MISSING_CAPABILITY | UNSUPPORTED_VERSION) => 400,
+        _ => 200,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(s: &str) -> Envelope {
+        Envelope::parse(Bytes::copy_from_slice(s.as_bytes())).unwrap()
+    }
+
+    const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+    fn headers(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn headers_must_match_the_body() {
+        let e = env(&format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a__b",{META}}}}}"#
+        ));
+        let m = RequestMeta::of(&e);
+        let ok = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "a__b"),
+        ]);
+        assert_eq!(validate(&e, &m, &ok), Ok(()));
+        let b64 = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?YV9fYg==?="),
+        ]);
+        assert_eq!(validate(&e, &m, &b64), Ok(()));
+        let smuggled = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "a__other"),
+        ]);
+        assert_eq!(
+            validate(&e, &m, &smuggled).unwrap_err().code,
+            HEADER_MISMATCH
+        );
+        let no_name = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+        ]);
+        assert_eq!(
+            validate(&e, &m, &no_name).unwrap_err().code,
+            HEADER_MISMATCH
+        );
+        let wrong_method = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/list"),
+            ("mcp-name", "a__b"),
+        ]);
+        assert_eq!(
+            validate(&e, &m, &wrong_method).unwrap_err().code,
+            HEADER_MISMATCH
+        );
+    }
+
+    #[test]
+    fn meta_is_required_and_versions_checked() {
+        let none = headers(&[]);
+        let e = env(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
+        let r = validate(&e, &RequestMeta::of(&e), &none).unwrap_err();
+        assert_eq!((r.status, r.code), (400, code::INVALID_PARAMS));
+        let e = env(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2099-01-01","io.modelcontextprotocol/clientCapabilities":{}}}}"#,
+        );
+        let r = validate(&e, &RequestMeta::of(&e), &none).unwrap_err();
+        assert_eq!(r.code, UNSUPPORTED_VERSION);
+        let data: serde_json::Value = serde_json::from_str(r.data.as_deref().unwrap()).unwrap();
+        assert_eq!(data["supported"][0], VERSION);
+        assert_eq!(data["requested"], "2099-01-01");
+    }
+
+    #[test]
+    fn results_get_result_type_and_cache_hints() {
+        let f = Bytes::from_static(br#"{"id":1,"jsonrpc":"2.0","result":{"tools":[]}}"#);
+        let out = complete_result(&f, &Method::ToolsList);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (
+                v["result"]["resultType"].as_str(),
+                v["result"]["ttlMs"].as_i64()
+            ),
+            (Some("complete"), Some(0))
+        );
+        assert_eq!(v["result"]["cacheScope"], "private");
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+        let v: serde_json::Value =
+            serde_json::from_slice(&complete_result(&f, &Method::ToolsCall)).unwrap();
+        assert_eq!(v["result"], serde_json::json!({"resultType": "complete"}));
+        let f = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#,
+        );
+        assert_eq!(complete_result(&f, &Method::ToolsCall), f);
+        let f = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#);
+        assert_eq!(complete_result(&f, &Method::ToolsCall), f);
+    }
+}
