@@ -177,7 +177,7 @@ impl Router {
                 return;
             }
             let inner = ReplyStream::new(0, self.config.limits.replay_events);
-            self.forward_once(
+            self.forward_round(
                 &session,
                 idx,
                 env.clone(),

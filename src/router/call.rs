@@ -1,5 +1,6 @@
-//! A resolved call on its way to an upstream: the checks before it goes (a 2026 client's
-//! `Mcp-Param-*` headers), the read cache, and the upstream's mailbox.
+//! A resolved call on its way to the pipeline: the connection that carries it (or the
+//! bridge, for a handshake-era client calling a 2026 upstream), then, once admitted, the read
+//! cache and the upstream's mailbox.
 
 use super::*;
 
@@ -17,23 +18,29 @@ impl Router {
         let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) else {
             return;
         };
-        if let Err(why) = check_param_headers(session, &handle, &env, name_edit.as_ref()) {
-            let id = env.id_bytes().unwrap_or_default();
-            session.finish(&sink, error_reply(&id, modern::HEADER_MISMATCH, &why));
-            return;
-        }
         // A handshake-era client cannot answer a 2026 upstream's `input_required`: the router
-        // runs those rounds for it.
+        // runs those rounds for it, each one a call of its own through the pipeline.
         if session.era() != Era::Modern && bridge::may_need_input(&env.method) && handle.is_modern()
         {
             tokio::spawn(self.clone().bridge(session.clone(), idx, env, sink));
             return;
         }
-        send_call(session, &handle, env, name_edit, token, sink);
+        self.admit(Resolved {
+            session: session.clone(),
+            server: idx,
+            handle,
+            sink,
+            route: CallRoute::Direct,
+            action: Action::Call {
+                env,
+                name_edit,
+                token,
+            },
+        });
     }
 
-    /// Send one call to server `idx` as it is (no bridging); its replies go to `sink`.
-    pub(super) fn forward_once(
+    /// Send one bridged round to server `idx` as it is; its replies go to `sink`.
+    pub(super) fn forward_round(
         self: &Arc<Self>,
         session: &Arc<Session>,
         idx: usize,
@@ -43,7 +50,18 @@ impl Router {
         sink: Sink,
     ) {
         if let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) {
-            send_call(session, &handle, env, name_edit, token, sink);
+            self.admit(Resolved {
+                session: session.clone(),
+                server: idx,
+                handle,
+                sink,
+                route: CallRoute::Bridged,
+                action: Action::Call {
+                    env,
+                    name_edit,
+                    token,
+                },
+            });
         }
     }
 
@@ -66,7 +84,8 @@ impl Router {
     }
 }
 
-/// Put a call in an upstream's mailbox, answering `sink` at once if it cannot go.
+/// Put an admitted call in an upstream's mailbox (or answer it from the read cache),
+/// answering `sink` at once if it cannot go. Only [`Router::admit`] calls this.
 pub(super) fn send_call(
     session: &Arc<Session>,
     handle: &UpstreamHandle,
@@ -125,7 +144,7 @@ pub(super) fn check_param_headers(
     session: &Session,
     handle: &UpstreamHandle,
     env: &Envelope,
-    name_edit: Option<&(std::ops::Range<usize>, Bytes)>,
+    own_name: Option<&Bytes>,
 ) -> Result<(), String> {
     let Some(received) = session.param_headers() else {
         return Ok(());
@@ -139,8 +158,8 @@ pub(super) fn check_param_headers(
     }
     let peek = env.peek();
     // The server's own name: the one spliced in, else the one the client gave.
-    let own = match name_edit {
-        Some((_, quoted)) => serde_json::from_slice::<String>(quoted).ok(),
+    let own = match own_name {
+        Some(quoted) => serde_json::from_slice::<String>(quoted).ok(),
         None => peek.name.and_then(raw_str).map(|n| n.into_owned()),
     };
     let Some(headers) = own.and_then(|n| table.get(n.as_str()).cloned()) else {

@@ -18,6 +18,7 @@ mod events;
 mod listen;
 mod log_level;
 mod park;
+mod pipeline;
 mod resolve;
 mod resource_listen;
 mod subscriptions;
@@ -26,6 +27,8 @@ mod upstreams;
 use call::*;
 use events::Events;
 use log_level::*;
+use pipeline::{Action, Resolved};
+pub use pipeline::{CallRoute, CallStage, CallView, Decision, Pipeline};
 use resolve::*;
 use subscriptions::*;
 use upstreams::*;
@@ -87,6 +90,8 @@ pub struct Router {
     parked: park::ParkedCalls,
     /// The router's resource listen stream on each 2026 server.
     resource_listens: resource_listen::ResourceListens,
+    /// The stages every call and its replies pass.
+    pub pipeline: Pipeline,
 }
 
 /// A router-made error reply for a request.
@@ -125,6 +130,7 @@ impl Router {
                 listeners: listen::Listeners::default(),
                 parked: park::ParkedCalls::new(),
                 resource_listens: Default::default(),
+                pipeline: Pipeline::new(),
                 config,
             }
         })
@@ -305,37 +311,18 @@ impl Router {
             park::State::Invalid(why) => return Err(bad(why)),
             park::State::NotOurs => return Ok(false),
         };
-        let client_id = env.id_bytes().unwrap_or_default();
-        if !session.begin(&client_id, &parked.handle) {
-            return Err(bad("a request with this id is already in flight"));
-        }
-        let mut reply = Vec::with_capacity(answer.get().len() + parked.request_id.len() + 40);
-        reply.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-        reply.extend_from_slice(&parked.request_id);
-        reply.extend_from_slice(b",\"result\":");
-        reply.extend_from_slice(answer.get().as_bytes());
-        reply.push(b'}');
-        let origin = Origin {
+        self.admit(Resolved {
             session: session.clone(),
+            server: parked.handle.shared.server,
+            handle: parked.handle.clone(),
             sink: Sink::Stream(stream.clone()),
-            client_id,
-        };
-        // One mailbox, in order: the call answers the retry before the upstream hears back.
-        let sent = parked
-            .handle
-            .send(Cmd::Reattach {
-                uid: parked.uid,
-                origin,
-            })
-            .and_then(|_| parked.handle.send(Cmd::Reply(Bytes::from(reply))));
-        if let Err(cmd) = sent {
-            upstream::reject(
-                cmd,
-                &parked.handle.shared.name,
-                code::OVERLOADED,
-                "the server is overloaded",
-            );
-        }
+            route: CallRoute::Resumed,
+            action: Action::Resume {
+                env: env.clone(),
+                parked,
+                answer: Bytes::copy_from_slice(answer.get().as_bytes()),
+            },
+        });
         Ok(true)
     }
 

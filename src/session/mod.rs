@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use stream::{ReplyStream, Shed, Sink};
+pub use stream::{CallInfo, ReplyStage, ReplyStream, Shed, Sink, StagedSink};
 
 use crate::protocol::{log_level_rank, ClientCaps, Era};
 use crate::upstream::UpstreamHandle;
@@ -343,10 +343,7 @@ impl Session {
     /// Find a reply stream by number (0 is the unsolicited stream).
     pub fn stream(&self, no: u64) -> Option<Arc<ReplyStream>> {
         if no == 0 {
-            return match &self.unsolicited {
-                Sink::Stream(s) => Some(s.clone()),
-                Sink::Channel(_) => None,
-            };
+            return self.unsolicited.stream().cloned();
         }
         self.state()
             .streams

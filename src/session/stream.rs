@@ -129,6 +129,44 @@ pub enum Sink {
     Channel(mpsc::Sender<Bytes>),
     /// An HTTP reply stream.
     Stream(Arc<ReplyStream>),
+    /// The replies of one admitted call, passed through the call pipeline's reply stages on
+    /// their way to the sink inside (see `router::pipeline`).
+    Staged(Arc<StagedSink>),
+}
+
+/// A stage every message for an admitted call passes on its way back to the client:
+/// progress, log lines, server-to-client requests and the final reply alike. It sees the
+/// message and may give another in its place.
+pub trait ReplyStage: Send + Sync {
+    /// `last` is true for the final message of the call (its response or error).
+    fn reply(&self, call: &CallInfo, msg: Bytes, last: bool) -> Bytes;
+}
+
+/// What a reply stage knows of the call a message belongs to.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    /// The server it went to (index in the configuration).
+    pub server: usize,
+    /// The session that made it.
+    pub session: u64,
+    /// The call's method.
+    pub method: crate::wire::Method,
+}
+
+/// A sink whose messages pass reply stages first.
+pub struct StagedSink {
+    pub inner: Sink,
+    pub stages: Arc<[Arc<dyn ReplyStage>]>,
+    pub call: CallInfo,
+}
+
+impl StagedSink {
+    fn staged(&self, mut msg: Bytes, last: bool) -> Bytes {
+        for stage in self.stages.iter() {
+            msg = stage.reply(&self.call, msg, last);
+        }
+        msg
+    }
 }
 
 impl Sink {
@@ -140,6 +178,7 @@ impl Sink {
                 s.push(msg, false);
                 Ok(())
             }
+            Sink::Staged(s) => s.inner.send(s.staged(msg, false)),
         }
     }
 
@@ -151,6 +190,16 @@ impl Sink {
                 s.push(msg, true);
                 Ok(())
             }
+            Sink::Staged(s) => s.inner.finish(s.staged(msg, true)),
+        }
+    }
+
+    /// The reply stream underneath, if it is one.
+    pub fn stream(&self) -> Option<&Arc<ReplyStream>> {
+        match self {
+            Sink::Stream(s) => Some(s),
+            Sink::Staged(s) => s.inner.stream(),
+            Sink::Channel(_) => None,
         }
     }
 }
