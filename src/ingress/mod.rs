@@ -90,7 +90,7 @@ impl ModernReply {
 
     /// A `subscriptions/listen` stream, which never ends by itself.
     pub fn is_listen(&self) -> bool {
-        matches!(&self.method, Method::Other(m) if &**m == "subscriptions/listen")
+        self.method == Method::SubscriptionsListen
     }
 
     /// The guard that cancels the request if dropped early; the stream it watches.

@@ -234,7 +234,7 @@ impl Router {
         }
         let session = Session::for_request(meta, self.config.limits.replay_events);
         let method = env.method.clone();
-        if matches!(&method, Method::Other(m) if &**m == "server/discover") {
+        if method == Method::ServerDiscover {
             let id = env.id_bytes().unwrap_or_default();
             self.wait_ready(&session).await;
             return Ok(Stateless::Now(json::result(
@@ -250,7 +250,7 @@ impl Router {
                 method,
             });
         }
-        if matches!(&method, Method::Other(m) if &**m == "subscriptions/listen") {
+        if method == Method::SubscriptionsListen {
             self.listen(&session, &env, Sink::Stream(stream.clone()))
                 .await?;
         } else {

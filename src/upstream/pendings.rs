@@ -422,8 +422,7 @@ impl Pendings {
         events: &dyn UpstreamEvents,
     ) {
         let owner = handle.shared.owner.as_ref().and_then(|w| w.upgrade());
-        if matches!(&env.method, Method::Other(m) if &**m == "notifications/subscriptions/acknowledged")
-        {
+        if env.method == Method::SubscriptionsAcknowledged {
             // Ours if it names (or, over HTTP, came on) one of our keyed listen requests.
             let uid = related.or_else(|| subscription_uid(&env));
             if let Some(Pending::Internal { key: Some(k), .. }) = uid.and_then(|u| self.map.get(&u))

@@ -84,6 +84,12 @@ pub enum Method {
     SamplingCreateMessage,
     ElicitationCreate,
     RootsList,
+    /// 2026-07-28: what a server offers, asked without a handshake.
+    ServerDiscover,
+    /// 2026-07-28: a stream of list changes and resource updates.
+    SubscriptionsListen,
+    /// 2026-07-28: the first message of a listen stream, naming what was granted.
+    SubscriptionsAcknowledged,
     Other(Box<str>),
     /// Responses have no method.
     None,
@@ -117,6 +123,9 @@ impl Method {
             "sampling/createMessage" => Method::SamplingCreateMessage,
             "elicitation/create" => Method::ElicitationCreate,
             "roots/list" => Method::RootsList,
+            "server/discover" => Method::ServerDiscover,
+            "subscriptions/listen" => Method::SubscriptionsListen,
+            "notifications/subscriptions/acknowledged" => Method::SubscriptionsAcknowledged,
             other => Method::Other(other.into()),
         }
     }
@@ -148,6 +157,9 @@ impl Method {
             Method::SamplingCreateMessage => "sampling/createMessage",
             Method::ElicitationCreate => "elicitation/create",
             Method::RootsList => "roots/list",
+            Method::ServerDiscover => "server/discover",
+            Method::SubscriptionsListen => "subscriptions/listen",
+            Method::SubscriptionsAcknowledged => "notifications/subscriptions/acknowledged",
             Method::Other(s) => s,
             Method::None => "",
         }

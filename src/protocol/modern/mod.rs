@@ -112,7 +112,9 @@ pub fn is_modern_method(m: &Method) -> bool {
             | Method::ResourcesTemplatesList
             | Method::ResourcesRead
             | Method::CompletionComplete
-    ) || matches!(m, Method::Other(name) if matches!(&**name, "server/discover" | "subscriptions/listen"))
+            | Method::ServerDiscover
+            | Method::SubscriptionsListen
+    )
 }
 
 /// Check what a modern request carries in `_meta`: a supported version and the client's
