@@ -262,3 +262,122 @@ async fn every_route_passes_the_pipeline_both_ways() {
     );
     assert_eq!(counts.finals.load(Ordering::SeqCst), 12);
 }
+
+/// Holds the call with id "held" until released; every other call goes on.
+struct HoldOne(Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
+
+impl CallStage for HoldOne {
+    fn admit(&self, call: &CallView<'_>) -> Decision {
+        if call.env.id_bytes().as_deref() != Some(b"\"held\"".as_slice()) {
+            return Decision::Continue;
+        }
+        match self.0.lock().unwrap().take() {
+            Some(release) => Decision::Hold(Box::pin(async move {
+                let _ = release.await;
+                Decision::Continue
+            })),
+            None => Decision::Continue,
+        }
+    }
+}
+
+/// Answers every call to one tool itself, as a policy stage refusing it would.
+struct Refuse(&'static str);
+
+impl CallStage for Refuse {
+    fn admit(&self, call: &CallView<'_>) -> Decision {
+        let name = call.env.peek().name.map(|n| n.get().to_string());
+        if name.as_deref() != Some(self.0) {
+            return Decision::Continue;
+        }
+        let id = call.env.id_bytes().unwrap_or_default();
+        Decision::Answer(switchyard::wire::json::error(
+            Some(&id),
+            -32602,
+            "refused by a stage",
+            None,
+        ))
+    }
+}
+
+/// A held call waits off the hot path: the same session's next call goes through meanwhile,
+/// and the held one is sent once released. A stage that answers keeps the call from the
+/// upstream, and later stages never see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_waits_while_others_go_on() {
+    let fixture = fixture().display().to_string();
+    let config = format!("[[servers]]\nname = \"l\"\ncommand = {fixture:?}\nera = \"legacy\"\n");
+    let router = Router::new(Config::parse(&config, "test").expect("config"));
+    let (release, held) = tokio::sync::oneshot::channel();
+    let counts = Arc::new(Counts::default());
+    router
+        .pipeline
+        .add_call_stage(Arc::new(Refuse("\"l__test_error_handling\"")));
+    let hold = Arc::new(HoldOne(Mutex::new(Some(held))));
+    router.pipeline.add_call_stage(hold.clone());
+    router
+        .pipeline
+        .add_call_stage(Arc::new(CountCalls(counts.clone())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    tokio::spawn(serve(
+        HttpFront::new(router.clone()),
+        listener,
+        std::future::pending(),
+    ));
+    let mut c = RawClient::new(&url);
+    c.initialize("2025-11-25", "{}").await;
+
+    let simple = json!({"name": "l__test_simple_text", "arguments": {}});
+    let first = {
+        let c = c.clone();
+        let simple = simple.clone();
+        tokio::spawn(async move { c.call(json!("held"), "tools/call", simple).await })
+    };
+    // Until the held call has reached the stage.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while hold.0.lock().unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call never reached the stage"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = c.call(json!("next"), "tools/call", simple).await;
+    assert!(r.response()["result"].is_object(), "{:?}", r.response());
+    assert!(!first.is_finished(), "the held call waits");
+    assert_eq!(
+        calls(&counts, "l", "direct"),
+        1,
+        "only the second got past the hold"
+    );
+
+    let r = c
+        .call(
+            json!("no"),
+            "tools/call",
+            json!({"name": "l__test_error_handling", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(
+        r.response()["error"]["message"],
+        "refused by a stage",
+        "{:?}",
+        r.response()
+    );
+    assert_eq!(
+        calls(&counts, "l", "direct"),
+        1,
+        "an answered call goes no further"
+    );
+
+    release.send(()).expect("release");
+    let r = tokio::time::timeout(WAIT, first)
+        .await
+        .expect("in time")
+        .expect("task");
+    assert!(r.response()["result"].is_object(), "{:?}", r.response());
+    assert_eq!(calls(&counts, "l", "direct"), 2);
+}
