@@ -129,8 +129,7 @@ pub async fn receive(router: &Arc<Router>, frame: Bytes, facts: Facts<'_>) -> An
             return Answer::Accepted;
         }
     }
-    if is_modern(&env, headers, &session) {
-        let meta = RequestMeta::of(&env);
+    if let Some(meta) = modern_meta(&env, headers, &session) {
         return modern_request(router, env, meta, headers, session).await;
     }
     if let Some(a) = headers.and_then(|h| check_version(h, env.id_bytes().as_deref())) {
@@ -142,20 +141,25 @@ pub async fn receive(router: &Arc<Router>, frame: Bytes, facts: Facts<'_>) -> An
     }
 }
 
-/// Is this a 2026-07-28 request? Over HTTP: no session, and the version header or `_meta`
-/// says so (an `initialize` sent that way is a removed method). Over stdio: a request whose
-/// `_meta` names a protocol version.
-fn is_modern(env: &Envelope, headers: Option<&dyn Headers>, session: &SessionSlot<'_>) -> bool {
+/// A 2026-07-28 request's `_meta`, or `None` for a handshake-era message. Over HTTP: no
+/// session, and the version header or `_meta` says 2026 (an `initialize` sent that way is a
+/// removed method). Over stdio: a request whose `_meta` names a protocol version.
+fn modern_meta(
+    env: &Envelope,
+    headers: Option<&dyn Headers>,
+    session: &SessionSlot<'_>,
+) -> Option<RequestMeta> {
     match session {
-        SessionSlot::Named(Some(_)) => false,
-        SessionSlot::Named(None) => {
-            headers.and_then(|h| h.get("mcp-protocol-version")) == Some(modern::VERSION)
-                || modern::carries_envelope(&env.frame)
-        }
+        SessionSlot::Named(Some(_)) => None,
+        SessionSlot::Named(None) => (headers.and_then(|h| h.get("mcp-protocol-version"))
+            == Some(modern::VERSION)
+            || modern::carries_envelope(&env.frame))
+        .then(|| RequestMeta::of(env)),
         SessionSlot::Connection { .. } => {
-            env.kind == Kind::Request
-                && modern::carries_envelope(&env.frame)
-                && RequestMeta::of(env).protocol_version.is_some()
+            if env.kind != Kind::Request || !modern::carries_envelope(&env.frame) {
+                return None;
+            }
+            Some(RequestMeta::of(env)).filter(|m| m.protocol_version.is_some())
         }
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! This file dispatches a session's messages and serves 2026-07-28 requests; its parts:
 //! `resolve` (which server and name a call goes to), `call` (a resolved call on its way to
-//! an upstream), `catalogue` (merged lists), `subscriptions` and `resource_listen` (resource
+//! the pipeline), `pipeline` (the stages every call and its replies pass, and the only way
+//! to an upstream actor), `catalogue` (merged lists), `subscriptions` and `resource_listen` (resource
 //! updates), `listen` (2026 listen streams), `log_level`, `bridge` and `park` (multi
 //! round-trip requests across eras), `upstreams` (the connections: start, reap, shut down)
 //! and `events` (what upstreams say unasked).

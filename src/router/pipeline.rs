@@ -191,13 +191,13 @@ impl Router {
             action,
             ..
         } = call;
-        let replies = self.pipeline.replies.load();
+        let replies = self.pipeline.replies.load_full();
         let sink = if replies.is_empty() {
             sink
         } else {
             Sink::Staged(Arc::new(StagedSink {
                 inner: sink,
-                stages: replies.iter().cloned().collect(),
+                stages: replies,
                 call: CallInfo {
                     server,
                     session: session.key,

@@ -156,7 +156,7 @@ pub struct CallInfo {
 /// A sink whose messages pass reply stages first.
 pub struct StagedSink {
     pub inner: Sink,
-    pub stages: Arc<[Arc<dyn ReplyStage>]>,
+    pub stages: Arc<Vec<Arc<dyn ReplyStage>>>,
     pub call: CallInfo,
 }
 
