@@ -243,11 +243,11 @@ fn modern_request_work(c: &mut Criterion) {
     let frame = Bytes::from_static(
         br#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello from the benchmark"},"_meta":{"progressToken":"tok-17","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{},"sampling":{}},"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"}}}}"#,
     );
-    let header = |name: &str| -> Option<String> {
+    let header = |name: &str| -> Option<&'static str> {
         match name {
-            "mcp-protocol-version" => Some("2026-07-28".into()),
-            "mcp-method" => Some("tools/call".into()),
-            "mcp-name" => Some("echo".into()),
+            "mcp-protocol-version" => Some("2026-07-28"),
+            "mcp-method" => Some("tools/call"),
+            "mcp-name" => Some("echo"),
             _ => None,
         }
     };

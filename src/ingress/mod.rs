@@ -344,7 +344,7 @@ async fn modern_request(
     }
     let id = env.id_bytes().unwrap_or_default();
     let checked = match headers {
-        Some(h) => modern::validate(&env, &meta, &|name| h.get(name).map(str::to_owned)),
+        Some(h) => modern::validate(&env, &meta, &|name| h.get(name)),
         None => modern::validate_meta(&meta),
     };
     if let Err(r) = checked {

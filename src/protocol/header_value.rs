@@ -8,13 +8,13 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 /// Decode a header value: the text inside `=?base64?...?=`, or the value itself when it is
 /// not wrapped. `None` for a wrapped value that is not canonical base64 of UTF-8 text.
-pub fn decode_header_value(v: &str) -> Option<String> {
+pub fn decode_header_value(v: &str) -> Option<std::borrow::Cow<'_, str>> {
     match v
         .strip_prefix("=?base64?")
         .and_then(|r| r.strip_suffix("?="))
     {
-        Some(b64) => String::from_utf8(base64_decode(b64)?).ok(),
-        None => Some(v.to_string()),
+        Some(b64) => String::from_utf8(base64_decode(b64)?).ok().map(Into::into),
+        None => Some(v.into()),
     }
 }
 

@@ -38,6 +38,9 @@ pub struct RequestMeta {
     /// kept), checked against the called tool's arguments once the tool is known; `None`
     /// where there are no headers (stdio).
     pub param_headers: Option<crate::protocol::param_headers::Received>,
+    /// `params.name` (`params.uri` for a read) when it is a string: what `Mcp-Name` must
+    /// equal, read in the same pass as `_meta`.
+    pub named: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -54,6 +57,10 @@ struct MetaFields<'a> {
 struct WithMeta<'a> {
     #[serde(borrow, default, rename = "_meta")]
     meta: Option<MetaFields<'a>>,
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    uri: Option<&'a RawValue>,
 }
 
 /// Could this frame be a 2026-07-28 request? A byte search for the version key, so the
@@ -72,12 +79,18 @@ impl RequestMeta {
         let Ok(w) = serde_json::from_str::<WithMeta<'_>>(params) else {
             return RequestMeta::default();
         };
+        let named = match env.method {
+            Method::ToolsCall | Method::PromptsGet => w.name,
+            Method::ResourcesRead => w.uri,
+            _ => None,
+        };
         let m = w.meta.unwrap_or_default();
         RequestMeta {
             protocol_version: m.protocol_version.map(Cow::into_owned),
             client_capabilities: m.client_capabilities.map(|c| c.to_owned()),
             log_level: m.log_level.map(Cow::into_owned),
             param_headers: None,
+            named: named.and_then(raw_str).map(Cow::into_owned),
         }
     }
 }
@@ -164,15 +177,15 @@ pub fn validate_meta(meta: &RequestMeta) -> Result<(), Refusal> {
 /// (`header(name)` gives a header's value). A router that routes on headers must check them
 /// against the body before acting on either
 /// (`2026-07-28/basic/transports/streamable-http#server-validation`).
-pub fn validate(
+pub fn validate<'h>(
     env: &Envelope,
     meta: &RequestMeta,
-    header: &dyn Fn(&str) -> Option<String>,
+    header: &dyn Fn(&str) -> Option<&'h str>,
 ) -> Result<(), Refusal> {
     let mismatch = |what: &str| refuse(400, HEADER_MISMATCH, what.to_string());
     // Header and body disagreeing is a mismatch even when neither version is one we serve.
     if let (Some(h), Some(b)) = (header("mcp-protocol-version"), &meta.protocol_version) {
-        if h != *b {
+        if h != b {
             return Err(mismatch("MCP-Protocol-Version does not match params._meta"));
         }
     }
@@ -181,7 +194,7 @@ pub fn validate(
     if header("mcp-protocol-version").is_none() {
         return Err(mismatch("MCP-Protocol-Version header is required"));
     }
-    match header("mcp-method").and_then(|h| decode_header_value(&h)) {
+    match header("mcp-method").and_then(decode_header_value) {
         Some(h) if h == env.method.name() => {}
         Some(_) => return Err(mismatch("Mcp-Method does not match the request's method")),
         None => return Err(mismatch("Mcp-Method header is required")),
@@ -192,11 +205,9 @@ pub fn validate(
         _ => None,
     };
     if let Some(field) = named {
-        let peek = env.peek();
-        let body = if field == "name" { peek.name } else { peek.uri }.and_then(raw_str);
         match (
-            header("mcp-name").and_then(|h| decode_header_value(&h)),
-            body,
+            header("mcp-name").and_then(decode_header_value),
+            meta.named.as_deref(),
         ) {
             (Some(h), Some(b)) if h == b => {}
             (None, _) => return Err(mismatch("Mcp-Name header is required")),
@@ -231,12 +242,14 @@ mod tests {
 
     const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
 
-    fn headers(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    fn headers(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<&'static str> {
         move |name| {
             pairs
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.to_string())
+                .map(|(_, v)| *v)
         }
     }
 
