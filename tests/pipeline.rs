@@ -88,6 +88,20 @@ async fn modern_call(c: &RawClient, id: &str, params: Value, caps: Value) -> Rep
         .await
 }
 
+/// The router's real HTTP front, in this process, on a free loopback port: its MCP URL.
+async fn serve_http(router: &Arc<Router>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    tokio::spawn(serve(
+        HttpFront::new(router.clone()),
+        listener,
+        std::future::pending(),
+    ));
+    url
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_passes_the_pipeline_both_ways() {
     let fixture = fixture().display().to_string();
@@ -103,15 +117,7 @@ async fn every_route_passes_the_pipeline_both_ways() {
     router
         .pipeline
         .add_reply_stage(Arc::new(CountReplies(counts.clone())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
-    tokio::spawn(serve(
-        HttpFront::new(router.clone()),
-        listener,
-        std::future::pending(),
-    ));
+    let url = serve_http(&router).await;
 
     // Handshake-era client over HTTP: a direct call to the legacy upstream, one with
     // progress, and a call to the 2026 upstream, which is a bridged round.
@@ -318,15 +324,7 @@ async fn a_held_call_waits_while_others_go_on() {
     router
         .pipeline
         .add_call_stage(Arc::new(CountCalls(counts.clone())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
-    tokio::spawn(serve(
-        HttpFront::new(router.clone()),
-        listener,
-        std::future::pending(),
-    ));
+    let url = serve_http(&router).await;
     let mut c = RawClient::new(&url);
     c.initialize("2025-11-25", "{}").await;
 

@@ -25,18 +25,19 @@ impl Router {
             tokio::spawn(self.clone().bridge(session.clone(), idx, env, sink));
             return;
         }
-        self.admit(Resolved {
-            session: session.clone(),
-            server: idx,
+        let call = Action::Call {
+            env,
+            name_edit,
+            token,
+        };
+        self.admit(Resolved::new(
+            session,
+            idx,
             handle,
             sink,
-            route: CallRoute::Direct,
-            action: Action::Call {
-                env,
-                name_edit,
-                token,
-            },
-        });
+            CallRoute::Direct,
+            call,
+        ));
     }
 
     /// Send one bridged round to server `idx` as it is; its replies go to `sink`.
@@ -50,18 +51,19 @@ impl Router {
         sink: Sink,
     ) {
         if let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) {
-            self.admit(Resolved {
-                session: session.clone(),
-                server: idx,
+            let call = Action::Call {
+                env,
+                name_edit,
+                token,
+            };
+            self.admit(Resolved::new(
+                session,
+                idx,
                 handle,
                 sink,
-                route: CallRoute::Bridged,
-                action: Action::Call {
-                    env,
-                    name_edit,
-                    token,
-                },
-            });
+                CallRoute::Bridged,
+                call,
+            ));
         }
     }
 

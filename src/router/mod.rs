@@ -312,18 +312,21 @@ impl Router {
             park::State::Invalid(why) => return Err(bad(why)),
             park::State::NotOurs => return Ok(false),
         };
-        self.admit(Resolved {
-            session: session.clone(),
-            server: parked.handle.shared.server,
-            handle: parked.handle.clone(),
-            sink: Sink::Stream(stream.clone()),
-            route: CallRoute::Resumed,
-            action: Action::Resume {
-                env: env.clone(),
-                parked,
-                answer: Bytes::copy_from_slice(answer.get().as_bytes()),
-            },
-        });
+        let (server, handle) = (parked.handle.shared.server, parked.handle.clone());
+        let resume = Action::Resume {
+            env: env.clone(),
+            parked,
+            answer: Bytes::copy_from_slice(answer.get().as_bytes()),
+        };
+        let sink = Sink::Stream(stream.clone());
+        self.admit(Resolved::new(
+            session,
+            server,
+            handle,
+            sink,
+            CallRoute::Resumed,
+            resume,
+        ));
         Ok(true)
     }
 

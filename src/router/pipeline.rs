@@ -129,6 +129,26 @@ pub(super) struct Resolved {
     pub action: Action,
 }
 
+impl Resolved {
+    pub(super) fn new(
+        session: &Arc<Session>,
+        server: usize,
+        handle: UpstreamHandle,
+        sink: Sink,
+        route: CallRoute,
+        action: Action,
+    ) -> Resolved {
+        Resolved {
+            session: session.clone(),
+            server,
+            handle,
+            sink,
+            route,
+            action,
+        }
+    }
+}
+
 impl Router {
     /// The one way a call reaches an upstream actor: the call stages in order, then the
     /// read cache, then the upstream's mailbox; its replies through the reply stages.
