@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod frame;
 pub mod hex;
 pub mod json;
+pub mod method;
 pub mod rewrite;
 pub mod sse;
 
