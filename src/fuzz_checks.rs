@@ -22,7 +22,8 @@ fn decode_lines<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> Vec<Line> {
     decode_lines_within(64, chunks)
 }
 
-fn decode_lines_within<'a>(max: usize, chunks: impl Iterator<Item = &'a [u8]>) -> Vec<Line> {
+/// Every item a line decoder with limit `max` gives for a stream read in these chunks.
+pub fn decode_lines_within<'a>(max: usize, chunks: impl Iterator<Item = &'a [u8]>) -> Vec<Line> {
     let mut d = LineDecoder::new(max);
     let mut out = Vec::new();
     for c in chunks {
@@ -67,7 +68,11 @@ const LIMITS: [usize; 12] = [
     usize::MAX,
 ];
 
-fn decode_events<'a>(max: usize, chunks: impl Iterator<Item = &'a [u8]>) -> Vec<Result<Bytes, ()>> {
+/// Every event (or size error) an SSE decoder with limit `max` gives for these chunks.
+pub fn decode_events<'a>(
+    max: usize,
+    chunks: impl Iterator<Item = &'a [u8]>,
+) -> Vec<Result<Bytes, ()>> {
     let mut d = SseDecoder::new(max);
     let mut out = Vec::new();
     for c in chunks {

@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use switchyard::wire::frame::{Line, LineDecoder};
-use switchyard::wire::sse::SseDecoder;
+use switchyard::fuzz_checks;
+use switchyard::wire::frame::Line;
 
 /// Limits from the whole range, weighted to the edges where off-by-one and overflow live.
 fn limit() -> impl Strategy<Value = usize> {
@@ -33,30 +33,11 @@ fn pieces<'a>(stream: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
 }
 
 fn decode_lines(max: usize, chunks: &[&[u8]]) -> Vec<Line> {
-    let mut d = LineDecoder::new(max);
-    let mut out = Vec::new();
-    for c in chunks {
-        d.buffer().extend_from_slice(c);
-        out.extend(std::iter::from_fn(|| d.next_line()));
-    }
-    out.extend(d.finish());
-    out
+    fuzz_checks::decode_lines_within(max, chunks.iter().copied())
 }
 
 fn decode_events(max: usize, chunks: &[&[u8]]) -> Vec<Result<Bytes, ()>> {
-    let mut d = SseDecoder::new(max);
-    let mut out = Vec::new();
-    for c in chunks {
-        d.push(c);
-        loop {
-            match d.next_event() {
-                Ok(Some(ev)) => out.push(Ok(ev.data)),
-                Ok(None) => break,
-                Err(_) => out.push(Err(())),
-            }
-        }
-    }
-    out
+    fuzz_checks::decode_events(max, chunks.iter().copied())
 }
 
 proptest! {

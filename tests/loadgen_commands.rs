@@ -15,25 +15,7 @@ use serde_json::Value;
 /// This build's load generator, brought up to date once (it is another package's binary).
 fn loadgen() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
-    let exe = std::env::current_exe().expect("test path");
-    let path = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("switchyard-loadgen");
-    BUILT.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-p", "switchyard-loadgen"])
-            .current_dir(root())
-            .status();
-        assert!(
-            ok.is_ok_and(|s| s.success()),
-            "could not build switchyard-loadgen"
-        );
-    });
-    assert!(path.exists(), "no load generator at {}", path.display());
-    path
+    built(&BUILT, "switchyard-loadgen", &["-p", "switchyard-loadgen"])
 }
 
 /// The README's load-generator lines (`$L ...`), comments cut off.

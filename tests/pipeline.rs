@@ -2,7 +2,8 @@
 //! added to a router run in this process behind its real HTTP and stdio fronts, see every
 //! call that reaches an upstream and every final reply, on every route: handshake-era and
 //! 2026-07-28 clients, calls bridged for a handshake-era client (each round), a 2026 client's
-//! retry resuming a parked handshake-era call, a read answered from the shared cache, over
+//! retry resuming a parked handshake-era call, a public read made twice within its ttl (the
+//! shared cache itself is proven in tests/public_cache.rs), over
 //! HTTP and over stdio. A new route that skipped `Router::admit` would leave a count short.
 //! Upstreams: the dual-era fixture, once detected as 2026-07-28 (`m__`) and once pinned to
 //! the handshake era (`l__`).

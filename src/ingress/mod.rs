@@ -62,8 +62,9 @@ pub enum Answer {
     /// Nothing to send back (a notification or a response was taken; over stdio, replies
     /// come on the connection's own output).
     Accepted,
-    /// A session was started: the `initialize` result, and the session's id.
-    Started { frame: Bytes, session_id: String },
+    /// A session was started: the `initialize` result, and the session (its id is
+    /// `session.id`).
+    Started { frame: Bytes, session: Arc<Session> },
     /// A handshake-era request: its replies come on `stream`, one of `session`'s.
     Legacy {
         session: Arc<Session>,
@@ -228,8 +229,8 @@ async fn connection(
     match (env.kind, &env.method) {
         (Kind::Request, Method::Initialize) => {
             let answer = initialize(router, env, Sink::Channel(out.clone())).await;
-            if let Answer::Started { session_id, .. } = &answer {
-                *session = router.sessions.get(session_id);
+            if let Answer::Started { session: s, .. } = &answer {
+                *session = Some(s.clone());
             }
             answer
         }
@@ -276,7 +277,7 @@ async fn initialize(router: &Arc<Router>, env: Envelope, unsolicited: Sink) -> A
     router.wait_ready(&session).await;
     let frame = json::result(&id, &router.initialize_result(&session));
     tracing::info!(session = %session_id, version = era.version(), "session started");
-    Answer::Started { frame, session_id }
+    Answer::Started { frame, session }
 }
 
 /// A JSON-RPC batch: accepted only in 2025-03-26 sessions; its answers go out as one array.

@@ -58,9 +58,10 @@ async fn http_sessions_are_found_or_refused() {
         refused(&http(&r, ping, &none, Some("nope")).await),
         (404, code::INVALID_REQUEST)
     );
-    let Answer::Started { frame, session_id } = http(&r, INIT, &none, None).await else {
+    let Answer::Started { frame, session } = http(&r, INIT, &none, None).await else {
         panic!("initialize starts a session");
     };
+    let session_id = session.id.clone();
     assert_eq!(json_of(&frame)["result"]["protocolVersion"], "2025-03-26");
     let Answer::Legacy { stream, .. } = http(&r, ping, &none, Some(&session_id)).await else {
         panic!("a request of the session");

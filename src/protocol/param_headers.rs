@@ -291,6 +291,13 @@ impl ParamHeaders {
     }
 }
 
+/// A `tools/call`'s raw `arguments`, parsed (only for a tool whose headers need them).
+pub fn parse_arguments(raw: Option<&RawValue>) -> Result<Option<Value>, String> {
+    raw.map(|a| serde_json::from_str::<Value>(a.get()))
+        .transpose()
+        .map_err(|e| format!("arguments: {e}"))
+}
+
 /// Compile the headers of every tool in a `tools/list` that declares any. Tools whose
 /// annotations are invalid get none, with a warning naming the server and tool.
 pub fn compile_tools(server: &str, tools: &[Box<RawValue>]) -> ParamTable {

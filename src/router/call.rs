@@ -50,21 +50,22 @@ impl Router {
         token: Option<std::ops::Range<usize>>,
         sink: Sink,
     ) {
-        if let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) {
-            let call = Action::Call {
-                env,
-                name_edit,
-                token,
-            };
-            self.admit(Resolved::new(
-                session,
-                idx,
-                handle,
-                sink,
-                CallRoute::Bridged,
-                call,
-            ));
-        }
+        let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) else {
+            return;
+        };
+        let call = Action::Call {
+            env,
+            name_edit,
+            token,
+        };
+        self.admit(Resolved::new(
+            session,
+            idx,
+            handle,
+            sink,
+            CallRoute::Bridged,
+            call,
+        ));
     }
 
     /// The connection to server `idx` for this session, or the call refused on `sink`.
@@ -167,11 +168,7 @@ pub(super) fn check_param_headers(
     let Some(headers) = own.and_then(|n| table.get(n.as_str()).cloned()) else {
         return Ok(());
     };
-    let arguments = peek
-        .arguments
-        .map(|a| serde_json::from_str::<serde_json::Value>(a.get()))
-        .transpose()
-        .map_err(|e| format!("arguments: {e}"))?;
+    let arguments = crate::protocol::param_headers::parse_arguments(peek.arguments)?;
     headers.check(arguments.as_ref(), received)
 }
 

@@ -153,14 +153,14 @@ impl Router {
     /// The one way a call reaches an upstream actor: the call stages in order, then the
     /// read cache, then the upstream's mailbox; its replies through the reply stages.
     pub(super) fn admit(self: &Arc<Self>, call: Resolved) {
-        let stages = self.pipeline.calls.load_full();
-        self.admit_from(call, stages, 0);
+        let stages = self.pipeline.calls.load();
+        self.admit_from(call, &stages, 0);
     }
 
     fn admit_from(
         self: &Arc<Self>,
         call: Resolved,
-        stages: Arc<Vec<Arc<dyn CallStage>>>,
+        stages: &Arc<Vec<Arc<dyn CallStage>>>,
         from: usize,
     ) {
         for (i, stage) in stages.iter().enumerate().skip(from) {
@@ -183,7 +183,8 @@ impl Router {
                     return;
                 }
                 Decision::Hold(decided) => {
-                    let this = self.clone();
+                    // Only a held call keeps the stage list alive past this call.
+                    let (this, stages) = (self.clone(), stages.clone());
                     tokio::spawn(async move {
                         let mut d = decided.await;
                         while let Decision::Hold(later) = d {
@@ -191,7 +192,7 @@ impl Router {
                         }
                         match d {
                             Decision::Answer(msg) => call.session.finish(&call.sink, msg),
-                            _ => this.admit_from(call, stages, i + 1),
+                            _ => this.admit_from(call, &stages, i + 1),
                         }
                     });
                     return;
@@ -211,13 +212,13 @@ impl Router {
             action,
             ..
         } = call;
-        let replies = self.pipeline.replies.load_full();
+        let replies = self.pipeline.replies.load();
         let sink = if replies.is_empty() {
             sink
         } else {
             Sink::Staged(Arc::new(StagedSink {
                 inner: sink,
-                stages: replies,
+                stages: Arc::clone(&replies),
                 call: CallInfo {
                     server,
                     session: session.key,

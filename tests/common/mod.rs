@@ -62,30 +62,39 @@ pub fn switchyard_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_switchyard"))
 }
 
-/// The conformance fixture server (examples/conformance_fixture.rs), brought up to date once
-/// per test binary (`cargo test` does not rebuild examples it has built before).
-pub fn fixture() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    // target/debug/deps/<test binary> -> target/debug/examples/conformance_fixture
+/// A binary of this workspace that `cargo test` does not build for this package (an
+/// example, another package's binary), built once per test binary with `cargo build ARGS`:
+/// its path under the target directory (`rel`, e.g. `examples/conformance_fixture`).
+pub fn built(once: &'static std::sync::Once, rel: &str, args: &[&str]) -> PathBuf {
+    // target/debug/deps/<test binary> -> target/debug/<rel>
     let exe = std::env::current_exe().expect("test path");
     let path = exe
         .parent()
         .and_then(|d| d.parent())
         .expect("target dir")
-        .join("examples/conformance_fixture");
-    BUILT.call_once(|| {
+        .join(rel);
+    once.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let ok = Command::new(cargo)
-            .args(["build", "--example", "conformance_fixture"])
+            .arg("build")
+            .args(args)
             .current_dir(root())
             .status();
-        assert!(
-            ok.is_ok_and(|s| s.success()),
-            "could not build the conformance fixture"
-        );
+        assert!(ok.is_ok_and(|s| s.success()), "could not build {rel}");
     });
-    assert!(path.exists(), "no fixture at {}", path.display());
+    assert!(path.exists(), "nothing at {}", path.display());
     path
+}
+
+/// The conformance fixture server (examples/conformance_fixture.rs), brought up to date once
+/// per test binary (`cargo test` does not rebuild examples it has built before).
+pub fn fixture() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    built(
+        &BUILT,
+        "examples/conformance_fixture",
+        &["--example", "conformance_fixture"],
+    )
 }
 
 /// The dual-era conformance fixture as a per-client, unprefixed upstream pinned to the

@@ -295,9 +295,9 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
             full(StatusCode::OK, Some("application/json"), out.freeze())
         }
         Answer::Accepted => full(StatusCode::ACCEPTED, None, Bytes::new()),
-        Answer::Started { frame, session_id } => {
+        Answer::Started { frame, session } => {
             let mut r = full(StatusCode::OK, Some("application/json"), frame);
-            if let Ok(v) = HeaderValue::from_str(&session_id) {
+            if let Ok(v) = HeaderValue::from_str(&session.id) {
                 r.headers_mut().insert(SESSION_HEADER, v);
             }
             r

@@ -74,12 +74,7 @@ pub(super) fn param_headers(
         return Ok(Vec::new());
     };
     let env = Envelope::parse(r.frame.clone()).map_err(|e| e.message)?;
-    let arguments = env
-        .peek()
-        .arguments
-        .map(|a| serde_json::from_str::<serde_json::Value>(a.get()))
-        .transpose()
-        .map_err(|e| format!("arguments: {e}"))?;
+    let arguments = crate::protocol::param_headers::parse_arguments(env.peek().arguments)?;
     headers
         .emit(arguments.as_ref())
         .into_iter()
