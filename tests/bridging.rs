@@ -13,6 +13,7 @@ use common::*;
 /// Call `tool` on the Python server with the Python client in `mode`; the elicitation is
 /// answered "Ada".
 fn ask(router: &Router, mode: &str, tool: &str) -> String {
+    wait_until_listed(&router.url, &format!("py__{tool}"));
     let mut cmd = Command::new(python());
     cmd.arg(root().join("tests/peers/py_ask.py"))
         .args([router.url.as_str(), mode, tool]);

@@ -555,3 +555,34 @@ pub fn scenario_passed(log: &str) -> (bool, &str) {
     let (got, of) = counts.and_then(|c| c.split_once('/')).unwrap_or(("0", "?"));
     (got == of && got != "0", line)
 }
+
+/// Wait (up to 30 s) until the router lists `tool` to a 2026-07-28 client: its upstream
+/// connects in the background, and a list made while it is still retrying leaves it out.
+pub fn wait_until_listed(url: &str, tool: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let c = RawClient::new(url);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let req = modern_request(
+                &c,
+                Value::from(1),
+                "tools/list",
+                serde_json::json!({}),
+                serde_json::json!({}),
+            );
+            let r = c.send(req).await;
+            let listed = r.response()["result"]["tools"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["name"] == tool));
+            if listed {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{tool} never listed at {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
