@@ -9,14 +9,16 @@
 //! Run: cargo bench --bench wire   (results: BENCHMARKS.md)
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use switchyard::protocol::{negotiate, ClientCaps};
-use switchyard::session::{Session, Sink};
+use switchyard::router::Session;
+use switchyard::session::Sink;
+use switchyard::upstream::effects::carry_out;
 use switchyard::upstream::{
-    channel, Call, Origin, Pendings, UpstreamEvents, UpstreamHandle, UpstreamShared,
+    channel, Call, Cmd, Origin, Pendings, UpstreamEvents, UpstreamHandle, UpstreamShared,
 };
 use switchyard::wire::envelope::{span_of, ParamsPeek};
 use switchyard::wire::rewrite::{splice, Edit};
@@ -146,7 +148,7 @@ fn request_path(c: &mut Criterion) {
         8,
     );
     let handle = channel(UpstreamShared::new(0, "s".into(), None), 8).0;
-    let mut pendings = Pendings::new("s", Duration::from_secs(60));
+    let mut pendings = Pendings::new(handle.shared.clone(), Duration::from_secs(60));
     let request = Bytes::from(call_200b());
     let response_tail = r#","jsonrpc":"2.0","result":{"content":[{"type":"text","text":"Echo: hello from the benchmark"}]}}"#;
     c.bench_function("request_path/200B_call_and_response", |b| {
@@ -169,18 +171,25 @@ fn request_path(c: &mut Criterion) {
                 sink: session.unsolicited.clone(),
                 client_id,
             };
-            let (uid, upstream_frame) = pendings
-                .start_call(Box::new(Call {
-                    env,
-                    name_edit: name,
-                    token,
-                    origin,
-                    cache_uri: None,
-                }))
-                .unwrap();
-            black_box(&upstream_frame);
+            let uid = handle.next_uid();
+            session.begin(&origin.client_id, &handle, uid);
+            let call = Box::new(Call {
+                env,
+                uid,
+                name_edit: name,
+                token,
+                origin,
+                cache_uri: None,
+            });
+            pendings.command(Cmd::Call(call), Instant::now());
+            carry_out(&mut pendings, &handle, &NoEvents, &mut |_, w| {
+                black_box(w);
+            });
             let response = Bytes::from(format!(r#"{{"id":{uid}{response_tail}"#));
-            pendings.inbound(Envelope::parse(response).unwrap(), None, &handle, &NoEvents);
+            pendings.inbound(Envelope::parse(response).unwrap(), None);
+            carry_out(&mut pendings, &handle, &NoEvents, &mut |_, w| {
+                black_box(w);
+            });
             black_box(rx.try_recv().unwrap())
         })
     });

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::router::Router;
-use crate::session::{ReplyStream, Session};
+use crate::router::Session;
+use crate::session::ReplyStream;
 
 /// Cancels its request through the router when dropped before the request's reply stream
 /// is done.

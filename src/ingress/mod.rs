@@ -18,8 +18,9 @@ pub use modern_calls::ModernCalls;
 use crate::protocol::modern::{self, RequestMeta};
 use crate::protocol::param_headers::Received;
 use crate::protocol::{is_known_version, negotiate, ClientCaps};
+use crate::router::Session;
 use crate::router::{Router, Stateless};
-use crate::session::{new_session_id, ReplyStream, Session, Sink};
+use crate::session::{new_session_id, ReplyStream, Sink};
 use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
 use crate::wire::{json, Envelope, Kind, Method};
 

@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{error_reply, Router};
-use crate::session::{ReplyStream, Session, Sink};
+use crate::session::{ReplyStream, Sink};
+use crate::upstream::Session;
 use crate::wire::envelope::code;
 use crate::wire::{json, Envelope, Kind, Method};
 

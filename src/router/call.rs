@@ -108,7 +108,8 @@ pub(super) fn send_call(
         },
         None => None,
     };
-    if !session.begin(&client_id, handle) {
+    let uid = handle.next_uid();
+    if !session.begin(&client_id, handle, uid) {
         session.finish(
             &sink,
             error_reply(
@@ -126,6 +127,7 @@ pub(super) fn send_call(
     };
     if let Err(cmd) = handle.send(Cmd::Call(Box::new(Call {
         env,
+        uid,
         name_edit,
         token,
         origin,

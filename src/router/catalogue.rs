@@ -10,7 +10,8 @@ use serde_json::value::RawValue;
 
 use super::Router;
 use crate::protocol::{cursor, names, Era};
-use crate::session::{Route, Routes, Session};
+use crate::session::{Route, Routes};
+use crate::upstream::Session;
 use crate::upstream::{ListItems, UpstreamHandle};
 use crate::wire::envelope::{code, span_of, ParamsPeek};
 use crate::wire::rewrite::{splice, Edit};

@@ -108,7 +108,7 @@ impl UpstreamEvents for Events {
             String::from_utf8_lossy(&method),
             request.params_str().unwrap_or("{}"),
         );
-        origin.session.forget(&origin.client_id);
+        origin.session.end(&origin.client_id, uid);
         origin.session.finish(
             &origin.sink,
             json::result(&origin.client_id, result.as_bytes()),

@@ -12,7 +12,8 @@ use std::sync::{Mutex, Weak};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::session::{Session, Sink};
+use crate::session::Sink;
+use crate::upstream::Session;
 
 /// The list a `list_changed` notification is about.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -45,9 +45,10 @@ use serde_json::value::RawValue;
 use crate::config::{Config, ServerConfig, Sharing, Transport};
 use crate::protocol::modern::{self, Refusal, RequestMeta};
 use crate::protocol::{log_level_rank, Era, IMPLEMENTATION, LOG_LEVELS};
-use crate::session::{Asker, ReplyStream, Route, Session, SessionStore, Sink};
+use crate::session::{ReplyStream, Route, Sink};
 use crate::upstream::stdio::StdioActor;
 use crate::upstream::{self, Call, Cmd, Origin, UpstreamEvents, UpstreamHandle, UpstreamShared};
+pub use crate::upstream::{Asker, Session, SessionStore};
 use crate::wire::envelope::{code, raw_str, span_of, ParamsPeek};
 use crate::wire::rewrite::{splice, Edit};
 use crate::wire::{json, Envelope, Kind, Method};
@@ -521,13 +522,9 @@ impl Router {
     /// front cancels through here: a legacy client's notification, a 2026 client's closed
     /// stream or stdio notification.
     pub fn cancel(&self, session: &Session, client_id: &Bytes, reason: Option<&str>) {
-        if let Some(h) = session.in_flight_upstream(client_id) {
-            session.forget(client_id);
-            let _ = h.send(Cmd::Cancel {
-                session: session.key,
-                client_id: client_id.clone(),
-                reason: reason.map(Into::into),
-            });
+        if let Some(f) = session.take_in_flight(client_id) {
+            let reason = reason.map(Into::into);
+            let _ = f.upstream.send(Cmd::Cancel { uid: f.uid, reason });
         }
     }
 

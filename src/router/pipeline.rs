@@ -244,7 +244,7 @@ impl Router {
 /// Hand a parked call the client's answer; its replies come to `sink` from now on.
 fn resume(session: &Arc<Session>, env: Envelope, parked: park::Parked, answer: Bytes, sink: Sink) {
     let client_id = env.id_bytes().unwrap_or_default();
-    if !session.begin(&client_id, &parked.handle) {
+    if !session.begin(&client_id, &parked.handle, parked.uid) {
         session.finish(
             &sink,
             error_reply(

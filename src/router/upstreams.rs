@@ -106,7 +106,7 @@ impl Router {
                 let busy = |h: &UpstreamHandle| {
                     st.in_flight
                         .values()
-                        .any(|f| Arc::ptr_eq(&f.shared, &h.shared))
+                        .any(|f| Arc::ptr_eq(&f.upstream.shared, &h.shared))
                         || st.subscriptions.iter().any(|(i, _)| *i == h.shared.server)
                 };
                 let stale: Vec<usize> = st

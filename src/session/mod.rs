@@ -16,8 +16,25 @@ use bytes::Bytes;
 pub use stream::{CallInfo, ReplyStage, ReplyStream, Shed, Sink, StagedSink};
 
 use crate::protocol::{log_level_rank, ClientCaps, Era};
-use crate::upstream::UpstreamHandle;
 use crate::wire::Envelope;
+
+/// What a session keeps of an upstream: the router's handle to it. The session layer never
+/// names the upstream layer (which delivers into sessions, and so imports this one); the
+/// upstream layer's handle is the one implementation, and tests use their own.
+pub trait Link: Clone + Send + Sync + 'static {
+    /// The session that owned this per-client upstream closed: stop it.
+    fn owner_closed(self);
+}
+
+/// A client request in flight: the upstream it went to and its id there. The only record of
+/// it on the clients' side (the upstream's id map keeps the other half, by that id).
+#[derive(Clone)]
+pub struct InFlight<U> {
+    /// Where it went.
+    pub upstream: U,
+    /// Its id on that upstream.
+    pub uid: u64,
+}
 
 /// Where a client-facing name resolves: a server index and the server's own name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,30 +53,30 @@ pub struct Routes {
     pub templates: Vec<(String, usize)>,
 }
 
-pub struct SessionState {
+pub struct SessionState<U> {
     pub log_level: Option<u8>,
     pub subscriptions: HashSet<(usize, String)>,
-    /// Client request id -> the upstream it went to (for cancellation).
-    pub in_flight: HashMap<Bytes, UpstreamHandle>,
+    /// Client request id -> where it went (for cancellation and the duplicate-id check).
+    pub in_flight: HashMap<Bytes, InFlight<U>>,
     /// Ids we gave server-to-client requests -> who asked (and gets the answer).
-    pub server_requests: HashMap<Bytes, Asker>,
+    pub server_requests: HashMap<Bytes, Asker<U>>,
     next_server_request: u64,
     /// Reply streams kept for `Last-Event-ID` resumption, oldest first.
     streams: VecDeque<Arc<ReplyStream>>,
     /// Per-client upstreams of this session, by server index.
-    pub upstreams: HashMap<usize, UpstreamHandle>,
+    pub upstreams: HashMap<usize, U>,
     pub routes: Arc<Routes>,
 }
 
 /// Who asked a server-to-client request, and so gets the client's answer.
-pub enum Asker {
+pub enum Asker<U> {
     /// An upstream, under its own request id.
-    Upstream(UpstreamHandle, Bytes),
+    Upstream(U, Bytes),
     /// The router (the whole reply frame).
     Router(tokio::sync::oneshot::Sender<Bytes>),
 }
 
-pub struct Session {
+pub struct Session<U: Link> {
     /// The `Mcp-Session-Id` (HTTP) or a fixed name (stdio).
     pub id: String,
     /// A small number for maps and for choosing a pool member.
@@ -68,7 +85,7 @@ pub struct Session {
     caps: ClientCaps,
     /// Messages tied to no request: the GET stream over HTTP, stdout over stdio.
     pub unsolicited: Sink,
-    state: Mutex<SessionState>,
+    state: Mutex<SessionState<U>>,
     closed: AtomicBool,
     /// Woken when the session closes (see [`Session::closed`]).
     on_close: tokio::sync::Notify,
@@ -91,7 +108,7 @@ pub struct Session {
 /// See [`Session::on_drop_with_subscriptions`].
 pub type Farewell = Box<dyn Fn(u64, Vec<(usize, String)>) + Send + Sync>;
 
-impl Drop for Session {
+impl<U: Link> Drop for Session<U> {
     fn drop(&mut self) {
         let Some(farewell) = self.farewell.take() else {
             return;
@@ -111,15 +128,15 @@ impl Drop for Session {
 
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
-impl Session {
+impl<U: Link> Session<U> {
     pub fn new(
         id: String,
         era: Era,
         caps: ClientCaps,
         unsolicited: Sink,
         replay_cap: usize,
-    ) -> Arc<Session> {
-        Session::with_headers(id, era, caps, unsolicited, replay_cap, None)
+    ) -> Arc<Self> {
+        Self::with_headers(id, era, caps, unsolicited, replay_cap, None)
     }
 
     fn with_headers(
@@ -129,7 +146,7 @@ impl Session {
         unsolicited: Sink,
         replay_cap: usize,
         param_headers: Option<crate::protocol::param_headers::Received>,
-    ) -> Arc<Session> {
+    ) -> Arc<Self> {
         Arc::new(Session {
             id,
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
@@ -174,8 +191,8 @@ impl Session {
     pub fn for_request(
         meta: &crate::protocol::modern::RequestMeta,
         stream_cap: usize,
-    ) -> Arc<Session> {
-        let s = Session::with_headers(
+    ) -> Arc<Self> {
+        let s = Self::with_headers(
             "modern".into(),
             Era::Modern,
             ClientCaps::parse(meta.client_capabilities.as_deref()),
@@ -201,7 +218,7 @@ impl Session {
         &self.caps
     }
 
-    pub fn state(&self) -> MutexGuard<'_, SessionState> {
+    pub fn state(&self) -> MutexGuard<'_, SessionState<U>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -247,9 +264,7 @@ impl Session {
         // Per-client upstreams die with their session (their actors hold their own handles,
         // so dropping ours would not stop them).
         for (_, h) in st.upstreams.drain() {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { h.shutdown(std::time::Duration::from_secs(5)).await });
-            }
+            h.owner_closed();
         }
         st.in_flight.clear();
         st.server_requests.clear();
@@ -275,28 +290,43 @@ impl Session {
         }
     }
 
-    /// Record that `client_id` is in flight on `upstream`; `false` if the id is already in use.
-    pub fn begin(&self, client_id: &Bytes, upstream: &UpstreamHandle) -> bool {
+    /// Record that `client_id` is in flight on `upstream` as its request `uid`; `false` if
+    /// the id is already in use (JSON-RPC ids are unique among a session's requests in flight).
+    pub fn begin(&self, client_id: &Bytes, upstream: &U, uid: u64) -> bool {
         let mut st = self.state();
         if st.in_flight.contains_key(client_id) {
             return false;
         }
-        st.in_flight.insert(client_id.clone(), upstream.clone());
+        let upstream = upstream.clone();
+        st.in_flight
+            .insert(client_id.clone(), InFlight { upstream, uid });
         true
     }
 
-    pub fn forget(&self, client_id: &Bytes) {
-        if !client_id.is_empty() {
-            self.state().in_flight.remove(client_id);
+    /// Request `uid` (`client_id` to the client) is over. A newer request that reuses the id
+    /// is left alone.
+    pub fn end(&self, client_id: &Bytes, uid: u64) {
+        if client_id.is_empty() {
+            return;
+        }
+        let mut st = self.state();
+        if st.in_flight.get(client_id).is_some_and(|f| f.uid == uid) {
+            st.in_flight.remove(client_id);
         }
     }
 
-    pub fn in_flight_upstream(&self, client_id: &Bytes) -> Option<UpstreamHandle> {
-        self.state().in_flight.get(client_id).cloned()
+    /// Take `client_id` out of flight (it is being cancelled): where it went, if anywhere.
+    pub fn take_in_flight(&self, client_id: &Bytes) -> Option<InFlight<U>> {
+        self.state().in_flight.remove(client_id)
+    }
+
+    /// Has it requests in flight?
+    pub fn has_in_flight(&self) -> bool {
+        !self.state().in_flight.is_empty()
     }
 
     /// Give a server-to-client request an id of ours; returns that id (raw JSON).
-    pub fn register_server_request(&self, upstream: UpstreamHandle, upstream_id: Bytes) -> Bytes {
+    pub fn register_server_request(&self, upstream: U, upstream_id: Bytes) -> Bytes {
         self.register(Asker::Upstream(upstream, upstream_id))
     }
 
@@ -306,7 +336,7 @@ impl Session {
         self.register(Asker::Router(reply))
     }
 
-    fn register(&self, asker: Asker) -> Bytes {
+    fn register(&self, asker: Asker<U>) -> Bytes {
         let mut st = self.state();
         let id = Bytes::from(format!("\"sy-{}\"", st.next_server_request));
         st.next_server_request += 1;
@@ -314,7 +344,7 @@ impl Session {
         id
     }
 
-    pub fn take_server_request(&self, id: &[u8]) -> Option<Asker> {
+    pub fn take_server_request(&self, id: &[u8]) -> Option<Asker<U>> {
         self.state().server_requests.remove(id)
     }
 
@@ -377,14 +407,14 @@ impl Session {
 }
 
 /// All live sessions, sharded by id so lookups from many connections do not contend.
-pub struct SessionStore {
-    shards: Vec<Mutex<HashMap<String, Arc<Session>>>>,
+pub struct SessionStore<U: Link> {
+    shards: Vec<Mutex<HashMap<String, Arc<Session<U>>>>>,
     count: AtomicUsize,
     max: usize,
     hasher: std::collections::hash_map::RandomState,
 }
 
-impl SessionStore {
+impl<U: Link> SessionStore<U> {
     pub fn new(max: usize) -> Self {
         SessionStore {
             shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -394,13 +424,13 @@ impl SessionStore {
         }
     }
 
-    fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
+    fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<String, Arc<Session<U>>>> {
         let i = (self.hasher.hash_one(id) as usize) % self.shards.len();
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Add a session; `false` when the store is full.
-    pub fn insert(&self, s: Arc<Session>) -> bool {
+    pub fn insert(&self, s: Arc<Session<U>>) -> bool {
         if self.count.fetch_add(1, Ordering::Relaxed) >= self.max {
             self.count.fetch_sub(1, Ordering::Relaxed);
             return false;
@@ -409,11 +439,11 @@ impl SessionStore {
         true
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+    pub fn get(&self, id: &str) -> Option<Arc<Session<U>>> {
         self.shard(id).get(id).cloned()
     }
 
-    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+    pub fn remove(&self, id: &str) -> Option<Arc<Session<U>>> {
         let s = self.shard(id).remove(id);
         if s.is_some() {
             self.count.fetch_sub(1, Ordering::Relaxed);
@@ -430,7 +460,7 @@ impl SessionStore {
     }
 
     /// Every live session (for rare broadcasts such as list_changed).
-    pub fn all(&self) -> Vec<Arc<Session>> {
+    pub fn all(&self) -> Vec<Arc<Session<U>>> {
         self.shards
             .iter()
             .flat_map(|s| {
@@ -456,6 +486,15 @@ pub fn new_session_id() -> Option<String> {
 mod tests {
     use super::*;
     use crate::protocol::negotiate;
+
+    /// No upstream: these tests never send anywhere.
+    #[derive(Clone)]
+    struct NoLink;
+    impl Link for NoLink {
+        fn owner_closed(self) {}
+    }
+    type Session = super::Session<NoLink>;
+    type SessionStore = super::SessionStore<NoLink>;
 
     #[test]
     fn a_client_that_stops_reading_is_shed_not_waited_for() {

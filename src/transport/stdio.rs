@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::ingress::{self, Answer, Facts, ModernCalls, SessionSlot};
 use crate::router::Router;
-use crate::session::Session;
+use crate::router::Session;
 use crate::wire::envelope::code;
 use crate::wire::frame::{Line, LineDecoder};
 use crate::wire::json;

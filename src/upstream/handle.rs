@@ -26,6 +26,9 @@ pub struct UpstreamShared {
     last_used: AtomicU64,
     /// Down and waiting to retry (so nobody should wait for its handshake).
     pub(super) down: std::sync::atomic::AtomicBool,
+    /// Request ids on this upstream, for the router's calls and the actor's own requests
+    /// alike, never reused across restarts (a late reply cannot reach a newer request).
+    next_uid: AtomicU64,
 }
 
 /// Seconds since the process started: a cheap clock for idleness.
@@ -46,12 +49,18 @@ impl UpstreamShared {
             param_headers: Default::default(),
             last_used: AtomicU64::new(clock()),
             down: std::sync::atomic::AtomicBool::new(false),
+            next_uid: AtomicU64::new(1),
         }
     }
 
     /// Is it down and waiting to retry? (Neither ready nor starting.)
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
+    }
+
+    /// A fresh request id on this upstream.
+    pub fn next_uid(&self) -> u64 {
+        self.next_uid.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn touch(&self) {
@@ -70,6 +79,12 @@ pub struct UpstreamHandle {
 }
 
 impl UpstreamHandle {
+    /// A fresh request id on this upstream, for a call about to be sent (the session records
+    /// it, so a cancellation names it).
+    pub fn next_uid(&self) -> u64 {
+        self.shared.next_uid()
+    }
+
     /// Queue a command; `Err` when the mailbox is full (the upstream is overloaded) or gone.
     pub fn send(&self, cmd: Cmd) -> Result<(), Cmd> {
         self.tx.try_send(cmd).map_err(|e| match e {
@@ -128,11 +143,7 @@ impl UpstreamHandle {
 
     /// Cancel the router's own request started with `key` (no-op if it already ended).
     pub fn cancel_internal(&self, key: Bytes) {
-        let _ = self.send(Cmd::Cancel {
-            session: ROUTER_KEY,
-            client_id: key,
-            reason: None,
-        });
+        let _ = self.send(Cmd::CancelInternal { key });
     }
 
     pub fn is_closed(&self) -> bool {

@@ -5,6 +5,7 @@
 //! actor rewrites each client request's id (and progress token) to its own, keeps
 //! `upstream id -> origin`, and on the reply splices the client's original id back in.
 
+pub mod effects;
 mod handle;
 pub mod http;
 mod info;
@@ -12,12 +13,13 @@ mod pendings;
 pub mod read_cache;
 pub mod stdio;
 
+pub use effects::{Effect, Wire};
 pub use handle::*;
 pub use info::UpstreamInfo;
-pub use pendings::{Inbound, Pendings};
+pub use pendings::Pendings;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,10 +31,28 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::session::{Session, Sink};
+use crate::session::Sink;
 use crate::wire::envelope::{code, span_of};
 use crate::wire::rewrite::{splice, Edit};
 use crate::wire::{json, Envelope, Kind, Method};
+
+/// A client session as this layer, and every layer above it, knows it: one whose in-flight
+/// requests went to [`UpstreamHandle`]s.
+pub type Session = crate::session::Session<UpstreamHandle>;
+/// Every live session (see [`crate::session::SessionStore`]).
+pub type SessionStore = crate::session::SessionStore<UpstreamHandle>;
+/// Who asked a server-to-client request (see [`crate::session::Asker`]).
+pub type Asker = crate::session::Asker<UpstreamHandle>;
+
+impl crate::session::Link for UpstreamHandle {
+    fn owner_closed(self) {
+        // Per-client upstreams die with their session (their actors hold their own handles,
+        // so dropping ours would not stop them).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { self.shutdown(std::time::Duration::from_secs(5)).await });
+        }
+    }
+}
 
 /// Who is waiting for a request's replies.
 #[derive(Clone)]
@@ -46,6 +66,8 @@ pub struct Origin {
 /// A client request bound for an upstream.
 pub struct Call {
     pub env: Envelope,
+    /// Its id upstream, given by the router (see [`UpstreamHandle::next_uid`]).
+    pub uid: u64,
     /// Replace this range of the frame (the prefixed tool or prompt name) with these bytes.
     pub name_edit: Option<(Range<usize>, Bytes)>,
     /// Where the client's progress token sits in the frame, if it sent one.
@@ -58,16 +80,19 @@ pub struct Call {
 
 pub enum Cmd {
     Call(Box<Call>),
-    /// The client cancelled the request it knows as `client_id`.
+    /// The client cancelled request `uid`.
     Cancel {
-        session: u64,
-        client_id: Bytes,
+        uid: u64,
         reason: Option<String>,
+    },
+    /// The router cancels its own request started with `key`.
+    CancelInternal {
+        key: Bytes,
     },
     /// A client's reply to a server-to-client request, its id already the upstream's.
     Reply(Bytes),
     /// A request the router makes itself (lists, subscribe, setLevel, listen). One with a
-    /// `key` can be cancelled: `Cancel { session: ROUTER_KEY, client_id: key }`.
+    /// `key` can be cancelled: [`Cmd::CancelInternal`].
     Internal {
         method: &'static str,
         params: Option<Bytes>,
@@ -138,27 +163,25 @@ pub trait UpstreamEvents: Send + Sync {
     }
 }
 
-/// The session key under which the router's own cancellable requests are kept (sessions
-/// count from 1).
-pub const ROUTER_KEY: u64 = 0;
-
 /// Reject a command at once: the upstream cannot take it (down, restarting, overloaded).
 pub fn reject(cmd: Cmd, server: &str, code: i64, why: &str) {
     match cmd {
         Cmd::Call(call) => {
             let msg = json::router_error(Some(&call.origin.client_id), code, why, Some(server));
-            call.origin.session.forget(&call.origin.client_id);
-            call.origin.session.finish(&call.origin.sink, msg);
+            effects::finish(&call.origin, call.uid, msg);
         }
         Cmd::Internal { reply, .. } => {
             let _ = reply.send(Err(format!("{server}: {why}")));
         }
-        Cmd::Reattach { origin, .. } => {
+        Cmd::Reattach { uid, origin } => {
             let msg = json::router_error(Some(&origin.client_id), code, why, Some(server));
-            origin.session.forget(&origin.client_id);
-            origin.session.finish(&origin.sink, msg);
+            effects::finish(&origin, uid, msg);
         }
-        Cmd::Cancel { .. } | Cmd::Reply(_) | Cmd::Notify(_) | Cmd::Shutdown => {}
+        Cmd::Cancel { .. }
+        | Cmd::CancelInternal { .. }
+        | Cmd::Reply(_)
+        | Cmd::Notify(_)
+        | Cmd::Shutdown => {}
     }
 }
 

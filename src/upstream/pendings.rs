@@ -2,6 +2,7 @@
 //! connection's own id, with its origin, progress token and deadline; what comes back is
 //! matched to it and delivered.
 
+use super::effects::{Effect, Wire};
 use super::*;
 
 /// A request in flight on one upstream connection.
@@ -23,35 +24,28 @@ enum Pending {
 }
 
 /// The id map and deadlines of one upstream connection: the protocol half of an upstream
-/// actor, shared by the stdio and HTTP actors. No I/O: it turns commands and upstream frames
-/// into frames to write and deliveries.
+/// actor, shared by the stdio and HTTP actors. Sans I/O, in the manner of quinn-proto: it is
+/// given commands, upstream frames and the time, and queues [`Effect`]s for its actor to
+/// [`poll`](Pendings::poll) and carry out.
 pub struct Pendings {
-    server: String,
-    next_id: u64,
+    shared: Arc<UpstreamShared>,
     map: HashMap<u64, Pending>,
-    /// (session key, client id) -> upstream id, for cancellation.
-    by_client: HashMap<(u64, Bytes), u64>,
+    /// The router's own cancellable requests, by key.
+    internal_keys: HashMap<Bytes, u64>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     timeout: std::time::Duration,
-}
-
-/// The outcome of handling a frame from the upstream.
-pub enum Inbound {
-    /// Handled (delivered, or dropped with a log line).
-    Done,
-    /// A frame to write back to the upstream (an answer to its request).
-    Answer(Bytes),
+    effects: VecDeque<Effect>,
 }
 
 impl Pendings {
-    pub fn new(server: &str, timeout: std::time::Duration) -> Self {
+    pub fn new(shared: Arc<UpstreamShared>, timeout: std::time::Duration) -> Self {
         Pendings {
-            server: server.to_string(),
-            next_id: 1,
+            shared,
             map: HashMap::new(),
-            by_client: HashMap::new(),
+            internal_keys: HashMap::new(),
             deadlines: BinaryHeap::new(),
             timeout,
+            effects: VecDeque::new(),
         }
     }
 
@@ -63,31 +57,65 @@ impl Pendings {
         self.map.is_empty()
     }
 
-    fn take_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
+    /// The next thing to carry out, oldest first.
+    pub fn poll(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
     }
 
-    /// Turn a client call into the frame for the upstream: its id (and progress token) become
-    /// ours, the exposed name becomes the server's own. Every other byte is kept.
-    pub fn start_call(&mut self, call: Box<Call>) -> Result<(u64, Bytes), (Origin, &'static str)> {
+    fn push(&mut self, e: Effect) {
+        self.effects.push_back(e);
+    }
+
+    fn write(&mut self, frame: Bytes, uid: Option<u64>) {
+        self.push(Effect::Wire(Wire::Write { frame, uid }));
+    }
+
+    fn server(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Take a command from the router, at `now`.
+    pub fn command(&mut self, cmd: Cmd, now: Instant) {
+        match cmd {
+            Cmd::Call(call) => self.start_call(call, now),
+            Cmd::Internal {
+                method,
+                params,
+                reply,
+                key,
+            } => {
+                let (uid, frame) = self.start_internal(method, params.as_deref(), reply, key);
+                self.write(frame, Some(uid));
+            }
+            Cmd::Cancel { uid, reason } => self.cancel(uid, reason.as_deref()),
+            Cmd::CancelInternal { key } => {
+                if let Some(uid) = self.internal_keys.get(&key).copied() {
+                    self.cancel(uid, None);
+                }
+            }
+            Cmd::Reply(frame) | Cmd::Notify(frame) => self.write(frame, None),
+            Cmd::Reattach { uid, origin } => self.reattach(uid, origin),
+            Cmd::Shutdown => {}
+        }
+    }
+
+    /// A client call becomes the frame for the upstream: its id (and progress token) become
+    /// its upstream id, the exposed name becomes the server's own. Every other byte is kept.
+    /// The router checked the id is not in flight already (see [`Session::begin`]).
+    fn start_call(&mut self, call: Box<Call>, now: Instant) {
         let Call {
             env,
+            uid,
             name_edit,
             token,
             origin,
             cache_uri,
         } = *call;
-        let key = (origin.session.key, origin.client_id.clone());
-        if self.by_client.contains_key(&key) {
-            return Err((origin, "a request with this id is already in flight"));
-        }
-        let uid = self.take_id();
-        let uid_text = uid.to_string();
         let Some(id_range) = env.id.clone() else {
-            return Err((origin, "request without id"));
+            let frame = json::error(None, code::INVALID_REQUEST, "request without id", None);
+            return self.push(Effect::Finish { origin, uid, frame });
         };
+        let uid_text = uid.to_string();
         let mut edits = vec![Edit {
             range: id_range,
             with: uid_text.as_bytes(),
@@ -106,9 +134,8 @@ impl Pendings {
             });
         }
         let frame = splice(&env.frame, &mut edits);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = now + self.timeout;
         self.deadlines.push(Reverse((deadline, uid)));
-        self.by_client.insert(key, uid);
         self.map.insert(
             uid,
             Pending::Client {
@@ -119,47 +146,7 @@ impl Pendings {
                 cache_uri,
             },
         );
-        Ok((uid, frame))
-    }
-
-    /// The frame a command puts on the wire, with the upstream id it waits for (if any).
-    /// `None` when there is nothing to send: the call was refused, the cancellation was not
-    /// ours, or it is a shutdown (which the actor handles itself).
-    pub fn frame_for(&mut self, cmd: Cmd) -> Option<(Bytes, Option<u64>)> {
-        match cmd {
-            Cmd::Call(call) => match self.start_call(call) {
-                Ok((uid, frame)) => Some((frame, Some(uid))),
-                Err((origin, why)) => {
-                    origin.session.finish(
-                        &origin.sink,
-                        json::error(Some(&origin.client_id), code::INVALID_REQUEST, why, None),
-                    );
-                    None
-                }
-            },
-            Cmd::Internal {
-                method,
-                params,
-                reply,
-                key,
-            } => {
-                let (uid, frame) = self.start_internal(method, params.as_deref(), reply, key);
-                Some((frame, Some(uid)))
-            }
-            Cmd::Cancel {
-                session,
-                client_id,
-                reason,
-            } => self
-                .cancel(session, client_id, reason.as_deref())
-                .map(|(_, f)| (f, None)),
-            Cmd::Reply(frame) | Cmd::Notify(frame) => Some((frame, None)),
-            Cmd::Reattach { uid, origin } => {
-                self.reattach(uid, origin);
-                None
-            }
-            Cmd::Shutdown => None,
-        }
+        self.write(frame, Some(uid));
     }
 
     fn reattach(&mut self, uid: u64, origin: Origin) {
@@ -170,37 +157,47 @@ impl Pendings {
                 ..
             }) => {
                 *parked = false;
-                self.by_client
-                    .remove(&(old.session.key, old.client_id.clone()));
-                self.by_client
-                    .insert((origin.session.key, origin.client_id.clone()), uid);
                 *old = origin;
             }
             _ => {
-                let msg = json::router_error(
+                let frame = json::router_error(
                     Some(&origin.client_id),
                     code::UPSTREAM_UNAVAILABLE,
                     "the parked call is gone (it timed out, or its server restarted)",
-                    Some(&self.server),
+                    Some(self.server()),
                 );
-                deliver_final(&origin, msg);
+                self.push(Effect::Finish { origin, uid, frame });
             }
+        }
+    }
+
+    /// Call `uid` was parked (see [`Effect::Park`]): it cannot be what asks next.
+    pub fn parked(&mut self, uid: u64) {
+        if let Some(Pending::Client { parked, .. }) = self.map.get_mut(&uid) {
+            *parked = true;
         }
     }
 
     /// Answer one request with a router error (its HTTP exchange failed).
     pub fn fail_one(&mut self, uid: u64, code: i64, why: &str) {
-        match self.remove(uid) {
-            Some(Pending::Client { origin, .. }) => {
-                let msg =
-                    json::router_error(Some(&origin.client_id), code, why, Some(&self.server));
-                deliver_final(&origin, msg);
-            }
-            Some(Pending::Internal { reply, .. }) => {
-                let _ = reply.send(Err(format!("{}: {why}", self.server)));
-            }
-            None => {}
+        if let Some(p) = self.remove(uid) {
+            self.fail(uid, p, code, why);
         }
+    }
+
+    fn fail(&mut self, uid: u64, p: Pending, code: i64, why: &str) {
+        let e = match p {
+            Pending::Client { origin, .. } => {
+                let frame =
+                    json::router_error(Some(&origin.client_id), code, why, Some(self.server()));
+                Effect::Finish { origin, uid, frame }
+            }
+            Pending::Internal { reply, .. } => Effect::Answer {
+                reply,
+                result: Err(format!("{}: {why}", self.server())),
+            },
+        };
+        self.push(e);
     }
 
     /// The capabilities of the client behind request `uid` (what a 2026-07-28 upstream is told
@@ -219,13 +216,16 @@ impl Pendings {
     }
 
     /// The origin of a client request in flight, if `uid` is one.
-    fn origin_of(&self, uid: Option<u64>) -> Option<Origin> {
-        match self.map.get(&uid?) {
-            Some(Pending::Client { origin, .. }) => Some(origin.clone()),
+    fn origin_of(&self, uid: Option<u64>) -> Option<(u64, Origin)> {
+        let uid = uid?;
+        match self.map.get(&uid) {
+            Some(Pending::Client { origin, .. }) => Some((uid, origin.clone())),
             _ => None,
         }
     }
 
+    /// A request of the router's own: its id and frame (the handshake writes it itself; a
+    /// [`Cmd::Internal`] goes out as an [`Effect`]).
     pub fn start_internal(
         &mut self,
         method: &str,
@@ -233,9 +233,9 @@ impl Pendings {
         reply: oneshot::Sender<Result<Bytes, String>>,
         key: Option<Bytes>,
     ) -> (u64, Bytes) {
-        let uid = self.take_id();
+        let uid = self.shared.next_uid();
         if let Some(k) = &key {
-            self.by_client.insert((ROUTER_KEY, k.clone()), uid);
+            self.internal_keys.insert(k.clone(), uid);
         }
         self.map.insert(uid, Pending::Internal { reply, key });
         (
@@ -244,44 +244,30 @@ impl Pendings {
         )
     }
 
-    /// A client's cancellation, if the request is ours: our id for it and the
-    /// `notifications/cancelled` frame that tells a stdio or handshake-era upstream.
-    pub fn cancel(
-        &mut self,
-        session: u64,
-        client_id: Bytes,
-        reason: Option<&str>,
-    ) -> Option<(u64, Bytes)> {
-        let uid = self.by_client.remove(&(session, client_id))?;
-        self.map.remove(&uid);
-        Some((uid, json::cancelled(uid, reason)))
+    /// Request `uid` is cancelled: a stdio or handshake-era upstream is sent
+    /// `notifications/cancelled`, and its late reply will be dropped.
+    fn cancel(&mut self, uid: u64, reason: Option<&str>) {
+        if self.remove(uid).is_some() {
+            self.write(json::cancelled(uid, reason), None);
+            self.push(Effect::Wire(Wire::Abandoned(uid)));
+        }
     }
 
-    /// Expire overdue requests: each gets a timeout error; returns their ids and the
-    /// cancellations to send upstream.
-    pub fn expire(&mut self, now: Instant) -> Vec<(u64, Bytes)> {
-        let mut cancels = Vec::new();
+    /// Expire what is overdue at `now`: each gets a timeout error, and its upstream is told.
+    pub fn expire(&mut self, now: Instant) {
         while let Some(Reverse((at, uid))) = self.deadlines.peek().copied() {
             if at > now {
                 break;
             }
             self.deadlines.pop();
-            if let Some(Pending::Client { deadline, .. }) = self.map.get(&uid) {
-                if *deadline <= now {
-                    if let Some(Pending::Client { origin, .. }) = self.remove(uid) {
-                        let msg = json::router_error(
-                            Some(&origin.client_id),
-                            code::UPSTREAM_TIMEOUT,
-                            "the server did not answer in time",
-                            Some(&self.server),
-                        );
-                        deliver_final(&origin, msg);
-                    }
-                    cancels.push((uid, json::cancelled(uid, Some("timed out in router"))));
-                }
+            let overdue = matches!(self.map.get(&uid), Some(Pending::Client { deadline, .. }) if *deadline <= now);
+            if let Some(p) = overdue.then(|| self.remove(uid)).flatten() {
+                let why = "the server did not answer in time";
+                self.fail(uid, p, code::UPSTREAM_TIMEOUT, why);
+                self.write(json::cancelled(uid, Some("timed out in router")), None);
+                self.push(Effect::Wire(Wire::Abandoned(uid)));
             }
         }
-        cancels
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -290,42 +276,23 @@ impl Pendings {
 
     fn remove(&mut self, uid: u64) -> Option<Pending> {
         let p = self.map.remove(&uid)?;
-        match &p {
-            Pending::Client { origin, .. } => {
-                self.by_client
-                    .remove(&(origin.session.key, origin.client_id.clone()));
-            }
-            Pending::Internal { key: Some(k), .. } => {
-                self.by_client.remove(&(ROUTER_KEY, k.clone()));
-            }
-            Pending::Internal { key: None, .. } => {}
+        if let Pending::Internal { key: Some(k), .. } = &p {
+            self.internal_keys.remove(k);
         }
         Some(p)
     }
 
     /// Answer everything in flight at once: the connection is gone.
     pub fn fail_all(&mut self, why: &str) {
-        for (_, p) in self.map.drain() {
-            match p {
-                Pending::Client { origin, .. } => {
-                    let msg = json::router_error(
-                        Some(&origin.client_id),
-                        code::UPSTREAM_UNAVAILABLE,
-                        why,
-                        Some(&self.server),
-                    );
-                    deliver_final(&origin, msg);
-                }
-                Pending::Internal { reply, .. } => {
-                    let _ = reply.send(Err(why.to_string()));
-                }
-            }
+        let all: Vec<_> = self.map.drain().collect();
+        for (uid, p) in all {
+            self.fail(uid, p, code::UPSTREAM_UNAVAILABLE, why);
         }
-        self.by_client.clear();
+        self.internal_keys.clear();
         self.deadlines.clear();
     }
 
-    /// The sessions with requests in flight, with the sink of each one's newest request.
+    /// The sessions with requests in flight (not parked), each with its newest request.
     fn owners(&self) -> Vec<(u64, Origin)> {
         let mut best: HashMap<u64, (u64, &Origin)> = HashMap::new();
         for (uid, p) in &self.map {
@@ -341,38 +308,28 @@ impl Pendings {
                 }
             }
         }
-        best.into_iter().map(|(k, (_, o))| (k, o.clone())).collect()
+        best.into_values()
+            .map(|(uid, o)| (uid, o.clone()))
+            .collect()
     }
 
-    /// Handle one frame from the upstream. `related` is the upstream id of the request whose
+    /// Take one frame from the upstream. `related` is the upstream id of the request whose
     /// reply stream carried it, when the transport tells (an HTTP POST's SSE stream).
-    pub fn inbound(
-        &mut self,
-        env: Envelope,
-        related: Option<u64>,
-        handle: &UpstreamHandle,
-        events: &dyn UpstreamEvents,
-    ) -> Inbound {
+    pub fn inbound(&mut self, env: Envelope, related: Option<u64>) {
         match env.kind {
-            Kind::Response | Kind::Error => {
-                self.response(env, handle);
-                Inbound::Done
-            }
-            Kind::Notification => {
-                self.notification(env, related, handle, events);
-                Inbound::Done
-            }
-            Kind::Request => self.server_request(env, related, handle, events),
+            Kind::Response | Kind::Error => self.response(env),
+            Kind::Notification => self.notification(env, related),
+            Kind::Request => self.server_request(env, related),
         }
     }
 
-    fn response(&mut self, env: Envelope, handle: &UpstreamHandle) {
+    fn response(&mut self, env: Envelope) {
         let uid = env
             .id
             .clone()
             .and_then(|r| std::str::from_utf8(&env.frame[r]).ok()?.parse::<u64>().ok());
-        let Some(p) = uid.and_then(|uid| self.remove(uid)) else {
-            tracing::debug!(server = %self.server, "response to an unknown or cancelled id dropped");
+        let Some((uid, p)) = uid.and_then(|uid| Some((uid, self.remove(uid)?))) else {
+            tracing::debug!(server = %self.server(), "response to an unknown or cancelled id dropped");
             return;
         };
         match p {
@@ -382,9 +339,8 @@ impl Pendings {
                 if let (Some(uri), Kind::Response, Some(result)) =
                     (cache_uri, &env.kind, env.payload.clone())
                 {
-                    if handle.is_modern() {
-                        handle.shared.reads.store(&uri, env.frame.slice(result));
-                    }
+                    let result = env.frame.slice(result);
+                    self.push(Effect::KeepRead { uri, result });
                 }
                 let id_range = env.id.clone().unwrap_or(0..0);
                 let frame = splice(
@@ -394,10 +350,10 @@ impl Pendings {
                         with: &origin.client_id,
                     }],
                 );
-                deliver_final(&origin, frame);
+                self.push(Effect::Finish { origin, uid, frame });
             }
             Pending::Internal { reply, .. } => {
-                let out = match env.kind {
+                let result = match env.kind {
                     Kind::Response => Ok(env
                         .payload
                         .clone()
@@ -405,30 +361,23 @@ impl Pendings {
                         .unwrap_or_default()),
                     _ => Err(format!(
                         "{} answered: {}",
-                        self.server,
+                        self.server(),
                         env.payload_str().unwrap_or("")
                     )),
                 };
-                let _ = reply.send(out);
+                self.push(Effect::Answer { reply, result });
             }
         }
     }
 
-    fn notification(
-        &mut self,
-        env: Envelope,
-        related: Option<u64>,
-        handle: &UpstreamHandle,
-        events: &dyn UpstreamEvents,
-    ) {
-        let owner = handle.shared.owner.as_ref().and_then(|w| w.upgrade());
+    fn notification(&mut self, env: Envelope, related: Option<u64>) {
         if env.method == Method::SubscriptionsAcknowledged {
             // Ours if it names (or, over HTTP, came on) one of our keyed listen requests.
             let uid = related.or_else(|| subscription_uid(&env));
             if let Some(Pending::Internal { key: Some(k), .. }) = uid.and_then(|u| self.map.get(&u))
             {
-                events.listen_acknowledged(handle, k);
-                return;
+                let key = k.clone();
+                return self.push(Effect::ListenAcknowledged(key));
             }
         }
         match env.method {
@@ -448,7 +397,7 @@ impl Pendings {
                     .ok()
                     .and_then(|uid| self.map.get(&uid))
                 else {
-                    tracing::debug!(server = %self.server, "progress for an unknown token dropped");
+                    tracing::debug!(server = %self.server(), "progress for an unknown token dropped");
                     return;
                 };
                 let frame = splice(
@@ -458,108 +407,97 @@ impl Pendings {
                         with: client_token,
                     }],
                 );
-                if origin.sink.send(frame).is_err() {
-                    origin.session.shed("client not reading its replies");
-                }
+                let origin = origin.clone();
+                self.push(Effect::Progress { origin, frame });
             }
             Method::LogMessage => {
-                // Logs of a shared upstream carry no request id: deliver them only when exactly one
-                // session has requests in flight, never broadcast.
-                if let Some(origin) = self.origin_of(related) {
-                    return origin.session.deliver_log(&env, Some(&origin.sink));
-                }
-                // Logs carry no request id: deliver them with the only session that has requests in
-                // flight here (always the owner of a per-client upstream), never broadcast.
-                match (self.owners().as_slice(), owner.as_ref()) {
-                    ([(_, origin)], _) => origin.session.deliver_log(&env, Some(&origin.sink)),
-                    ([], Some(session)) => session.deliver_log(&env, None),
-                    _ => {
-                        tracing::info!(server = %self.server, log = env.params_str().unwrap_or(""), "upstream log")
+                // Logs carry no request id: deliver them with the request whose stream carried
+                // them, else with the only session that has requests in flight here (always
+                // the owner of a per-client upstream); never broadcast.
+                let owner = self.shared.owner.as_ref().and_then(|w| w.upgrade());
+                let to = match self.origin_of(related) {
+                    Some((_, o)) => Some((o.session, Some(o.sink))),
+                    None => match (self.owners().as_slice(), owner) {
+                        ([(_, o)], _) => Some((o.session.clone(), Some(o.sink.clone()))),
+                        ([], Some(session)) => Some((session, None)),
+                        _ => None,
+                    },
+                };
+                match to {
+                    Some((session, sink)) => self.push(Effect::Log { session, sink, env }),
+                    None => {
+                        tracing::info!(server = %self.server(), log = env.params_str().unwrap_or(""), "upstream log")
                     }
                 }
             }
-            _ => events.unsolicited(handle, &env),
+            _ => self.push(Effect::Unsolicited(env)),
         }
     }
 
-    fn server_request(
-        &mut self,
-        env: Envelope,
-        related: Option<u64>,
-        handle: &UpstreamHandle,
-        events: &dyn UpstreamEvents,
-    ) -> Inbound {
+    fn server_request(&mut self, env: Envelope, related: Option<u64>) {
         let upstream_id = env.id_bytes().unwrap_or_default();
         if env.method == Method::Ping {
-            return Inbound::Answer(json::result(&upstream_id, b"{}"));
+            return self.write(json::result(&upstream_id, b"{}"), None);
         }
-        // The client whose request caused this: the owner of a per-client upstream, or the only
-        // session with requests in flight on a shared one.
-        let target = match handle.shared.owner.as_ref().and_then(|w| w.upgrade()) {
-            _ if related.is_some() && self.origin_of(related).is_some() => self.origin_of(related),
+        let refusal = json::error(
+            Some(&upstream_id),
+            code::METHOD_NOT_FOUND,
+            "switchyard: the client did not declare this capability",
+            None,
+        );
+        // The client whose request caused this: the one whose stream carried it, the owner of
+        // a per-client upstream, or the only session with requests in flight on a shared one.
+        let target = match self.shared.owner.as_ref().and_then(|w| w.upgrade()) {
+            _ if self.origin_of(related).is_some() => self.origin_of(related),
             Some(session) => self
                 .owners()
                 .into_iter()
-                .find(|(k, _)| *k == session.key)
-                .map(|(_, o)| o)
+                .find(|(_, o)| o.session.key == session.key)
                 .or_else(|| {
-                    Some(Origin {
-                        sink: session.unsolicited.clone(),
-                        session,
-                        client_id: Bytes::new(),
-                    })
+                    let sink = session.unsolicited.clone();
+                    let client_id = Bytes::new();
+                    Some((
+                        0,
+                        Origin {
+                            sink,
+                            session,
+                            client_id,
+                        },
+                    ))
                 }),
             None => match self.owners().as_slice() {
-                [(_, o)] => Some(o.clone()),
+                [one] => Some(one.clone()),
                 _ => None,
             },
         };
-        let refuse = |why: &str| {
-            Inbound::Answer(json::error(
-                Some(&upstream_id),
-                code::METHOD_NOT_FOUND,
-                why,
+        let Some((uid, target)) = target else {
+            let why = "switchyard: no single client to send this request to";
+            return self.write(
+                json::error(Some(&upstream_id), code::METHOD_NOT_FOUND, why, None),
                 None,
-            ))
-        };
-        let Some(target) = target else {
-            return refuse("switchyard: no single client to send this request to");
+            );
         };
         // A 2026-07-28 client takes no requests: its call is parked and it gets an
         // `input_required` result; its retry answers this request.
         if target.session.era() == crate::protocol::Era::Modern {
-            let uid = self
-                .by_client
-                .get(&(target.session.key, target.client_id.clone()))
-                .copied();
-            return match uid {
-                Some(uid) if events.park(handle, uid, &target, &env) => {
-                    if let Some(Pending::Client { parked, .. }) = self.map.get_mut(&uid) {
-                        *parked = true;
-                    }
-                    Inbound::Done
-                }
-                _ => refuse("switchyard: the client did not declare this capability"),
+            return match self.map.contains_key(&uid) {
+                true => self.push(Effect::Park {
+                    uid,
+                    origin: target,
+                    request: env,
+                    refusal,
+                }),
+                false => self.write(refusal, None),
             };
         }
         if !target.session.caps().allows(&env.method) {
-            return refuse("switchyard: the client did not declare this capability");
+            return self.write(refusal, None);
         }
-        let client_id = target
-            .session
-            .register_server_request(handle.clone(), upstream_id);
-        let range = env.id.clone().unwrap_or(0..0);
-        let frame = splice(
-            &env.frame,
-            &mut [Edit {
-                range,
-                with: &client_id,
-            }],
-        );
-        if target.sink.send(frame).is_err() {
-            target.session.shed("client not reading its replies");
-        }
-        Inbound::Done
+        self.push(Effect::Ask {
+            target,
+            upstream_id,
+            request: env,
+        });
     }
 }
 
@@ -577,13 +515,6 @@ fn subscription_uid(env: &Envelope) -> Option<u64> {
     }
     let p: Params<'_> = serde_json::from_str(env.params_str()?).ok()?;
     p.meta.id.get().trim_matches('"').parse().ok()
-}
-
-fn deliver_final(origin: &Origin, frame: Bytes) {
-    origin.session.forget(&origin.client_id);
-    if origin.sink.finish(frame).is_err() {
-        origin.session.shed("client not reading its replies");
-    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    hold, reject, ActorParts, Backoff, Cmd, Inbound, Pendings, UpstreamInfo, INIT_TIMEOUT,
-};
+use super::{hold, reject, ActorParts, Backoff, Cmd, Pendings, UpstreamInfo, Wire, INIT_TIMEOUT};
 use crate::config::{Transport, UpstreamEra, BUILTIN_SELF};
 use crate::protocol::modern;
 use crate::wire::envelope::code;
@@ -101,7 +99,10 @@ impl StdioActor {
         let (wtx, wrx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
         let writer = tokio::spawn(crate::lines::write_lines(stdin, wrx));
 
-        let mut pendings = Pendings::new(&name, self.parts.config.request_timeout);
+        let mut pendings = Pendings::new(
+            self.parts.handle.shared.clone(),
+            self.parts.config.request_timeout,
+        );
         let mut decoder = LineDecoder::new(self.parts.max_frame);
         // The handshake: `server/discover` first unless configured legacy (a 2026-07-28 server
         // answers it; a legacy one errs or stays silent), then `initialize` if need be.
@@ -185,9 +186,8 @@ impl StdioActor {
                     break Ended::Exited("no answer to the handshake".into());
                 }
                 _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                    for (_, cancel) in pendings.expire(Instant::now()) {
-                        let _ = wtx.try_send(cancel);
-                    }
+                    pendings.expire(Instant::now());
+                    self.carry_out(&mut pendings, &wtx);
                 }
                 cmd = self.parts.rx.recv() => {
                     let Some(cmd) = cmd else { break Ended::Shutdown };
@@ -215,6 +215,7 @@ impl StdioActor {
         pendings.fail_all(&format!(
             "the server exited while the request was in flight ({why})"
         ));
+        self.carry_out(&mut pendings, &wtx);
         for cmd in held {
             reject(cmd, &name, code::UPSTREAM_UNAVAILABLE, "the server exited");
         }
@@ -260,23 +261,33 @@ impl StdioActor {
     }
 
     fn command(&self, cmd: Cmd, pendings: &mut Pendings, wtx: &mpsc::Sender<Bytes>) {
-        if let Some((frame, uid)) = pendings.frame_for(cmd) {
-            // A 2026-07-28 server needs `_meta` on every request (with the caller's capabilities).
-            // A 2026-07-28 server needs `_meta` on every request (with the caller's capabilities);
-            // a legacy one must not see a 2026 client's envelope.
+        pendings.command(cmd, Instant::now());
+        self.carry_out(pendings, wtx);
+    }
+
+    /// Carry out what the id map decided; what is for the server goes into its stdin.
+    fn carry_out(&self, pendings: &mut Pendings, wtx: &mpsc::Sender<Bytes>) {
+        let modern = self.modern;
+        let name = &self.parts.config.name;
+        let mut wire = |p: &Pendings, w: Wire| {
+            let Wire::Write { frame, uid } = w else {
+                return; // the cancellation written before it is all a stdio server needs
+            };
+            // A 2026-07-28 server needs `_meta` on every request (with the caller's
+            // capabilities); a legacy one must not see a 2026 client's envelope.
             let frame = match uid {
-                Some(uid) if self.modern => {
-                    modern::upstream_request(&frame, &pendings.caps_of(uid))
-                        .map(|r| r.frame)
-                        .unwrap_or(frame)
-                }
-                Some(uid) if pendings.from_modern_client(uid) => modern::legacy_request(&frame),
+                Some(uid) if modern => modern::upstream_request(&frame, &p.caps_of(uid))
+                    .map(|r| r.frame)
+                    .unwrap_or(frame),
+                Some(uid) if p.from_modern_client(uid) => modern::legacy_request(&frame),
                 _ => frame,
             };
             if wtx.try_send(frame).is_err() {
-                tracing::warn!(server = %self.parts.config.name, "write queue full; the server is not reading its input");
+                tracing::warn!(server = %name, "write queue full; the server is not reading its input");
             }
-        }
+        };
+        let (handle, events) = (&self.parts.handle, self.parts.events.as_ref());
+        super::effects::carry_out(pendings, handle, events, &mut wire);
     }
 
     fn inbound(&self, line: Line, pendings: &mut Pendings, wtx: &mpsc::Sender<Bytes>) {
@@ -302,11 +313,8 @@ impl StdioActor {
                 if env.kind == Kind::Request && env.id.is_none() {
                     return;
                 }
-                if let Inbound::Answer(frame) =
-                    pendings.inbound(env, None, &self.parts.handle, self.parts.events.as_ref())
-                {
-                    let _ = wtx.try_send(frame);
-                }
+                pendings.inbound(env, None);
+                self.carry_out(pendings, wtx);
             }
             Err(e) => {
                 tracing::warn!(server = %name, "garbage from upstream dropped: {}", e.message)

@@ -25,7 +25,8 @@ use crate::protocol::is_known_version;
 use crate::protocol::modern;
 use crate::protocol::param_headers::Received;
 use crate::router::Router;
-use crate::session::{ReplyStream, Session};
+use crate::router::Session;
+use crate::session::ReplyStream;
 use crate::wire::envelope::code;
 use crate::wire::{json, sse, Method};
 

@@ -21,8 +21,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    hold, initialize_params, reject, ActorParts, Backoff, Cmd, Inbound, Pendings, UpstreamInfo,
-    UpstreamShared, INIT_TIMEOUT,
+    hold, initialize_params, reject, ActorParts, Backoff, Cmd, Pendings, UpstreamInfo,
+    UpstreamShared, Wire, INIT_TIMEOUT,
 };
 use crate::config::{Transport, UpstreamEra};
 use crate::protocol::header_value::encode_header_value;
@@ -302,47 +302,43 @@ impl HttpActor {
             tokio::spawn(get_stream(conn.clone(), rtx.clone(), stopped));
         }
         self.parts.events.ready(&self.parts.handle);
-        let mut pendings = Pendings::new(&name, self.parts.config.request_timeout);
+        let mut pendings = Pendings::new(
+            self.parts.handle.shared.clone(),
+            self.parts.config.request_timeout,
+        );
         let mut tasks = Tasks::default();
+        let (handle, events) = (self.parts.handle.clone(), self.parts.events.clone());
+        // Carry out what the id map decided: requests become POSTs (a 2026-07-28 one tracked,
+        // so abandoning it closes its stream).
+        let carry_out = |pendings: &mut Pendings, tasks: &mut Tasks| {
+            let mut wire = |p: &Pendings, w: Wire| match w {
+                Wire::Write { frame, uid } => send(&conn, p, frame, uid, &rtx, tasks),
+                Wire::Abandoned(uid) => tasks.cancel(uid),
+            };
+            super::effects::carry_out(pendings, &handle, events.as_ref(), &mut wire);
+        };
         for cmd in held {
-            if let Some((frame, uid)) = pendings.frame_for(cmd) {
-                send(&conn, &pendings, frame, uid, &rtx, &mut tasks);
-            }
+            pendings.command(cmd, Instant::now());
         }
+        carry_out(&mut pendings, &mut tasks);
         let ended = loop {
             let next_deadline = pendings.next_deadline().map(tokio::time::Instant::from_std);
             tokio::select! {
                 Some(report) = reports.recv() => match report {
-                    Report::Frame { env, related } => {
-                        if let Inbound::Answer(frame) = pendings.inbound(env, related, &self.parts.handle, self.parts.events.as_ref()) {
-                            send(&conn, &pendings, frame, None, &rtx, &mut tasks);
-                        }
-                    }
+                    Report::Frame { env, related } => pendings.inbound(env, related),
                     Report::Failed { expired: true, .. } => break Ended::Expired,
                     Report::Failed { uid: Some(uid), why, .. } => pendings.fail_one(uid, code::UPSTREAM_UNAVAILABLE, &why),
                     Report::Failed { uid: None, why, .. } => tracing::warn!(server = %name, "upstream message failed: {why}"),
                 },
                 _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                    for (uid, cancel) in pendings.expire(Instant::now()) {
-                        tasks.cancel(uid);
-                        send(&conn, &pendings, cancel, None, &rtx, &mut tasks);
-                    }
+                    pendings.expire(Instant::now());
                 }
                 cmd = self.parts.rx.recv() => match cmd {
                     None | Some(Cmd::Shutdown) => break Ended::Shutdown,
-                    // A 2026-07-28 upstream is told by closing the request's stream.
-                    Some(Cmd::Cancel { session, client_id, reason }) if conn.modern => {
-                        if let Some((uid, _)) = pendings.cancel(session, client_id, reason.as_deref()) {
-                            tasks.cancel(uid);
-                        }
-                    }
-                    Some(cmd) => {
-                        if let Some((frame, uid)) = pendings.frame_for(cmd) {
-                            send(&conn, &pendings, frame, uid, &rtx, &mut tasks);
-                        }
-                    }
+                    Some(cmd) => pendings.command(cmd, Instant::now()),
                 },
             }
+            carry_out(&mut pendings, &mut tasks);
         };
         let _ = stop_get.send(());
         let why = match ended {
@@ -350,6 +346,7 @@ impl HttpActor {
             Ended::Shutdown => "the router is shutting down",
         };
         pendings.fail_all(why);
+        carry_out(&mut pendings, &mut tasks);
         if matches!(ended, Ended::Shutdown) {
             delete_session(&conn).await;
         }
