@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::RouteError;
 use super::{error_reply, Router};
 use crate::session::{ReplyStream, Sink};
 use crate::upstream::Session;
@@ -161,8 +162,8 @@ impl Router {
         for round in 0..=MAX_ROUNDS {
             let (server, name_edit, token) = match self.resolve_call(&session, &env) {
                 Ok(r) => r,
-                Err((c, m)) => {
-                    session.finish(&sink, error_reply(&id, c, &m));
+                Err(e) => {
+                    session.finish(&sink, e.reply(&id));
                     return;
                 }
             };
@@ -212,11 +213,8 @@ impl Router {
             }
             let responses = match self.ask_client(&session, &sink, &needed, timeout).await {
                 Ok(r) => r,
-                Err((c, m)) => {
-                    session.finish(
-                        &sink,
-                        json::router_error(Some(&id), c, &m, Some(&self.servers[idx].config.name)),
-                    );
+                Err(e) => {
+                    session.finish(&sink, e.reply_from(&id, &self.servers[idx].config.name));
                     return;
                 }
             };
@@ -248,12 +246,12 @@ impl Router {
         sink: &Sink,
         needed: &InputRequired,
         timeout: std::time::Duration,
-    ) -> Result<Vec<u8>, (i64, String)> {
+    ) -> Result<Vec<u8>, RouteError> {
         let mut asked = Vec::new();
         for req in &needed.requests {
             let method = Method::from_name(&req.method);
             if !session.caps().allows(&method) {
-                return Err((
+                return Err(RouteError::new(
                     code::CLIENT_DECLINED,
                     format!(
                         "the server needs {}, which this client did not declare",
@@ -265,7 +263,7 @@ impl Router {
             let id = session.register_router_request(tx);
             let frame = json::message(Some(&id), &req.method, req.params.as_deref());
             if sink.send(frame).is_err() {
-                return Err((code::INTERNAL_ERROR, "client not reading".into()));
+                return Err(RouteError::new(code::INTERNAL_ERROR, "client not reading"));
             }
             asked.push((req, rx));
         }
@@ -274,16 +272,16 @@ impl Router {
             let answer = match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(frame)) => frame,
                 _ => {
-                    return Err((
+                    return Err(RouteError::new(
                         code::INPUT_TIMEOUT,
                         format!("no answer from the client to {}", req.method),
                     ))
                 }
             };
-            let env =
-                Envelope::parse(answer).map_err(|e| (code::INVALID_REQUEST, e.message.clone()))?;
+            let env = Envelope::parse(answer)
+                .map_err(|e| RouteError::new(code::INVALID_REQUEST, e.message.clone()))?;
             if env.kind != Kind::Response {
-                return Err((
+                return Err(RouteError::new(
                     code::CLIENT_DECLINED,
                     format!(
                         "the client refused {}: {}",

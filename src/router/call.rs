@@ -78,9 +78,13 @@ impl Router {
     ) -> Option<UpstreamHandle> {
         match self.instance(idx, session) {
             Ok(h) => Some(h),
-            Err((c, e)) => {
+            Err(e) => {
                 let id = env.id_bytes().unwrap_or_default();
-                session.finish(sink, json::router_error(Some(&id), c, &e, None));
+                // Marked as the router's own: no server was reached.
+                session.finish(
+                    sink,
+                    json::router_error(Some(&id), e.code, &e.message, None),
+                );
                 None
             }
         }

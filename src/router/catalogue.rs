@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::value::RawValue;
 
+use super::RouteError;
 use super::Router;
 use crate::protocol::{cursor, names, Era};
 use crate::session::{Route, Routes};
@@ -280,21 +281,21 @@ impl Router {
         self: &Arc<Self>,
         session: &Arc<Session>,
         env: &Envelope,
-    ) -> Result<Bytes, (i64, String)> {
-        let k =
-            kind(&env.method).ok_or((code::METHOD_NOT_FOUND, "not a list method".to_string()))?;
+    ) -> Result<Bytes, RouteError> {
+        let k = kind(&env.method)
+            .ok_or(RouteError::new(code::METHOD_NOT_FOUND, "not a list method"))?;
         let offset = match env.params_str().map(ParamsPeek::parse) {
-            Some(Err(e)) => return Err((code::INVALID_PARAMS, e)),
+            Some(Err(e)) => return Err(RouteError::new(code::INVALID_PARAMS, e)),
             Some(Ok(p)) => match p.cursor {
                 Some(c) => cursor::decode(&c)
-                    .ok_or((code::INVALID_PARAMS, "invalid cursor".to_string()))?,
+                    .ok_or(RouteError::new(code::INVALID_PARAMS, "invalid cursor"))?,
                 None => 0,
             },
             None => 0,
         };
         let (merged, unavailable, hint) = self.merge(session, &env.method).await;
         if offset > merged.len() {
-            return Err((code::INVALID_PARAMS, "invalid cursor".to_string()));
+            return Err(RouteError::new(code::INVALID_PARAMS, "invalid cursor"));
         }
         let page = self.config.limits.page_size;
         let end = (offset + page).min(merged.len());

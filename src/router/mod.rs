@@ -15,6 +15,7 @@
 mod bridge;
 mod call;
 mod catalogue;
+mod error;
 mod events;
 mod listen;
 mod log_level;
@@ -52,6 +53,7 @@ pub use crate::upstream::{Asker, Session, SessionStore};
 use crate::wire::envelope::{code, raw_str, span_of, ParamsPeek};
 use crate::wire::rewrite::{splice, Edit};
 use crate::wire::{json, Envelope, Kind, Method};
+pub use error::RouteError;
 
 /// Mailbox size of each upstream actor.
 const UPSTREAM_MAILBOX: usize = 4096;
@@ -420,9 +422,9 @@ impl Router {
                 Ok((idx, name_edit, token)) => {
                     self.forward(session, idx, env, name_edit, token, sink)
                 }
-                Err((c, m))
-                    if c == code::RESOURCE_NOT_FOUND
-                        || (m.starts_with("unknown ") && self.has_unprefixed_server()) =>
+                Err(e)
+                    if e.code == code::RESOURCE_NOT_FOUND
+                        || (e.message.starts_with("unknown ") && self.has_unprefixed_server()) =>
                 {
                     // Not among what this session was shown (a 2026-07-28 request has no
                     // session memory at all): learn the catalogue, then try once more. (A
@@ -438,13 +440,13 @@ impl Router {
                             Ok((idx, name_edit, token)) => {
                                 this.forward(&session, idx, env, name_edit, token, sink)
                             }
-                            Err((c, m)) => {
-                                session.finish(&sink, error_reply(&id, c, &m));
+                            Err(e) => {
+                                session.finish(&sink, e.reply(&id));
                             }
                         }
                     });
                 }
-                Err((c, m)) => reply(error_reply(&id, c, &m)),
+                Err(e) => reply(e.reply(&id)),
             },
             Method::ToolsList
             | Method::PromptsList
@@ -455,7 +457,7 @@ impl Router {
                 tokio::spawn(async move {
                     let msg = match this.list(&session, &env).await {
                         Ok(result) => json::result(&id, &result),
-                        Err((c, m)) => error_reply(&id, c, &m),
+                        Err(e) => e.reply(&id),
                     };
                     session.finish(&sink, msg);
                 });
@@ -466,7 +468,7 @@ impl Router {
                 tokio::spawn(async move {
                     let msg = match this.subscribe(&session, &env).await {
                         Ok(()) => json::result(&id, b"{}"),
-                        Err((c, m)) => error_reply(&id, c, &m),
+                        Err(e) => e.reply(&id),
                     };
                     session.finish(&sink, msg);
                 });

@@ -15,52 +15,57 @@ impl Router {
             Option<(std::ops::Range<usize>, Bytes)>,
             Option<std::ops::Range<usize>>,
         ),
-        (i64, String),
+        RouteError,
     > {
         let params = env
             .params_str()
-            .ok_or((code::INVALID_PARAMS, "params are required".to_string()))?;
-        let peek = ParamsPeek::parse(params).map_err(|e| (code::INVALID_PARAMS, e))?;
+            .ok_or(RouteError::new(code::INVALID_PARAMS, "params are required"))?;
+        let peek =
+            ParamsPeek::parse(params).map_err(|e| RouteError::new(code::INVALID_PARAMS, e))?;
         let token = peek
             .meta
             .as_ref()
             .and_then(|m| m.progress_token)
             .map(|t| span_of(&env.frame, t.get()));
         let routes = session.state().routes.clone();
-        let by_name = |raw: &RawValue,
-                       prompts: bool|
-         -> Result<
-            (usize, Option<(std::ops::Range<usize>, Bytes)>),
-            (i64, String),
-        > {
-            let name =
-                raw_str(raw).ok_or((code::INVALID_PARAMS, "name must be a string".to_string()))?;
-            let route = self.resolve_name(&routes, &name, prompts).ok_or_else(|| {
-                (
+        let by_name =
+            |raw: &RawValue,
+             prompts: bool|
+             -> Result<(usize, Option<(std::ops::Range<usize>, Bytes)>), RouteError> {
+                let name = raw_str(raw).ok_or(RouteError::new(
                     code::INVALID_PARAMS,
-                    format!(
-                        "unknown {}: {name}",
-                        if prompts { "prompt" } else { "tool" }
-                    ),
-                )
-            })?;
-            let edit = (route.name != name).then(|| {
-                (
-                    span_of(&env.frame, raw.get()),
-                    json::json_string(&route.name),
-                )
-            });
-            Ok((route.server, edit))
-        };
-        let by_uri = |raw: &RawValue| -> Result<usize, (i64, String)> {
-            let uri =
-                raw_str(raw).ok_or((code::INVALID_PARAMS, "uri must be a string".to_string()))?;
-            self.resolve_uri(&routes, &uri).ok_or((
+                    "name must be a string",
+                ))?;
+                let route = self.resolve_name(&routes, &name, prompts).ok_or_else(|| {
+                    RouteError::new(
+                        code::INVALID_PARAMS,
+                        format!(
+                            "unknown {}: {name}",
+                            if prompts { "prompt" } else { "tool" }
+                        ),
+                    )
+                })?;
+                let edit = (route.name != name).then(|| {
+                    (
+                        span_of(&env.frame, raw.get()),
+                        json::json_string(&route.name),
+                    )
+                });
+                Ok((route.server, edit))
+            };
+        let by_uri = |raw: &RawValue| -> Result<usize, RouteError> {
+            let uri = raw_str(raw).ok_or(RouteError::new(
+                code::INVALID_PARAMS,
+                "uri must be a string",
+            ))?;
+            self.resolve_uri(&routes, &uri).ok_or(RouteError::new(
                 code::RESOURCE_NOT_FOUND,
                 format!("resource not found: {uri}"),
             ))
         };
-        let missing = |what: &str| (code::INVALID_PARAMS, format!("params.{what} is required"));
+        let missing = |what: &str| {
+            RouteError::new(code::INVALID_PARAMS, format!("params.{what} is required"))
+        };
         let (idx, edit) = match env.method {
             Method::ToolsCall => by_name(peek.name.ok_or_else(|| missing("name"))?, false)?,
             Method::PromptsGet => by_name(peek.name.ok_or_else(|| missing("name"))?, true)?,
@@ -71,10 +76,9 @@ impl Router {
                     (Some("ref/prompt"), Some(name), _) => by_name(name, true)?,
                     (Some("ref/resource"), _, Some(uri)) => (by_uri(uri)?, None),
                     _ => {
-                        return Err((
+                        return Err(RouteError::new(
                             code::INVALID_PARAMS,
-                            "ref must be a ref/prompt with a name or a ref/resource with a uri"
-                                .into(),
+                            "ref must be a ref/prompt with a name or a ref/resource with a uri",
                         ))
                     }
                 }

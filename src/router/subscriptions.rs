@@ -8,18 +8,22 @@ impl Router {
         self: &Arc<Self>,
         session: &Arc<Session>,
         env: &Envelope,
-    ) -> Result<(), (i64, String)> {
+    ) -> Result<(), RouteError> {
         let params = env
             .params_str()
-            .ok_or((code::INVALID_PARAMS, "params are required".to_string()))?;
-        let peek = ParamsPeek::parse(params).map_err(|e| (code::INVALID_PARAMS, e))?;
+            .ok_or(RouteError::new(code::INVALID_PARAMS, "params are required"))?;
+        let peek =
+            ParamsPeek::parse(params).map_err(|e| RouteError::new(code::INVALID_PARAMS, e))?;
         let uri = peek
             .uri
             .and_then(raw_str)
-            .ok_or((code::INVALID_PARAMS, "params.uri is required".to_string()))?
+            .ok_or(RouteError::new(
+                code::INVALID_PARAMS,
+                "params.uri is required",
+            ))?
             .into_owned();
         let routes = session.state().routes.clone();
-        let idx = self.resolve_uri(&routes, &uri).ok_or((
+        let idx = self.resolve_uri(&routes, &uri).ok_or(RouteError::new(
             code::RESOURCE_NOT_FOUND,
             format!("resource not found: {uri}"),
         ))?;
@@ -35,7 +39,7 @@ impl Router {
         idx: usize,
         uri: &str,
         subscribe: bool,
-    ) -> Result<(), (i64, String)> {
+    ) -> Result<(), RouteError> {
         let key = (idx, uri.to_string());
         let first_or_last = {
             let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
@@ -76,21 +80,21 @@ impl Router {
             // A subscriber is answered once the server listens for what it was granted.
             return match acked {
                 None if !subscribe => Ok(()),
-                None => Err((
+                None => Err(RouteError::new(
                     code::INTERNAL_ERROR,
-                    "the server's listen stream could not be opened".into(),
+                    "the server's listen stream could not be opened",
                 )),
                 Some(acked) => {
                     let limit = self.servers[idx].config.request_timeout;
                     match tokio::time::timeout(limit, acked).await {
                         Ok(Ok(())) => Ok(()),
-                        Ok(Err(_)) => Err((
+                        Ok(Err(_)) => Err(RouteError::new(
                             code::INTERNAL_ERROR,
-                            "the server ended the listen stream for this subscription".into(),
+                            "the server ended the listen stream for this subscription",
                         )),
-                        Err(_) => Err((
+                        Err(_) => Err(RouteError::new(
                             code::UPSTREAM_TIMEOUT,
-                            "the server did not acknowledge the subscription in time".into(),
+                            "the server did not acknowledge the subscription in time",
                         )),
                     }
                 }
@@ -105,7 +109,7 @@ impl Router {
             handle
                 .internal(method, Some(uri_params(uri)))
                 .await
-                .map_err(|e| (code::INTERNAL_ERROR, e))?;
+                .map_err(|e| RouteError::new(code::INTERNAL_ERROR, e))?;
         }
         Ok(())
     }

@@ -10,14 +10,14 @@ impl Router {
         self: &Arc<Self>,
         idx: usize,
         session: &Arc<Session>,
-    ) -> Result<UpstreamHandle, (i64, String)> {
+    ) -> Result<UpstreamHandle, RouteError> {
         let server = self
             .servers
             .get(idx)
-            .ok_or((code::INTERNAL_ERROR, "no such server".to_string()))?;
+            .ok_or(RouteError::new(code::INTERNAL_ERROR, "no such server"))?;
         if server.instances.is_empty() && session.era() == Era::Modern {
             // A per-client upstream lives as long as a session; 2026-07-28 requests have none.
-            return Err((
+            return Err(RouteError::new(
                 code::WRONG_ERA,
                 format!(
                     "server {} is per-client, which 2026-07-28 requests cannot use yet",
@@ -34,7 +34,7 @@ impl Router {
             return Ok(h.clone());
         }
         if server.per_client.load(Ordering::Relaxed) >= server.config.max_clients {
-            return Err((
+            return Err(RouteError::new(
                 code::LIMIT_REACHED,
                 format!("server {} has reached its max_clients", server.config.name),
             ));

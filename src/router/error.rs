@@ -1,0 +1,43 @@
+//! The router's own refusals: why it answers a request itself instead of a server.
+
+use bytes::Bytes;
+
+use crate::wire::json;
+
+/// A request the router answers with an error: its JSON-RPC code (see the README's table)
+/// and message. It travels in-band, on the request's reply stream: the HTTP status was
+/// settled by the ingress when that stream started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError {
+    /// The JSON-RPC error code.
+    pub code: i64,
+    /// What the client is told.
+    pub message: String,
+}
+
+impl RouteError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RouteError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The error response to request `id`.
+    pub fn reply(&self, id: &[u8]) -> Bytes {
+        json::error(Some(id), self.code, &self.message, None)
+    }
+
+    /// The error response to request `id`, naming the server it concerns.
+    pub fn reply_from(&self, id: &[u8], server: &str) -> Bytes {
+        json::router_error(Some(id), self.code, &self.message, Some(server))
+    }
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for RouteError {}
