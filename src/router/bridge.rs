@@ -214,7 +214,10 @@ impl Router {
             let responses = match self.ask_client(&session, &sink, &needed, timeout).await {
                 Ok(r) => r,
                 Err(e) => {
-                    session.finish(&sink, e.reply_from(&id, &self.servers[idx].config.name));
+                    session.finish(
+                        &sink,
+                        e.reply_from(&id, Some(&self.servers[idx].config.name)),
+                    );
                     return;
                 }
             };

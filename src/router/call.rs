@@ -81,10 +81,7 @@ impl Router {
             Err(e) => {
                 let id = env.id_bytes().unwrap_or_default();
                 // Marked as the router's own: no server was reached.
-                session.finish(
-                    sink,
-                    json::router_error(Some(&id), e.code, &e.message, None),
-                );
+                session.finish(sink, e.reply_from(&id, None));
                 None
             }
         }

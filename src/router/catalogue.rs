@@ -283,12 +283,12 @@ impl Router {
         env: &Envelope,
     ) -> Result<Bytes, RouteError> {
         let k = kind(&env.method)
-            .ok_or(RouteError::new(code::METHOD_NOT_FOUND, "not a list method"))?;
+            .ok_or_else(|| RouteError::new(code::METHOD_NOT_FOUND, "not a list method"))?;
         let offset = match env.params_str().map(ParamsPeek::parse) {
             Some(Err(e)) => return Err(RouteError::new(code::INVALID_PARAMS, e)),
             Some(Ok(p)) => match p.cursor {
                 Some(c) => cursor::decode(&c)
-                    .ok_or(RouteError::new(code::INVALID_PARAMS, "invalid cursor"))?,
+                    .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "invalid cursor"))?,
                 None => 0,
             },
             None => 0,

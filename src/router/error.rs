@@ -28,9 +28,10 @@ impl RouteError {
         json::error(Some(id), self.code, &self.message, None)
     }
 
-    /// The error response to request `id`, naming the server it concerns.
-    pub fn reply_from(&self, id: &[u8], server: &str) -> Bytes {
-        json::router_error(Some(id), self.code, &self.message, Some(server))
+    /// The error response to request `id`, marked as the router's own (and naming the
+    /// server it concerns, if any).
+    pub fn reply_from(&self, id: &[u8], server: Option<&str>) -> Bytes {
+        json::router_error(Some(id), self.code, &self.message, server)
     }
 }
 

@@ -43,9 +43,7 @@ impl UpstreamEvents for Events {
             };
             let frame = json::message(None, env.method.name(), None);
             for s in targets {
-                if s.unsolicited.send(frame.clone()).is_err() {
-                    s.shed("client not reading its replies");
-                }
+                s.send(&s.unsolicited, frame.clone());
             }
             return;
         }
@@ -74,9 +72,7 @@ impl UpstreamEvents for Events {
                     .unwrap_or_default()
             };
             for s in targets {
-                if s.unsolicited.send(frame.clone()).is_err() {
-                    s.shed("client not reading its replies");
-                }
+                s.send(&s.unsolicited, frame.clone());
             }
             return;
         }

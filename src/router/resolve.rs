@@ -19,7 +19,7 @@ impl Router {
     > {
         let params = env
             .params_str()
-            .ok_or(RouteError::new(code::INVALID_PARAMS, "params are required"))?;
+            .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "params are required"))?;
         let peek =
             ParamsPeek::parse(params).map_err(|e| RouteError::new(code::INVALID_PARAMS, e))?;
         let token = peek
@@ -32,10 +32,9 @@ impl Router {
             |raw: &RawValue,
              prompts: bool|
              -> Result<(usize, Option<(std::ops::Range<usize>, Bytes)>), RouteError> {
-                let name = raw_str(raw).ok_or(RouteError::new(
-                    code::INVALID_PARAMS,
-                    "name must be a string",
-                ))?;
+                let name = raw_str(raw).ok_or_else(|| {
+                    RouteError::new(code::INVALID_PARAMS, "name must be a string")
+                })?;
                 let route = self.resolve_name(&routes, &name, prompts).ok_or_else(|| {
                     RouteError::new(
                         code::INVALID_PARAMS,
@@ -54,14 +53,14 @@ impl Router {
                 Ok((route.server, edit))
             };
         let by_uri = |raw: &RawValue| -> Result<usize, RouteError> {
-            let uri = raw_str(raw).ok_or(RouteError::new(
-                code::INVALID_PARAMS,
-                "uri must be a string",
-            ))?;
-            self.resolve_uri(&routes, &uri).ok_or(RouteError::new(
-                code::RESOURCE_NOT_FOUND,
-                format!("resource not found: {uri}"),
-            ))
+            let uri = raw_str(raw)
+                .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "uri must be a string"))?;
+            self.resolve_uri(&routes, &uri).ok_or_else(|| {
+                RouteError::new(
+                    code::RESOURCE_NOT_FOUND,
+                    format!("resource not found: {uri}"),
+                )
+            })
         };
         let missing = |what: &str| {
             RouteError::new(code::INVALID_PARAMS, format!("params.{what} is required"))

@@ -11,22 +11,21 @@ impl Router {
     ) -> Result<(), RouteError> {
         let params = env
             .params_str()
-            .ok_or(RouteError::new(code::INVALID_PARAMS, "params are required"))?;
+            .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "params are required"))?;
         let peek =
             ParamsPeek::parse(params).map_err(|e| RouteError::new(code::INVALID_PARAMS, e))?;
         let uri = peek
             .uri
             .and_then(raw_str)
-            .ok_or(RouteError::new(
-                code::INVALID_PARAMS,
-                "params.uri is required",
-            ))?
+            .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "params.uri is required"))?
             .into_owned();
         let routes = session.state().routes.clone();
-        let idx = self.resolve_uri(&routes, &uri).ok_or(RouteError::new(
-            code::RESOURCE_NOT_FOUND,
-            format!("resource not found: {uri}"),
-        ))?;
+        let idx = self.resolve_uri(&routes, &uri).ok_or_else(|| {
+            RouteError::new(
+                code::RESOURCE_NOT_FOUND,
+                format!("resource not found: {uri}"),
+            )
+        })?;
         self.subscribe_uri(session, idx, &uri, env.method == Method::ResourcesSubscribe)
             .await
     }

@@ -14,7 +14,7 @@ impl Router {
         let server = self
             .servers
             .get(idx)
-            .ok_or(RouteError::new(code::INTERNAL_ERROR, "no such server"))?;
+            .ok_or_else(|| RouteError::new(code::INTERNAL_ERROR, "no such server"))?;
         if server.instances.is_empty() && session.era() == Era::Modern {
             // A per-client upstream lives as long as a session; 2026-07-28 requests have none.
             return Err(RouteError::new(

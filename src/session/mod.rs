@@ -283,6 +283,14 @@ impl<U: Link> Session<U> {
         }
     }
 
+    /// Give `sink` a message that is not a request's last (progress, a log line, a
+    /// notification); a client too far behind to take it is shed.
+    pub fn send(&self, sink: &Sink, msg: Bytes) {
+        if sink.send(msg).is_err() {
+            self.shed("client not reading its replies");
+        }
+    }
+
     pub fn shed(&self, why: &str) {
         if !self.is_closed() {
             tracing::warn!(session = %self.id, "session shed: {why}");
@@ -396,13 +404,7 @@ impl<U: Link> Session<U> {
                 return;
             }
         }
-        if sink
-            .unwrap_or(&self.unsolicited)
-            .send(env.frame.clone())
-            .is_err()
-        {
-            self.shed("client not reading its replies");
-        }
+        self.send(sink.unwrap_or(&self.unsolicited), env.frame.clone());
     }
 }
 

@@ -75,10 +75,7 @@ pub async fn serve(
         modern_calls.abort_all();
     }
     if let Some(s) = session {
-        while !s.state().in_flight.is_empty()
-            && tokio::time::Instant::now() < deadline
-            && !s.is_closed()
-        {
+        while s.has_in_flight() && tokio::time::Instant::now() < deadline && !s.is_closed() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         router.sessions.remove(&s.id);

@@ -99,11 +99,7 @@ pub fn carry_out(
 fn deliver(effect: Effect, handle: &UpstreamHandle, events: &dyn UpstreamEvents) {
     match effect {
         Effect::Finish { origin, uid, frame } => finish(&origin, uid, frame),
-        Effect::Progress { origin, frame } => {
-            if origin.sink.send(frame).is_err() {
-                origin.session.shed("client not reading its replies");
-            }
-        }
+        Effect::Progress { origin, frame } => origin.session.send(&origin.sink, frame),
         Effect::Log { session, sink, env } => session.deliver_log(&env, sink.as_ref()),
         Effect::Answer { reply, result } => {
             let _ = reply.send(result);
@@ -125,9 +121,7 @@ fn deliver(effect: Effect, handle: &UpstreamHandle, events: &dyn UpstreamEvents)
                 .register_server_request(handle.clone(), upstream_id);
             let range = request.id.clone().unwrap_or(0..0);
             let frame = splice(&request.frame, &mut [Edit { range, with: &ours }]);
-            if target.sink.send(frame).is_err() {
-                target.session.shed("client not reading its replies");
-            }
+            target.session.send(&target.sink, frame);
         }
         Effect::Unsolicited(env) => events.unsolicited(handle, &env),
         Effect::ListenAcknowledged(key) => events.listen_acknowledged(handle, &key),
@@ -135,11 +129,8 @@ fn deliver(effect: Effect, handle: &UpstreamHandle, events: &dyn UpstreamEvents)
     }
 }
 
-/// Give a client request `uid` its final message; it is no longer in flight. A client too far
-/// behind to take it is shed (a lost response would leave it waiting forever).
+/// Give a client request `uid` its final message; it is no longer in flight.
 pub fn finish(origin: &Origin, uid: u64, frame: Bytes) {
     origin.session.end(&origin.client_id, uid);
-    if origin.sink.finish(frame).is_err() {
-        origin.session.shed("client not reading its replies");
-    }
+    origin.session.finish(&origin.sink, frame);
 }

@@ -284,8 +284,7 @@ impl Pendings {
 
     /// Answer everything in flight at once: the connection is gone.
     pub fn fail_all(&mut self, why: &str) {
-        let all: Vec<_> = self.map.drain().collect();
-        for (uid, p) in all {
+        for (uid, p) in std::mem::take(&mut self.map) {
             self.fail(uid, p, code::UPSTREAM_UNAVAILABLE, why);
         }
         self.internal_keys.clear();
@@ -439,17 +438,16 @@ impl Pendings {
         if env.method == Method::Ping {
             return self.write(json::result(&upstream_id, b"{}"), None);
         }
-        let refusal = json::error(
-            Some(&upstream_id),
-            code::METHOD_NOT_FOUND,
-            "switchyard: the client did not declare this capability",
-            None,
-        );
+        let refusal = || {
+            let why = "switchyard: the client did not declare this capability";
+            json::error(Some(&upstream_id), code::METHOD_NOT_FOUND, why, None)
+        };
         // The client whose request caused this: the one whose stream carried it, the owner of
         // a per-client upstream, or the only session with requests in flight on a shared one.
-        let target = match self.shared.owner.as_ref().and_then(|w| w.upgrade()) {
-            _ if self.origin_of(related).is_some() => self.origin_of(related),
-            Some(session) => self
+        let owner = self.shared.owner.as_ref().and_then(|w| w.upgrade());
+        let target = match (self.origin_of(related), owner) {
+            (Some(carried), _) => Some(carried),
+            (None, Some(session)) => self
                 .owners()
                 .into_iter()
                 .find(|(_, o)| o.session.key == session.key)
@@ -465,7 +463,7 @@ impl Pendings {
                         },
                     ))
                 }),
-            None => match self.owners().as_slice() {
+            (None, None) => match self.owners().as_slice() {
                 [one] => Some(one.clone()),
                 _ => None,
             },
@@ -485,13 +483,13 @@ impl Pendings {
                     uid,
                     origin: target,
                     request: env,
-                    refusal,
+                    refusal: refusal(),
                 }),
-                false => self.write(refusal, None),
+                false => self.write(refusal(), None),
             };
         }
         if !target.session.caps().allows(&env.method) {
-            return self.write(refusal, None);
+            return self.write(refusal(), None);
         }
         self.push(Effect::Ask {
             target,

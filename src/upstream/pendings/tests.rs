@@ -24,6 +24,26 @@ fn pendings(h: &UpstreamHandle, timeout: Duration) -> Pendings {
     Pendings::new(h.shared.clone(), timeout)
 }
 
+/// A client session (its unsolicited stream read by `rx`) and an upstream with its id map.
+struct Fixture {
+    s: Arc<Session>,
+    rx: mpsc::Receiver<Bytes>,
+    h: UpstreamHandle,
+    p: Pendings,
+}
+
+fn fixture(server: &str, timeout: Duration) -> Fixture {
+    let (s, rx) = session("{}");
+    let h = named(server);
+    let p = pendings(&h, timeout);
+    Fixture { s, rx, h, p }
+}
+
+/// The server's empty result for our request `uid`.
+fn reply_to(uid: u64) -> Envelope {
+    env(&format!(r#"{{"jsonrpc":"2.0","id":{uid},"result":{{}}}}"#))
+}
+
 /// Carry out what the map decided, as an actor would; what is for the wire is returned.
 fn run(p: &mut Pendings, h: &UpstreamHandle) -> Vec<Wire> {
     let mut out = Vec::new();
@@ -95,9 +115,12 @@ fn json(b: &[u8]) -> serde_json::Value {
 
 #[test]
 fn ids_and_tokens_are_rewritten_and_restored_byte_for_byte() {
-    let (s, mut rx) = session("{}");
-    let h = handle();
-    let mut p = pendings(&h, Duration::from_secs(60));
+    let Fixture {
+        s,
+        mut rx,
+        h,
+        mut p,
+    } = fixture("s", Duration::from_secs(60));
     let frame = r#"{"jsonrpc":"2.0","id":"1","method":"tools/call","params":{"name":"x","_meta":{"progressToken":"tok"},"arguments":{"k":[1, 2]}}}"#;
     let uid = start(&mut p, &h, &s, frame);
     let [(out, Some(sent_uid))] = &writes(run(&mut p, &h))[..] else {
@@ -150,19 +173,19 @@ fn ids_and_tokens_are_rewritten_and_restored_byte_for_byte() {
 
 #[test]
 fn nothing_happens_until_its_actor_carries_it_out() {
-    let (s, mut rx) = session("{}");
-    let h = handle();
-    let mut p = pendings(&h, Duration::from_secs(60));
+    let Fixture {
+        s,
+        mut rx,
+        h,
+        mut p,
+    } = fixture("s", Duration::from_secs(60));
     let uid = start(
         &mut p,
         &h,
         &s,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
     );
-    p.inbound(
-        env(&format!(r#"{{"jsonrpc":"2.0","id":{uid},"result":{{}}}}"#)),
-        None,
-    );
+    p.inbound(reply_to(uid), None);
     assert!(rx.try_recv().is_err(), "the map delivers nothing itself");
     assert!(matches!(p.poll(), Some(Effect::Wire(Wire::Write { uid: Some(u), .. })) if u == uid));
     assert!(matches!(p.poll(), Some(Effect::Finish { uid: u, .. }) if u == uid));
@@ -171,9 +194,12 @@ fn nothing_happens_until_its_actor_carries_it_out() {
 
 #[test]
 fn cancellation_names_our_id_and_drops_the_late_reply() {
-    let (s, mut rx) = session("{}");
-    let h = handle();
-    let mut p = pendings(&h, Duration::from_secs(60));
+    let Fixture {
+        s,
+        mut rx,
+        h,
+        mut p,
+    } = fixture("s", Duration::from_secs(60));
     let uid = start(
         &mut p,
         &h,
@@ -203,10 +229,7 @@ fn cancellation_names_our_id_and_drops_the_late_reply() {
         (v["method"].as_str(), v["params"]["requestId"].as_u64()),
         (Some("notifications/cancelled"), Some(uid))
     );
-    p.inbound(
-        env(&format!(r#"{{"jsonrpc":"2.0","id":{uid},"result":{{}}}}"#)),
-        None,
-    );
+    p.inbound(reply_to(uid), None);
     run(&mut p, &h);
     assert!(rx.try_recv().is_err(), "no response after cancellation");
 }
@@ -245,9 +268,12 @@ fn the_router_cancels_its_own_requests_by_key() {
 
 #[test]
 fn overdue_requests_get_a_timeout_error_and_a_cancel_upstream() {
-    let (s, mut rx) = session("{}");
-    let h = named("srv");
-    let mut p = pendings(&h, Duration::from_millis(0));
+    let Fixture {
+        s,
+        mut rx,
+        h,
+        mut p,
+    } = fixture("srv", Duration::from_millis(0));
     let uid = start(
         &mut p,
         &h,
@@ -275,9 +301,12 @@ fn overdue_requests_get_a_timeout_error_and_a_cancel_upstream() {
 
 #[test]
 fn fail_all_answers_everything_in_flight() {
-    let (s, mut rx) = session("{}");
-    let h = handle();
-    let mut p = pendings(&h, Duration::from_secs(60));
+    let Fixture {
+        s,
+        mut rx,
+        h,
+        mut p,
+    } = fixture("s", Duration::from_secs(60));
     for id in 1..=3 {
         start(
             &mut p,
