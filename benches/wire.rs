@@ -18,7 +18,7 @@ use switchyard::router::Session;
 use switchyard::session::Sink;
 use switchyard::upstream::effects::carry_out;
 use switchyard::upstream::{
-    channel, Call, Cmd, Origin, Pendings, UpstreamEvents, UpstreamHandle, UpstreamShared,
+    channel, Call, CallEdits, Cmd, Origin, Pendings, UpstreamEvents, UpstreamHandle, UpstreamShared,
 };
 use switchyard::wire::envelope::{span_of, ParamsPeek};
 use switchyard::wire::rewrite::{splice, Edit};
@@ -156,8 +156,7 @@ fn request_path(c: &mut Criterion) {
             let env = Envelope::parse(request.clone()).unwrap();
             let peek = ParamsPeek::parse(env.params_str().unwrap()).unwrap();
             let token = peek
-                .meta
-                .and_then(|m| m.progress_token)
+                .meta_progress_token()
                 .map(|t| span_of(&env.frame, t.get()));
             let name = peek.name.map(|n| {
                 (
@@ -176,8 +175,11 @@ fn request_path(c: &mut Criterion) {
             let call = Box::new(Call {
                 env,
                 uid,
-                name_edit: name,
-                token,
+                edits: CallEdits {
+                    name,
+                    token,
+                    cuts: Vec::new(),
+                },
                 origin,
                 cache_uri: None,
             });

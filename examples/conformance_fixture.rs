@@ -36,6 +36,8 @@ struct Fixture {
     extra_tool: AtomicBool,
     extra_prompt: AtomicBool,
     listens: Mutex<Vec<(Value, Value)>>,
+    /// A handshake was made: the connection is a handshake-era session from then on.
+    initialized: AtomicBool,
 }
 
 /// A JSON-RPC error: code, message, data (null for none).
@@ -223,6 +225,7 @@ async fn main() {
         extra_tool: AtomicBool::new(false),
         extra_prompt: AtomicBool::new(false),
         listens: Mutex::new(Vec::new()),
+        initialized: AtomicBool::new(false),
     });
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -251,6 +254,16 @@ async fn main() {
         let modern = params
             .pointer("/_meta/io.modelcontextprotocol~1protocolVersion")
             .is_some();
+        if method == "initialize" {
+            fx.initialized.store(true, Ordering::Relaxed);
+        } else if modern && fx.initialized.load(Ordering::Relaxed) {
+            // Strict on purpose: a gateway must take a 2026 client's envelope out before it
+            // reaches a handshake-era session (tests rely on this refusal to prove it does).
+            let error = json!({"code": -32600, "message": "a handshake-era session got a 2026-07-28 request envelope"});
+            fx.send(json!({"jsonrpc": "2.0", "id": id, "error": error}))
+                .await;
+            continue;
+        }
         if method == "subscriptions/listen" && modern {
             let wants = params.get("notifications").cloned().unwrap_or(json!({}));
             let mut accepted = serde_json::Map::new();

@@ -15,7 +15,8 @@ use switchyard::router::Session;
 use switchyard::session::Sink;
 use switchyard::upstream::effects::carry_out;
 use switchyard::upstream::{
-    channel, Call, Cmd, Origin, Pendings, UpstreamEvents, UpstreamHandle, UpstreamShared, Wire,
+    channel, Call, CallEdits, Cmd, Origin, Pendings, UpstreamEvents, UpstreamHandle,
+    UpstreamShared, Wire,
 };
 use switchyard::wire::envelope::{span_of, split_batch, ParamsPeek};
 use switchyard::wire::frame::{Line, LineDecoder};
@@ -87,6 +88,32 @@ fn session() -> (Arc<Session>, mpsc::Receiver<Bytes>) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
+    /// A 2026-07-28 client's envelope cut out of `_meta` in place leaves the same JSON as
+    /// rebuilding `_meta` does, whatever mix of envelope keys and others it holds, and any
+    /// whitespace between them.
+    #[test]
+    fn envelope_cuts_match_the_rebuilt_meta(members in prop::collection::vec((0usize..7, json_value(), "[ \t\n]{0,2}"), 0..7)) {
+        use switchyard::protocol::modern::{envelope_cuts, legacy_request};
+        const KEYS: [&str; 7] = ["io.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/clientCapabilities", "io.modelcontextprotocol/clientInfo", "io.modelcontextprotocol/logLevel", "progressToken", "traceparent", "io.modelcontextprotocol/other"];
+        let body: Vec<String> = members.iter().map(|(k, v, ws)| format!("{ws}\"{}\"{ws}:{ws}{}{ws}", KEYS[*k], serde_json::to_string(v).unwrap())).collect();
+        let frame = Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","_meta":{{{}}}}}}}"#, body.join(",")));
+        let env = Envelope::parse(frame.clone()).unwrap();
+        let meta = ParamsPeek::parse(env.params_str().unwrap()).unwrap().meta.unwrap();
+        let rebuilt = legacy_request(&frame);
+        let cut = match envelope_cuts(&frame, meta) {
+            Some(cuts) => splice(&frame, &mut cuts.into_iter().map(|range| Edit { range, with: b"" }).collect::<Vec<_>>()),
+            None => frame.clone(),
+        };
+        // Duplicate keys: serde_json's Value keeps the last, for both.
+        let a: serde_json::Value = serde_json::from_slice(&cut).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&rebuilt).unwrap();
+        prop_assert_eq!(a, b);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
     /// A call's frame changes only at the id and progress token; the response gets the
     /// client's id back byte for byte and keeps every other byte.
     #[test]
@@ -95,12 +122,12 @@ proptest! {
         let frame = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"t","arguments":{args},"_meta":{{"progressToken":{token}}}}}}}"#);
         let env = Envelope::parse(Bytes::from(frame.clone())).unwrap();
         let peek = ParamsPeek::parse(env.params_str().unwrap()).unwrap();
-        let token_range = span_of(&env.frame, peek.meta.unwrap().progress_token.unwrap().get());
+        let token_range = span_of(&env.frame, peek.meta_progress_token().unwrap().get());
         let (s, mut rx) = session();
         let client_id = env.id_bytes().unwrap();
         let h = channel(UpstreamShared::new(0, "s".into(), None), 4).0;
         let uid = h.next_uid();
-        let call = Box::new(Call { env, uid, name_edit: None, token: Some(token_range), cache_uri: None, origin: Origin { session: s.clone(), sink: s.unsolicited.clone(), client_id } });
+        let call = Box::new(Call { env, uid, edits: CallEdits { token: Some(token_range), ..CallEdits::default() }, cache_uri: None, origin: Origin { session: s.clone(), sink: s.unsolicited.clone(), client_id } });
         let mut p = Pendings::new(h.shared.clone(), Duration::from_secs(60));
         p.command(Cmd::Call(call), std::time::Instant::now());
         let mut wire = Vec::new();
@@ -111,7 +138,7 @@ proptest! {
         // Undo our two edits: the original frame, byte for byte.
         let up_env = Envelope::parse(up.clone()).unwrap();
         let up_peek = ParamsPeek::parse(up_env.params_str().unwrap()).unwrap();
-        let up_tok = span_of(&up_env.frame, up_peek.meta.unwrap().progress_token.unwrap().get());
+        let up_tok = span_of(&up_env.frame, up_peek.meta_progress_token().unwrap().get());
         let back = splice(&up, &mut [Edit { range: up_env.id.clone().unwrap(), with: id.as_bytes() }, Edit { range: up_tok, with: token.as_bytes() }]);
         prop_assert_eq!(&back[..], frame.as_bytes());
 

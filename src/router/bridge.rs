@@ -160,7 +160,7 @@ impl Router {
             .unwrap_or(original);
         let mut env = original.clone();
         for round in 0..=MAX_ROUNDS {
-            let (server, name_edit, token) = match self.resolve_call(&session, &env) {
+            let (server, edits) = match self.resolve_call(&session, &env) {
                 Ok(r) => r,
                 Err(e) => {
                     session.finish(&sink, e.reply(&id));
@@ -183,8 +183,7 @@ impl Router {
                 &session,
                 idx,
                 env.clone(),
-                name_edit,
-                token,
+                edits,
                 Sink::Stream(inner.clone()),
             );
             // Pass everything on but the final reply.

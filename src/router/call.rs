@@ -11,13 +11,18 @@ impl Router {
         session: &Arc<Session>,
         idx: usize,
         env: Envelope,
-        name_edit: Option<(std::ops::Range<usize>, Bytes)>,
-        token: Option<std::ops::Range<usize>>,
+        mut edits: CallEdits,
         sink: Sink,
     ) {
         let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) else {
             return;
         };
+        // The envelope is cut only where the server is known to be of the handshake era; one
+        // whose era is not known yet gets it taken out by its actor, or keeps it if it is a
+        // 2026 server after all.
+        if !handle.is_legacy() {
+            edits.cuts.clear();
+        }
         // A handshake-era client cannot answer a 2026 upstream's `input_required`: the router
         // runs those rounds for it, each one a call of its own through the pipeline.
         if session.era() != Era::Modern && bridge::may_need_input(&env.method) && handle.is_modern()
@@ -25,11 +30,7 @@ impl Router {
             tokio::spawn(self.clone().bridge(session.clone(), idx, env, sink));
             return;
         }
-        let call = Action::Call {
-            env,
-            name_edit,
-            token,
-        };
+        let call = Action::Call { env, edits };
         self.admit(Resolved::new(
             session,
             idx,
@@ -46,18 +47,13 @@ impl Router {
         session: &Arc<Session>,
         idx: usize,
         env: Envelope,
-        name_edit: Option<(std::ops::Range<usize>, Bytes)>,
-        token: Option<std::ops::Range<usize>>,
+        edits: CallEdits,
         sink: Sink,
     ) {
         let Some(handle) = self.instance_or_refuse(session, idx, &env, &sink) else {
             return;
         };
-        let call = Action::Call {
-            env,
-            name_edit,
-            token,
-        };
+        let call = Action::Call { env, edits };
         self.admit(Resolved::new(
             session,
             idx,
@@ -94,8 +90,7 @@ pub(super) fn send_call(
     session: &Arc<Session>,
     handle: &UpstreamHandle,
     env: Envelope,
-    name_edit: Option<(std::ops::Range<usize>, Bytes)>,
-    token: Option<std::ops::Range<usize>>,
+    edits: CallEdits,
     sink: Sink,
 ) {
     let client_id = env.id_bytes().unwrap_or_default();
@@ -129,8 +124,7 @@ pub(super) fn send_call(
     if let Err(cmd) = handle.send(Cmd::Call(Box::new(Call {
         env,
         uid,
-        name_edit,
-        token,
+        edits,
         origin,
         cache_uri,
     }))) {

@@ -13,13 +13,35 @@ pub struct RouteError {
     pub code: i64,
     /// What the client is told.
     pub message: String,
+    /// Set when the name or URI is not among what the session was shown, which learning the
+    /// catalogue again may change.
+    pub unlisted: Option<Unlisted>,
+}
+
+/// What a call named that the session's routes do not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlisted {
+    /// A tool or prompt name.
+    Name,
+    /// A resource URI.
+    Uri,
 }
 
 impl RouteError {
+    /// A refusal with this code and message.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         RouteError {
             code,
             message: message.into(),
+            unlisted: None,
+        }
+    }
+
+    /// A name or URI the session's routes do not hold.
+    pub fn unlisted(what: Unlisted, code: i64, message: impl Into<String>) -> Self {
+        RouteError {
+            unlisted: Some(what),
+            ..RouteError::new(code, message)
         }
     }
 

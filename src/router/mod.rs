@@ -48,12 +48,14 @@ use crate::protocol::modern::{self, Refusal, RequestMeta};
 use crate::protocol::{log_level_rank, Era, IMPLEMENTATION, LOG_LEVELS};
 use crate::session::{ReplyStream, Route, Sink};
 use crate::upstream::stdio::StdioActor;
-use crate::upstream::{self, Call, Cmd, Origin, UpstreamEvents, UpstreamHandle, UpstreamShared};
+use crate::upstream::{
+    self, Call, CallEdits, Cmd, NameEdit, Origin, UpstreamEvents, UpstreamHandle, UpstreamShared,
+};
 pub use crate::upstream::{Asker, Session, SessionStore};
 use crate::wire::envelope::{code, raw_str, span_of, ParamsPeek};
 use crate::wire::rewrite::{splice, Edit};
 use crate::wire::{json, Envelope, Kind, Method};
-pub use error::RouteError;
+pub use error::{RouteError, Unlisted};
 
 /// Mailbox size of each upstream actor.
 const UPSTREAM_MAILBOX: usize = 4096;
@@ -419,12 +421,13 @@ impl Router {
             | Method::PromptsGet
             | Method::ResourcesRead
             | Method::CompletionComplete => match self.resolve_call(session, &env) {
-                Ok((idx, name_edit, token)) => {
-                    self.forward(session, idx, env, name_edit, token, sink)
-                }
+                Ok((idx, edits)) => self.forward(session, idx, env, edits, sink),
                 Err(e)
-                    if e.code == code::RESOURCE_NOT_FOUND
-                        || (e.message.starts_with("unknown ") && self.has_unprefixed_server()) =>
+                    if match e.unlisted {
+                        Some(Unlisted::Uri) => true,
+                        Some(Unlisted::Name) => self.has_unprefixed_server(),
+                        None => false,
+                    } =>
                 {
                     // Not among what this session was shown (a 2026-07-28 request has no
                     // session memory at all): learn the catalogue, then try once more. (A
@@ -437,9 +440,7 @@ impl Router {
                             this.merge(&session, &list).await;
                         }
                         match this.resolve_call(&session, &env) {
-                            Ok((idx, name_edit, token)) => {
-                                this.forward(&session, idx, env, name_edit, token, sink)
-                            }
+                            Ok((idx, edits)) => this.forward(&session, idx, env, edits, sink),
                             Err(e) => {
                                 session.finish(&sink, e.reply(&id));
                             }

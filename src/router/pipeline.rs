@@ -11,7 +11,6 @@
 //! authorization, validation, approval and audit add theirs here, never in a transport.
 
 use std::future::Future;
-use std::ops::Range;
 use std::pin::Pin;
 
 use arc_swap::ArcSwap;
@@ -97,11 +96,7 @@ impl Pipeline {
 /// What an admitted call does at its upstream.
 pub(super) enum Action {
     /// Send it: a new request there.
-    Call {
-        env: Envelope,
-        name_edit: Option<(Range<usize>, Bytes)>,
-        token: Option<Range<usize>>,
-    },
+    Call { env: Envelope, edits: CallEdits },
     /// Resume a parked call: the client's `answer` goes to the upstream's request, and the
     /// call's replies come to this call from then on.
     Resume {
@@ -165,7 +160,7 @@ impl Router {
     ) {
         for (i, stage) in stages.iter().enumerate().skip(from) {
             let own_name = match &call.action {
-                Action::Call { name_edit, .. } => name_edit.as_ref().map(|(_, n)| n),
+                Action::Call { edits, .. } => edits.name.as_ref().map(|(_, n)| n),
                 Action::Resume { .. } => None,
             };
             let view = CallView {
@@ -227,11 +222,7 @@ impl Router {
             }))
         };
         match action {
-            Action::Call {
-                env,
-                name_edit,
-                token,
-            } => send_call(&session, &handle, env, name_edit, token, sink),
+            Action::Call { env, edits } => send_call(&session, &handle, env, edits, sink),
             Action::Resume {
                 env,
                 parked,

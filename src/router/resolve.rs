@@ -3,60 +3,51 @@
 use super::*;
 
 impl Router {
-    /// Which server a call goes to, the name edit to make, and where its progress token sits.
-    #[allow(clippy::type_complexity)]
+    /// Which server a call goes to, and the edits its frame needs there (the name, the
+    /// progress token, a 2026-07-28 client's envelope): all found in this one read of `params`.
     pub(super) fn resolve_call(
         &self,
         session: &Arc<Session>,
         env: &Envelope,
-    ) -> Result<
-        (
-            usize,
-            Option<(std::ops::Range<usize>, Bytes)>,
-            Option<std::ops::Range<usize>>,
-        ),
-        RouteError,
-    > {
+    ) -> Result<(usize, CallEdits), RouteError> {
         let params = env
             .params_str()
             .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "params are required"))?;
         let peek =
             ParamsPeek::parse(params).map_err(|e| RouteError::new(code::INVALID_PARAMS, e))?;
         let token = peek
-            .meta
-            .as_ref()
-            .and_then(|m| m.progress_token)
+            .meta_progress_token()
             .map(|t| span_of(&env.frame, t.get()));
         let routes = session.state().routes.clone();
-        let by_name =
-            |raw: &RawValue,
-             prompts: bool|
-             -> Result<(usize, Option<(std::ops::Range<usize>, Bytes)>), RouteError> {
-                let name = raw_str(raw).ok_or_else(|| {
-                    RouteError::new(code::INVALID_PARAMS, "name must be a string")
-                })?;
-                let route = self.resolve_name(&routes, &name, prompts).ok_or_else(|| {
-                    RouteError::new(
-                        code::INVALID_PARAMS,
-                        format!(
-                            "unknown {}: {name}",
-                            if prompts { "prompt" } else { "tool" }
-                        ),
-                    )
-                })?;
-                let edit = (route.name != name).then(|| {
-                    (
-                        span_of(&env.frame, raw.get()),
-                        json::json_string(&route.name),
-                    )
-                });
-                Ok((route.server, edit))
-            };
+        let by_name = |raw: &RawValue,
+                       prompts: bool|
+         -> Result<(usize, Option<NameEdit>), RouteError> {
+            let name = raw_str(raw)
+                .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "name must be a string"))?;
+            let route = self.resolve_name(&routes, &name, prompts).ok_or_else(|| {
+                RouteError::unlisted(
+                    Unlisted::Name,
+                    code::INVALID_PARAMS,
+                    format!(
+                        "unknown {}: {name}",
+                        if prompts { "prompt" } else { "tool" }
+                    ),
+                )
+            })?;
+            let edit = (route.name != name).then(|| {
+                (
+                    span_of(&env.frame, raw.get()),
+                    json::json_string(&route.name),
+                )
+            });
+            Ok((route.server, edit))
+        };
         let by_uri = |raw: &RawValue| -> Result<usize, RouteError> {
             let uri = raw_str(raw)
                 .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "uri must be a string"))?;
             self.resolve_uri(&routes, &uri).ok_or_else(|| {
-                RouteError::new(
+                RouteError::unlisted(
+                    Unlisted::Uri,
                     code::RESOURCE_NOT_FOUND,
                     format!("resource not found: {uri}"),
                 )
@@ -83,7 +74,19 @@ impl Router {
                 }
             }
         };
-        Ok((idx, edit, token))
+        // Cut only for a server known to be of the handshake era (see `Router::forward`).
+        let cuts = match (session.era(), peek.meta) {
+            (Era::Modern, Some(meta)) => {
+                modern::envelope_cuts(&env.frame, meta).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        let edits = CallEdits {
+            name: edit,
+            token,
+            cuts,
+        };
+        Ok((idx, edits))
     }
 
     pub(super) fn has_unprefixed_server(&self) -> bool {

@@ -141,6 +141,15 @@ impl UpstreamHandle {
             .is_some_and(|i| i.is_modern())
     }
 
+    /// Is it known to be a handshake-era server (`false` before its handshake)?
+    pub fn is_legacy(&self) -> bool {
+        self.shared
+            .info
+            .load()
+            .as_ref()
+            .is_some_and(|i| !i.is_modern())
+    }
+
     /// Cancel the router's own request started with `key` (no-op if it already ended).
     pub fn cancel_internal(&self, key: Bytes) {
         let _ = self.send(Cmd::CancelInternal { key });

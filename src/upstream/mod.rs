@@ -68,14 +68,29 @@ pub struct Call {
     pub env: Envelope,
     /// Its id upstream, given by the router (see [`UpstreamHandle::next_uid`]).
     pub uid: u64,
-    /// Replace this range of the frame (the prefixed tool or prompt name) with these bytes.
-    pub name_edit: Option<(Range<usize>, Bytes)>,
-    /// Where the client's progress token sits in the frame, if it sent one.
-    pub token: Option<Range<usize>>,
+    /// What the router's parse found to change in the frame.
+    pub edits: CallEdits,
     pub origin: Origin,
     /// Offer the result to this upstream's read cache under this URI (a first-time
     /// `resources/read` of a 2026-07-28 server).
     pub cache_uri: Option<Box<str>>,
+}
+
+/// A name's byte range in a frame, and the name (quoted JSON) that replaces it.
+pub type NameEdit = (Range<usize>, Bytes);
+
+/// The changes a call's frame needs on its way to the server, as byte ranges of the client's
+/// frame found when the router read it: made in one splice with the upstream id, so nothing
+/// parses `params` again.
+#[derive(Clone, Debug, Default)]
+pub struct CallEdits {
+    /// Replace this range (the exposed tool or prompt name) with these bytes (the server's own
+    /// name, quoted).
+    pub name: Option<NameEdit>,
+    /// Where the client's progress token sits, if it sent one (it becomes the upstream id).
+    pub token: Option<Range<usize>>,
+    /// Ranges to cut out: a 2026-07-28 client's envelope in `_meta`, for a handshake-era server.
+    pub cuts: Vec<Range<usize>>,
 }
 
 pub enum Cmd {

@@ -106,8 +106,7 @@ impl Pendings {
         let Call {
             env,
             uid,
-            name_edit,
-            token,
+            edits: CallEdits { name, token, cuts },
             origin,
             cache_uri,
         } = *call;
@@ -127,12 +126,13 @@ impl Pendings {
             });
             env.frame.slice(r)
         });
-        if let Some((range, name)) = &name_edit {
+        if let Some((range, name)) = &name {
             edits.push(Edit {
                 range: range.clone(),
                 with: name,
             });
         }
+        edits.extend(cuts.into_iter().map(|range| Edit { range, with: b"" }));
         let frame = splice(&env.frame, &mut edits);
         let deadline = now + self.timeout;
         self.deadlines.push(Reverse((deadline, uid)));

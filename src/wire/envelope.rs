@@ -308,8 +308,9 @@ pub struct ParamsPeek<'a> {
     pub uri: Option<&'a RawValue>,
     #[serde(borrow, default, rename = "ref")]
     pub reference: Option<RefPeek<'a>>,
+    /// `params._meta`, unparsed (see [`ParamsPeek::meta_progress_token`]).
     #[serde(borrow, default, rename = "_meta")]
-    pub meta: Option<MetaPeek<'a>>,
+    pub meta: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub cursor: Option<Cow<'a, str>>,
     #[serde(borrow, default, rename = "requestId")]
@@ -343,14 +344,23 @@ pub struct RefPeek<'a> {
 }
 
 #[derive(Deserialize, Default)]
-pub struct MetaPeek<'a> {
+struct MetaPeek<'a> {
     #[serde(borrow, default, rename = "progressToken")]
-    pub progress_token: Option<&'a RawValue>,
+    progress_token: Option<&'a RawValue>,
 }
 
 impl<'a> ParamsPeek<'a> {
+    /// Read the routing keys of `params` (one pass; values are borrowed, not parsed).
     pub fn parse(params: &'a str) -> Result<ParamsPeek<'a>, String> {
         serde_json::from_str(params).map_err(|e| format!("invalid params: {e}"))
+    }
+
+    /// A request's progress token, `params._meta.progressToken`, raw.
+    pub fn meta_progress_token(&self) -> Option<&'a RawValue> {
+        let meta = self.meta?;
+        serde_json::from_str::<MetaPeek<'a>>(meta.get())
+            .ok()?
+            .progress_token
     }
 }
 
@@ -495,6 +505,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(raw_str(p.name.unwrap()).unwrap(), "a_b");
-        assert_eq!(p.meta.unwrap().progress_token.unwrap().get(), "\"t\"");
+        assert_eq!(p.meta_progress_token().unwrap().get(), "\"t\"");
     }
 }

@@ -121,7 +121,36 @@ pub fn message(id: Option<&[u8]>, method: &str, params: Option<&[u8]>) -> Bytes 
 }
 
 /// A JSON object's members in order, values unparsed.
-struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+struct Members<'a>(Vec<(Key<'a>, &'a serde_json::value::RawValue)>);
+
+/// A member's key: borrowed from the text where it has no escapes (so its place is known).
+struct Key<'a>(std::borrow::Cow<'a, str>);
+
+impl std::ops::Deref for Key<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Key<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, k: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(k)))
+            }
+            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Key<'a>, E> {
+                Ok(Key(std::borrow::Cow::Owned(k.to_owned())))
+            }
+        }
+        d.deserialize_str(Visit(std::marker::PhantomData))
+    }
+}
 
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -167,6 +196,59 @@ pub fn without_members(object: &str, drop: impl Fn(&str) -> bool) -> Option<Vec<
     Some(out)
 }
 
+/// The byte ranges of `base` to cut so that the JSON object `object` (a slice of `base`)
+/// loses the members whose key `drop` picks, each with one of its commas, the rest left byte
+/// for byte. Unlike [`without_members`] nothing is rebuilt, so the cuts can join the other
+/// edits of one splice. `None` if it is not an object, nothing is dropped, or a dropped key
+/// is written with escapes (it cannot be placed; the caller rebuilds instead).
+pub fn member_cuts(
+    base: &[u8],
+    object: &str,
+    drop: impl Fn(&str) -> bool,
+) -> Option<Vec<std::ops::Range<usize>>> {
+    use std::borrow::Cow;
+    let Members(members) = serde_json::from_str(object).ok()?;
+    // Each member from its key's opening quote to its value's end.
+    let mut spans = Vec::with_capacity(members.len());
+    for (k, v) in &members {
+        let dropped = drop(k);
+        let start = match &k.0 {
+            Cow::Borrowed(k) => crate::wire::envelope::span_of(base, k).start - 1,
+            Cow::Owned(_) if dropped => return None,
+            Cow::Owned(_) => 0, // never used: a kept member's start matters only after a cut
+        };
+        spans.push((
+            dropped,
+            start,
+            crate::wire::envelope::span_of(base, v.get()).end,
+        ));
+    }
+    let last_kept = spans.iter().rposition(|(d, _, _)| !d);
+    let mut cuts = Vec::new();
+    for (i, &(dropped, start, _)) in spans.iter().enumerate() {
+        if !dropped {
+            continue;
+        }
+        match (last_kept, spans.get(i + 1)) {
+            // Before a kept member: up to the next key, taking the comma after it.
+            (Some(k), Some(&(_, next, _))) if i < k => cuts.push(start..next),
+            // In the run after the last kept member: one cut from that member's end.
+            (Some(k), _) => {
+                if i == k + 1 {
+                    cuts.push(spans[k].2..spans.last()?.2);
+                }
+            }
+            // Nothing kept: everything between the braces.
+            (None, _) => {
+                if i == 0 {
+                    cuts.push(start..spans.last()?.2);
+                }
+            }
+        }
+    }
+    (!cuts.is_empty()).then_some(cuts)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -200,5 +282,39 @@ mod tests {
         assert_eq!(v["error"]["data"]["server"], "srv");
         let f = error(None, -32700, "bad", None);
         assert!(serde_json::from_slice::<serde_json::Value>(&f).unwrap()["id"].is_null());
+    }
+
+    #[test]
+    fn cut_members_leave_valid_json_and_every_kept_byte() {
+        use crate::wire::rewrite::{splice, Edit};
+        let drop = |k: &str| k.starts_with('x');
+        for (object, want) in [
+            (r#"{"xa":1,"b":2}"#, r#"{"b":2}"#),
+            (r#"{"b":2,"xa":1}"#, r#"{"b":2}"#),
+            (
+                r#"{"xa":1, "xb":[1,{}] ,"c" : 3 , "xd":"}"}"#,
+                r#"{"c" : 3}"#,
+            ),
+            (r#"{ "xa":1 }"#, r#"{  }"#),
+            (r#"{"a":1,"xb":2,"c":3,"xd":4}"#, r#"{"a":1,"c":3}"#),
+            (r#"{"x\u0031":1,"a":2}"#, ""),
+            (r#"{"a":1}"#, ""),
+        ] {
+            let base = format!(r#"{{"params":{object}}}"#);
+            let inner = &base[10..base.len() - 1];
+            let Some(cuts) = member_cuts(base.as_bytes(), inner, drop) else {
+                assert_eq!(want, "", "{object}");
+                continue;
+            };
+            let mut edits: Vec<_> = cuts
+                .into_iter()
+                .map(|range| Edit { range, with: b"" })
+                .collect();
+            let out = splice(base.as_bytes(), &mut edits);
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                format!(r#"{{"params":{want}}}"#)
+            );
+        }
     }
 }

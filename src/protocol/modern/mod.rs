@@ -12,7 +12,7 @@ mod complete;
 mod upstream;
 
 pub use complete::complete_result;
-pub use upstream::{legacy_request, upstream_request, UpstreamRequest};
+pub use upstream::{envelope_cuts, legacy_request, upstream_request, UpstreamRequest};
 
 use super::header_value::decode_header_value;
 use crate::wire::envelope::{code, raw_str};

@@ -91,15 +91,16 @@ fn call(h: &UpstreamHandle, session: &Arc<Session>, rx_sink: Sink, frame: &str) 
     let e = env(frame);
     let peek_token = e
         .peek()
-        .meta
-        .and_then(|m| m.progress_token)
+        .meta_progress_token()
         .map(|t| span_of(&e.frame, t.get()));
     let client_id = e.id_bytes().unwrap();
     Box::new(Call {
         env: e,
         uid: h.next_uid(),
-        name_edit: None,
-        token: peek_token,
+        edits: CallEdits {
+            token: peek_token,
+            ..CallEdits::default()
+        },
         origin: Origin {
             session: session.clone(),
             sink: rx_sink,
