@@ -249,7 +249,9 @@ fn router_dispatch(c: &mut Criterion) {
 }
 
 fn modern_request_work(c: &mut Criterion) {
-    use switchyard::protocol::modern::{complete_result, legacy_request, validate, RequestMeta};
+    use switchyard::protocol::modern::{
+        complete_result, completion, envelope_cuts, legacy_request, validate, RequestMeta,
+    };
     use switchyard::wire::Method;
     let frame = Bytes::from_static(
         br#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello from the benchmark"},"_meta":{"progressToken":"tok-17","io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{},"sampling":{}},"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"}}}}"#,
@@ -277,13 +279,51 @@ fn modern_request_work(c: &mut Criterion) {
     g.bench_function("transient_session", |b| {
         let env = Envelope::parse(frame.clone()).unwrap();
         let meta = RequestMeta::of(&env);
-        b.iter(|| black_box(Session::for_request(black_box(&meta), 256)))
+        b.iter(|| {
+            black_box(Session::for_request(
+                Method::ToolsCall,
+                black_box(&meta),
+                256,
+            ))
+        })
     });
+    // The envelope taken out by re-parsing the frame (the actor's fallback), and as cuts
+    // found from the `_meta` the router's params read already holds (the routed path).
     g.bench_function("envelope_out_for_legacy_upstream", |b| {
         b.iter(|| black_box(legacy_request(black_box(&frame))))
     });
+    let meta = Envelope::parse(frame.clone())
+        .unwrap()
+        .peek()
+        .meta
+        .unwrap()
+        .get()
+        .to_owned();
+    let meta_at = frame
+        .windows(meta.len())
+        .position(|w| w == meta.as_bytes())
+        .unwrap();
+    g.bench_function("envelope_cuts_from_the_params_read", |b| {
+        b.iter(|| {
+            let raw = serde_json::from_str::<&serde_json::value::RawValue>(
+                std::str::from_utf8(&frame[meta_at..meta_at + meta.len()]).unwrap(),
+            )
+            .unwrap();
+            black_box(envelope_cuts(black_box(&frame), raw))
+        })
+    });
+    // `resultType` added by parsing a finished frame (router-built results), and in the
+    // upstream response's own splice, from the range its parse found (the routed path).
     g.bench_function("result_type_added", |b| {
         b.iter(|| black_box(complete_result(black_box(&result), &Method::ToolsCall)))
+    });
+    let payload = Envelope::parse(result.clone())
+        .unwrap()
+        .payload_str()
+        .unwrap()
+        .to_owned();
+    g.bench_function("result_type_in_the_response_splice", |b| {
+        b.iter(|| black_box(completion(black_box(&payload), &Method::ToolsCall)))
     });
     let big = Bytes::from(read_1mb());
     g.throughput(Throughput::Bytes(big.len() as u64));

@@ -88,6 +88,34 @@ fn session() -> (Arc<Session>, mpsc::Receiver<Bytes>) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
+    /// A 2026-07-28 result gets `resultType` (and, on lists and reads, cache hints) exactly
+    /// when its top level lacks them; every member it had keeps its value, wherever the
+    /// same key names appear deeper down, and with any whitespace.
+    #[test]
+    fn results_are_completed_once_and_keep_every_member(members in prop::collection::vec((0usize..5, json_value(), "[ \t\n]{0,2}"), 0..6), cacheable in any::<bool>()) {
+        use switchyard::protocol::modern::complete_result;
+        use switchyard::wire::Method;
+        const KEYS: [&str; 5] = ["resultType", "ttlMs", "content", "x", "cacheScope"];
+        let body: Vec<String> = members.iter().map(|(k, v, ws)| format!("{ws}\"{}\"{ws}:{ws}{}{ws}", KEYS[*k], serde_json::to_string(v).unwrap())).collect();
+        let result = format!("{{{}}}", body.join(","));
+        let frame = Bytes::from(format!(r#"{{"jsonrpc":"2.0","result":{result},"id":7}}"#));
+        let method = if cacheable { Method::ResourcesRead } else { Method::ToolsCall };
+        let out: serde_json::Value = serde_json::from_slice(&complete_result(&frame, &method)).unwrap();
+        let before: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&result).unwrap();
+        let after = out["result"].as_object().unwrap();
+        for (k, v) in &before {
+            prop_assert_eq!(&after[k], v);
+        }
+        let mut want = before.clone();
+        want.entry("resultType").or_insert("complete".into());
+        if cacheable {
+            want.entry("ttlMs").or_insert(0.into());
+            want.entry("cacheScope").or_insert("private".into());
+        }
+        prop_assert_eq!(after, &want);
+        prop_assert_eq!(&out["id"], &serde_json::json!(7));
+    }
+
     /// A 2026-07-28 client's envelope cut out of `_meta` in place leaves the same JSON as
     /// rebuilding `_meta` does, whatever mix of envelope keys and others it holds, and any
     /// whitespace between them.

@@ -75,8 +75,9 @@ pub enum Answer {
     Modern(ModernReply),
 }
 
-/// The replies of one 2026-07-28 request. Each is passed through [`ModernReply::complete`]
-/// on its way out; dropping this before the stream is done cancels the request.
+/// The replies of one 2026-07-28 request, already in 2026 shape (its session completes its
+/// result: see [`Session::finish`]); dropping this before the stream is done cancels the
+/// request.
 pub struct ModernReply {
     pub stream: Arc<ReplyStream>,
     method: Method,
@@ -84,20 +85,14 @@ pub struct ModernReply {
 }
 
 impl ModernReply {
-    /// A reply as 2026-07-28 sends it: a result with `resultType` (and cache hints for
-    /// lists and reads); anything else unchanged.
-    pub fn complete(&self, frame: &Bytes) -> Bytes {
-        modern::complete_result(frame, &self.method)
-    }
-
     /// A `subscriptions/listen` stream, which never ends by itself.
     pub fn is_listen(&self) -> bool {
         self.method == Method::SubscriptionsListen
     }
 
     /// The guard that cancels the request if dropped early; the stream it watches.
-    pub fn into_parts(self) -> (Arc<ReplyStream>, Method, CancelOnDrop) {
-        (self.stream, self.method, self.cancel)
+    pub fn into_parts(self) -> (Arc<ReplyStream>, CancelOnDrop) {
+        (self.stream, self.cancel)
     }
 }
 

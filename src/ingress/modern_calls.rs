@@ -16,16 +16,18 @@ use crate::wire::{Envelope, Kind, Method};
 pub struct ModernCalls(HashMap<Bytes, (tokio::task::JoinHandle<()>, bool)>);
 
 impl ModernCalls {
-    /// Carry a request's replies to `out`, each completed as 2026-07-28 sends it.
+    /// Carry a request's replies to `out`.
     pub(super) fn start(&mut self, id: Bytes, reply: ModernReply, out: mpsc::Sender<Bytes>) {
         let is_listen = reply.is_listen();
+        let (stream, cancel) = reply.into_parts();
         let task = tokio::spawn(async move {
             // The request lives as long as this task (a listen stream: until the client
-            // cancels it or its input ends).
+            // cancels it or its input ends): the guard goes when the task does.
+            let _cancel = cancel;
             let mut after = 0;
-            while let Some(ev) = reply.stream.next_after(after).await {
+            while let Some(ev) = stream.next_after(after).await {
                 after = ev.seq;
-                if out.send(reply.complete(&ev.data)).await.is_err() {
+                if out.send(ev.data).await.is_err() {
                     return;
                 }
             }

@@ -97,10 +97,7 @@ async fn modern_requests_are_checked_before_anything_is_routed() {
         panic!("a 2026 request");
     };
     let ev = m.stream.next_after(0).await.expect("the reply");
-    assert_eq!(
-        json_of(&m.complete(&ev.data))["result"]["resultType"],
-        "complete"
-    );
+    assert_eq!(json_of(&ev.data)["result"]["resultType"], "complete");
     // Missing capabilities in `_meta`.
     let bare = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
     assert_eq!(

@@ -238,8 +238,8 @@ impl Router {
                 format!("method not found in 2026-07-28: {}", env.method.name()),
             ));
         }
-        let session = Session::for_request(meta, self.config.limits.replay_events);
         let method = env.method.clone();
+        let session = Session::for_request(method.clone(), meta, self.config.limits.replay_events);
         if method == Method::ServerDiscover {
             let id = env.id_bytes().unwrap_or_default();
             self.wait_ready(&session).await;

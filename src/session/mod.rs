@@ -100,7 +100,15 @@ pub struct Session<U: Link> {
     /// Run when the session is dropped, with its key and the resources it was still
     /// subscribed to, so upstreams stop sending updates nobody will read.
     farewell: std::sync::OnceLock<Farewell>,
-    /// A 2026-07-28 HTTP request's `Mcp-Param-*` headers (see
+    /// The one request a transient 2026-07-28 session serves.
+    request: Option<ModernRequest>,
+}
+
+/// What a transient session knows of its one 2026-07-28 request.
+struct ModernRequest {
+    /// Its method: what its result must carry (see [`Session::finish`]).
+    method: crate::wire::Method,
+    /// Its `Mcp-Param-*` headers, over HTTP (see
     /// [`crate::protocol::modern::RequestMeta::param_headers`]).
     param_headers: Option<crate::protocol::param_headers::Received>,
 }
@@ -136,16 +144,16 @@ impl<U: Link> Session<U> {
         unsolicited: Sink,
         replay_cap: usize,
     ) -> Arc<Self> {
-        Self::with_headers(id, era, caps, unsolicited, replay_cap, None)
+        Self::with_request(id, era, caps, unsolicited, replay_cap, None)
     }
 
-    fn with_headers(
+    fn with_request(
         id: String,
         era: Era,
         caps: ClientCaps,
         unsolicited: Sink,
         replay_cap: usize,
-        param_headers: Option<crate::protocol::param_headers::Received>,
+        request: Option<ModernRequest>,
     ) -> Arc<Self> {
         Arc::new(Session {
             id,
@@ -172,7 +180,7 @@ impl<U: Link> Session<U> {
             epoch: Instant::now(),
             replay_cap,
             farewell: std::sync::OnceLock::new(),
-            param_headers,
+            request,
         })
     }
 
@@ -189,16 +197,20 @@ impl<U: Link> Session<U> {
     /// `stream_cap` bounds each reply stream as for any session (a reader that lags further
     /// behind loses the oldest progress, never the response).
     pub fn for_request(
+        method: crate::wire::Method,
         meta: &crate::protocol::modern::RequestMeta,
         stream_cap: usize,
     ) -> Arc<Self> {
-        let s = Self::with_headers(
+        let s = Self::with_request(
             "modern".into(),
             Era::Modern,
             ClientCaps::parse(meta.client_capabilities.as_deref()),
             Sink::Stream(ReplyStream::new(0, 2)),
             stream_cap,
-            meta.param_headers.clone(),
+            Some(ModernRequest {
+                method,
+                param_headers: meta.param_headers.clone(),
+            }),
         );
         s.state().log_level = meta.log_level.as_deref().and_then(log_level_rank);
         s
@@ -207,7 +219,13 @@ impl<U: Link> Session<U> {
     /// The `Mcp-Param-*` headers its request came with: `Some` only for a 2026-07-28
     /// request over HTTP, where they must agree with the called tool's arguments.
     pub fn param_headers(&self) -> Option<&[(Box<str>, Box<str>)]> {
-        self.param_headers.as_deref()
+        self.request.as_ref()?.param_headers.as_deref()
+    }
+
+    /// The method of the one 2026-07-28 request a transient session serves (`None` for a
+    /// handshake-era session).
+    pub fn modern_method(&self) -> Option<&crate::wire::Method> {
+        self.request.as_ref().map(|r| &r.method)
     }
 
     pub fn era(&self) -> Era {
@@ -274,10 +292,22 @@ impl<U: Link> Session<U> {
         }
     }
 
-    /// The client stopped reading: drop it rather than let it hold anyone else up.
     /// Give `sink` its final message; a client too far behind to take it is shed (a lost
     /// response would leave it waiting forever).
+    ///
+    /// A 2026-07-28 request's result is completed first (`resultType`, and cache hints on
+    /// lists and reads), so every final reply its client gets has them.
     pub fn finish(&self, sink: &Sink, msg: Bytes) {
+        let msg = match self.modern_method() {
+            Some(method) => crate::protocol::modern::complete_result(&msg, method),
+            None => msg,
+        };
+        self.finish_as_is(sink, msg);
+    }
+
+    /// [`Session::finish`] for a message already in its client's shape: an upstream's
+    /// result, completed in the same splice that gave it its client id back.
+    pub fn finish_as_is(&self, sink: &Sink, msg: Bytes) {
         if sink.finish(msg).is_err() {
             self.shed("client not reading its replies");
         }
@@ -291,6 +321,7 @@ impl<U: Link> Session<U> {
         }
     }
 
+    /// The client stopped reading: drop it rather than let it hold anyone else up.
     pub fn shed(&self, why: &str) {
         if !self.is_closed() {
             tracing::warn!(session = %self.id, "session shed: {why}");

@@ -129,8 +129,9 @@ fn deliver(effect: Effect, handle: &UpstreamHandle, events: &dyn UpstreamEvents)
     }
 }
 
-/// Give a client request `uid` its final message; it is no longer in flight.
+/// Give a client request `uid` its final message (already in its client's shape: see
+/// `Pendings`' response); it is no longer in flight.
 pub fn finish(origin: &Origin, uid: u64, frame: Bytes) {
     origin.session.end(&origin.client_id, uid);
-    origin.session.finish(&origin.sink, frame);
+    origin.session.finish_as_is(&origin.sink, frame);
 }

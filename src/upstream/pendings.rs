@@ -342,13 +342,26 @@ impl Pendings {
                     self.push(Effect::KeepRead { uri, result });
                 }
                 let id_range = env.id.clone().unwrap_or(0..0);
-                let frame = splice(
-                    &env.frame,
-                    &mut [Edit {
-                        range: id_range,
-                        with: &origin.client_id,
-                    }],
-                );
+                let mut edits = vec![Edit {
+                    range: id_range,
+                    with: &origin.client_id,
+                }];
+                // A 2026-07-28 client's result is completed in this same splice.
+                let completion = match (origin.session.modern_method(), &env.kind) {
+                    (Some(method), Kind::Response) => env.payload.clone().and_then(|r| {
+                        let (at, with) =
+                            crate::protocol::modern::completion(env.payload_str()?, method)?;
+                        Some((r.start + at, with))
+                    }),
+                    _ => None,
+                };
+                if let Some((at, with)) = &completion {
+                    edits.push(Edit {
+                        range: *at..*at,
+                        with: with.as_bytes(),
+                    });
+                }
+                let frame = splice(&env.frame, &mut edits);
                 self.push(Effect::Finish { origin, uid, frame });
             }
             Pending::Internal { reply, .. } => {

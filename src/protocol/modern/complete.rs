@@ -6,8 +6,36 @@ use super::*;
 /// Give a result what a modern client expects: `resultType: "complete"` (legacy upstreams
 /// never send it) and, on list and read results, `ttlMs` and `cacheScope` (a legacy upstream
 /// gives no ttl, which means 0; `private` is the safe scope). Splices them in; every other
-/// byte is kept. Errors and results that have them pass unchanged.
+/// byte is kept. Errors and results that have them pass unchanged. Where the response is
+/// parsed anyway (an upstream's, in its actor), [`completion`] does this in that parse.
 pub fn complete_result(frame: &Bytes, method: &Method) -> Bytes {
+    let Ok(env) = Envelope::parse(frame.clone()) else {
+        return frame.clone();
+    };
+    let (crate::wire::Kind::Response, Some(range)) = (env.kind, env.payload.clone()) else {
+        return frame.clone(); // not a response with a result: nothing to add
+    };
+    match completion(env.payload_str().unwrap_or(""), method) {
+        Some((at, with)) => crate::wire::rewrite::splice(
+            frame,
+            &mut [crate::wire::rewrite::Edit {
+                range: range.start + at..range.start + at,
+                with: with.as_bytes(),
+            }],
+        ),
+        None => frame.clone(),
+    }
+}
+
+/// What a 2026-07-28 client needs added to a `result` (the raw object), if anything: where
+/// (a byte offset into `result`, just before its closing brace) and what. `None` for a
+/// result that is not an object or already has it all. Keys are looked for with a byte
+/// search first: only a result that names them somewhere is parsed, to see whether at the top.
+pub fn completion(result: &str, method: &Method) -> Option<(usize, Cow<'static, str>)> {
+    const RESULT_TYPE: &str = r#","resultType":"complete""#;
+    const TTL: &str = r#","ttlMs":0"#;
+    const SCOPE: &str = r#","cacheScope":"private""#;
+    const ALL: &str = r#","resultType":"complete","ttlMs":0,"cacheScope":"private""#;
     let cacheable = matches!(
         method,
         Method::ToolsList
@@ -16,61 +44,59 @@ pub fn complete_result(frame: &Bytes, method: &Method) -> Bytes {
             | Method::ResourcesTemplatesList
             | Method::ResourcesRead
     );
-    let Some(keys) = result_keys(frame) else {
-        return frame.clone(); // not a response with an object result: nothing to add
+    let bytes = result.as_bytes();
+    let open = bytes.iter().position(|b| !b.is_ascii_whitespace())?;
+    let close = bytes.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if bytes[open] != b'{' || bytes[close] != b'}' || close <= open {
+        return None;
+    }
+    let names = |key: &[u8]| memchr::memmem::find(bytes, key).is_some();
+    let mut has = ResultKeys {
+        result_type: names(b"\"resultType\""),
+        ttl: !cacheable || names(b"\"ttlMs\""),
+        scope: !cacheable || names(b"\"cacheScope\""),
     };
-    let mut add = Vec::new();
-    if !keys.result_type {
-        add.push(r#""resultType":"complete""#);
+    if has.result_type || (cacheable && (has.ttl || has.scope)) {
+        let top = serde_json::from_str::<ResultKeys>(result).ok()?;
+        has = ResultKeys {
+            result_type: top.result_type,
+            ttl: !cacheable || top.ttl,
+            scope: !cacheable || top.scope,
+        };
     }
-    if cacheable && !keys.ttl {
-        add.push(r#""ttlMs":0,"cacheScope":"private""#);
-    }
-    if add.is_empty() {
-        return frame.clone();
-    }
-    let add = add.join(",");
-    // After the last member, so nothing is parsed twice; an empty object gets them inside
-    // its braces (found with a second, small parse).
-    let (at, with) = match keys.last {
-        Some(last) => (
-            crate::wire::envelope::span_of(frame, last.get()).end,
-            format!(",{add}"),
-        ),
-        None => match Envelope::parse(frame.clone()).ok().and_then(|e| e.payload) {
-            Some(result) => (result.start + 1, add),
-            None => return frame.clone(),
-        },
+    let with: Cow<'static, str> = match (has.result_type, has.ttl, has.scope) {
+        (true, true, true) => return None,
+        (false, true, true) => RESULT_TYPE.into(),
+        (false, false, false) => ALL.into(),
+        (t, l, s) => [(t, RESULT_TYPE), (l, TTL), (s, SCOPE)]
+            .iter()
+            .filter(|(has, _)| !has)
+            .map(|(_, piece)| *piece)
+            .collect::<String>()
+            .into(),
     };
-    let mut out = BytesMut::with_capacity(frame.len() + with.len());
-    out.put_slice(&frame[..at]);
-    out.put_slice(with.as_bytes());
-    out.put_slice(&frame[at..]);
-    out.freeze()
+    // An empty object takes them without the leading comma.
+    let empty = bytes[open + 1..close].iter().all(u8::is_ascii_whitespace);
+    let with = match (empty, with) {
+        (true, Cow::Borrowed(w)) => Cow::Borrowed(&w[1..]),
+        (true, Cow::Owned(w)) => Cow::Owned(w[1..].to_string()),
+        (false, w) => w,
+    };
+    Some((close, with))
 }
 
-/// What the top-level keys of a response's `result` object say, and its last member's value.
-struct ResultKeys<'a> {
+/// Which of the keys a 2026-07-28 result needs a `result` object has at its top level.
+struct ResultKeys {
     result_type: bool,
     ttl: bool,
-    last: Option<&'a RawValue>,
-}
-
-/// The `result` object's top-level keys, read in one pass over the frame (its values are
-/// skipped, not parsed); `None` if the frame has no `result` object.
-fn result_keys(frame: &[u8]) -> Option<ResultKeys<'_>> {
-    #[derive(Deserialize)]
-    struct Top<'a> {
-        #[serde(borrow, default)]
-        result: Option<ResultKeys<'a>>,
-    }
-    serde_json::from_slice::<Top<'_>>(frame).ok()?.result
+    scope: bool,
 }
 
 /// A `result` key, as far as [`ResultKeys`] cares.
 enum ResultKey {
     ResultType,
     Ttl,
+    Scope,
     Other,
 }
 
@@ -86,6 +112,7 @@ impl<'de> Deserialize<'de> for ResultKey {
                 Ok(match k {
                     "resultType" => ResultKey::ResultType,
                     "ttlMs" => ResultKey::Ttl,
+                    "cacheScope" => ResultKey::Scope,
                     _ => ResultKey::Other,
                 })
             }
@@ -94,36 +121,36 @@ impl<'de> Deserialize<'de> for ResultKey {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for ResultKeys<'a> {
+impl<'de> Deserialize<'de> for ResultKeys {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = ResultKeys<'a>;
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ResultKeys;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an object")
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(
                 self,
                 mut m: M,
-            ) -> Result<ResultKeys<'a>, M::Error> {
+            ) -> Result<ResultKeys, M::Error> {
                 let mut k = ResultKeys {
                     result_type: false,
                     ttl: false,
-                    last: None,
+                    scope: false,
                 };
                 while let Some(key) = m.next_key::<ResultKey>()? {
-                    let value: &'de RawValue = m.next_value()?;
+                    m.next_value::<serde::de::IgnoredAny>()?;
                     match key {
                         ResultKey::ResultType => k.result_type = true,
                         ResultKey::Ttl => k.ttl = true,
+                        ResultKey::Scope => k.scope = true,
                         ResultKey::Other => {}
                     }
-                    k.last = Some(value);
                 }
                 Ok(k)
             }
         }
-        d.deserialize_map(V(std::marker::PhantomData))
+        d.deserialize_map(V)
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 mod complete;
 mod upstream;
 
-pub use complete::complete_result;
+pub use complete::{complete_result, completion};
 pub use upstream::{envelope_cuts, legacy_request, upstream_request, UpstreamRequest};
 
 use super::header_value::decode_header_value;

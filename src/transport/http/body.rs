@@ -36,8 +36,6 @@ pub struct SseBody {
     pub(super) _guard: Option<GetGuard>,
     /// Event ids (2025 eras) or none (2026-07-28 has no resumption).
     pub(super) ids: bool,
-    /// 2026-07-28: the request's method, to give its result `resultType` and cache hints.
-    pub(super) modern: Option<Method>,
     /// 2026-07-28: closing the stream cancels the request.
     pub(super) _cancel: Option<CancelOnDrop>,
 }
@@ -64,10 +62,7 @@ impl SseBody {
                 self.keepalive
                     .as_mut()
                     .reset(tokio::time::Instant::now() + KEEPALIVE);
-                let data = match &self.modern {
-                    Some(method) => modern::complete_result(&ev.data, method),
-                    None => ev.data,
-                };
+                let data = ev.data;
                 if !self.ids {
                     return Poll::Ready(Some(sse::encode_event(None, &data)));
                 }
@@ -97,7 +92,6 @@ pub(super) fn sse_body(stream: Arc<ReplyStream>, after: u64, prefix: Option<Byte
         cursor: None,
         _guard: None,
         ids: true,
-        modern: None,
         _cancel: None,
     }
 }

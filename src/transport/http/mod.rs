@@ -28,7 +28,7 @@ use crate::router::Router;
 use crate::router::Session;
 use crate::session::ReplyStream;
 use crate::wire::envelope::code;
-use crate::wire::{json, sse, Method};
+use crate::wire::{json, sse};
 
 mod body;
 mod session_streams;
@@ -354,12 +354,11 @@ async fn modern_reply(m: ModernReply) -> Response<HttpBody> {
     }
     if let Some(only) = m.stream.only_message() {
         let status = StatusCode::from_u16(modern::http_status(&only)).unwrap_or(StatusCode::OK);
-        return full(status, Some("application/json"), m.complete(&only));
+        return full(status, Some("application/json"), only);
     }
-    let (stream, method, cancel) = m.into_parts();
+    let (stream, cancel) = m.into_parts();
     let mut body = sse_body(stream, 0, None);
     body.ids = false;
-    body.modern = Some(method);
     body._cancel = Some(cancel);
     sse_response(body, None)
 }
