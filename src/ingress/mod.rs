@@ -1,8 +1,9 @@
 //! The one front door: every client frame, from every transport and of either era, enters
 //! through [`receive`], which returns what to send back and on which stream. It owns what is
-//! the same on every front: batches, era detection, `initialize`, the 2026-07-28 checks,
-//! result completion (`resultType` and cache hints) and cancellation. Transports are left
-//! with sockets, pipes, headers and the shape of their replies (a JSON body or SSE; a line).
+//! the same on every front: batches, era detection, `initialize`, the 2026-07-28 checks and
+//! cancellation (a 2026 result is completed by its request's session: see
+//! [`Session::finish`]). Transports are left with sockets, pipes, headers and the shape of
+//! their replies (a JSON body or SSE; a line).
 
 mod cancel;
 mod modern_calls;
