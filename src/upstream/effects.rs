@@ -36,8 +36,8 @@ pub enum Effect {
     },
     /// The router's own request is answered.
     Answer {
-        reply: oneshot::Sender<Result<Bytes, String>>,
-        result: Result<Bytes, String>,
+        reply: oneshot::Sender<InternalResult>,
+        result: InternalResult,
     },
     /// A `resources/read` result for the read cache (kept only if the server is 2026-07-28,
     /// which says what is public).

@@ -92,12 +92,8 @@ impl UpstreamHandle {
         })
     }
 
-    /// A request the router makes itself; waits for the result (or error text).
-    pub async fn internal(
-        &self,
-        method: &'static str,
-        params: Option<Bytes>,
-    ) -> Result<Bytes, String> {
+    /// A request the router makes itself; waits for the result (or why there is none).
+    pub async fn internal(&self, method: &'static str, params: Option<Bytes>) -> InternalResult {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Internal {
@@ -107,9 +103,16 @@ impl UpstreamHandle {
                 key: None,
             })
             .await
-            .map_err(|_| format!("server {} is shut down", self.shared.name))?;
-        rx.await
-            .map_err(|_| format!("server {} went away", self.shared.name))?
+            .map_err(|_| {
+                UpstreamError::unavailable(
+                    &self.shared.name,
+                    code::UPSTREAM_UNAVAILABLE,
+                    "shut down",
+                )
+            })?;
+        rx.await.map_err(|_| {
+            UpstreamError::unavailable(&self.shared.name, code::UPSTREAM_UNAVAILABLE, "went away")
+        })?
     }
 
     /// Queue a request the router makes itself, cancellable by `key` with
@@ -120,7 +123,7 @@ impl UpstreamHandle {
         method: &'static str,
         params: Option<Bytes>,
         key: Bytes,
-    ) -> Result<oneshot::Receiver<Result<Bytes, String>>, String> {
+    ) -> Result<oneshot::Receiver<InternalResult>, UpstreamError> {
         let (reply, rx) = oneshot::channel();
         self.send(Cmd::Internal {
             method,
@@ -128,7 +131,13 @@ impl UpstreamHandle {
             reply,
             key: Some(key),
         })
-        .map_err(|_| format!("server {} is overloaded or shut down", self.shared.name))?;
+        .map_err(|_| {
+            UpstreamError::unavailable(
+                &self.shared.name,
+                code::OVERLOADED,
+                "overloaded or shut down",
+            )
+        })?;
         Ok(rx)
     }
 

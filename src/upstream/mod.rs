@@ -6,6 +6,7 @@
 //! `upstream id -> origin`, and on the reply splices the client's original id back in.
 
 pub mod effects;
+mod error;
 mod handle;
 pub mod http;
 mod info;
@@ -14,6 +15,7 @@ pub mod read_cache;
 pub mod stdio;
 
 pub use effects::{Effect, Wire};
+pub use error::{InternalResult, UpstreamError};
 pub use handle::*;
 pub use info::UpstreamInfo;
 pub use pendings::Pendings;
@@ -111,7 +113,7 @@ pub enum Cmd {
     Internal {
         method: &'static str,
         params: Option<Bytes>,
-        reply: oneshot::Sender<Result<Bytes, String>>,
+        reply: oneshot::Sender<InternalResult>,
         key: Option<Bytes>,
     },
     /// A notification to pass on (e.g. `notifications/roots/list_changed`).
@@ -186,7 +188,7 @@ pub fn reject(cmd: Cmd, server: &str, code: i64, why: &str) {
             effects::finish(&call.origin, call.uid, msg);
         }
         Cmd::Internal { reply, .. } => {
-            let _ = reply.send(Err(format!("{server}: {why}")));
+            let _ = reply.send(Err(UpstreamError::unavailable(server, code, why)));
         }
         Cmd::Reattach { uid, origin } => {
             let msg = json::router_error(Some(&origin.client_id), code, why, Some(server));

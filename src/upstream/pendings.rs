@@ -17,7 +17,7 @@ enum Pending {
         cache_uri: Option<Box<str>>,
     },
     Internal {
-        reply: oneshot::Sender<Result<Bytes, String>>,
+        reply: oneshot::Sender<InternalResult>,
         /// Its cancellation key, if it has one (see [`Cmd::Internal`]).
         key: Option<Bytes>,
     },
@@ -194,7 +194,7 @@ impl Pendings {
             }
             Pending::Internal { reply, .. } => Effect::Answer {
                 reply,
-                result: Err(format!("{}: {why}", self.server())),
+                result: Err(UpstreamError::unavailable(self.server(), code, why)),
             },
         };
         self.push(e);
@@ -230,7 +230,7 @@ impl Pendings {
         &mut self,
         method: &str,
         params: Option<&[u8]>,
-        reply: oneshot::Sender<Result<Bytes, String>>,
+        reply: oneshot::Sender<InternalResult>,
         key: Option<Bytes>,
     ) -> (u64, Bytes) {
         let uid = self.shared.next_uid();
@@ -371,11 +371,10 @@ impl Pendings {
                         .clone()
                         .map(|r| env.frame.slice(r))
                         .unwrap_or_default()),
-                    _ => Err(format!(
-                        "{} answered: {}",
-                        self.server(),
-                        env.payload_str().unwrap_or("")
-                    )),
+                    _ => Err(UpstreamError::Answered {
+                        server: self.server().to_string(),
+                        error: env.payload_str().unwrap_or("").to_string(),
+                    }),
                 };
                 self.push(Effect::Answer { reply, result });
             }

@@ -235,7 +235,7 @@ impl StdioActor {
         &self,
         pendings: &mut Pendings,
         wtx: &mpsc::Sender<Bytes>,
-    ) -> oneshot::Receiver<Result<Bytes, String>> {
+    ) -> oneshot::Receiver<super::InternalResult> {
         let (tx, rx) = oneshot::channel();
         let params = super::initialize_params(&self.parts.client_capabilities);
         let _ = wtx.try_send(
@@ -250,7 +250,7 @@ impl StdioActor {
         &self,
         pendings: &mut Pendings,
         wtx: &mpsc::Sender<Bytes>,
-    ) -> oneshot::Receiver<Result<Bytes, String>> {
+    ) -> oneshot::Receiver<super::InternalResult> {
         let (tx, rx) = oneshot::channel();
         let (_, frame) = pendings.start_internal("server/discover", Some(b"{}"), tx, None);
         let frame = modern::upstream_request(&frame, b"{}")
