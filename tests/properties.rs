@@ -128,7 +128,7 @@ proptest! {
         let env = Envelope::parse(frame.clone()).unwrap();
         let meta = ParamsPeek::parse(env.params_str().unwrap()).unwrap().meta.unwrap();
         let rebuilt = legacy_request(&frame);
-        let cut = match envelope_cuts(&frame, meta) {
+        let cut = match envelope_cuts(&frame, meta.get()) {
             Some(cuts) => splice(&frame, &mut cuts.into_iter().map(|range| Edit { range, with: b"" }).collect::<Vec<_>>()),
             None => frame.clone(),
         };

@@ -74,17 +74,11 @@ impl Router {
                 }
             }
         };
-        // Cut only for a server known to be of the handshake era (see `Router::forward`).
-        let cuts = match (session.era(), peek.meta) {
-            (Era::Modern, Some(meta)) => {
-                modern::envelope_cuts(&env.frame, meta).unwrap_or_default()
-            }
-            _ => Vec::new(),
-        };
         let edits = CallEdits {
             name: edit,
             token,
-            cuts,
+            cuts: Vec::new(),
+            meta: peek.meta.map(|m| span_of(&env.frame, m.get())),
         };
         Ok((idx, edits))
     }

@@ -106,7 +106,9 @@ impl Pendings {
         let Call {
             env,
             uid,
-            edits: CallEdits { name, token, cuts },
+            edits: CallEdits {
+                name, token, cuts, ..
+            },
             origin,
             cache_uri,
         } = *call;

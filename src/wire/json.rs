@@ -208,14 +208,15 @@ pub fn member_cuts(
 ) -> Option<Vec<std::ops::Range<usize>>> {
     use std::borrow::Cow;
     let Members(members) = serde_json::from_str(object).ok()?;
-    // Each member from its key's opening quote to its value's end.
+    // Each member: dropped or not, its key's opening quote (placed only for a dropped one,
+    // whose key must then be unescaped), its value's end.
     let mut spans = Vec::with_capacity(members.len());
     for (k, v) in &members {
         let dropped = drop(k);
         let start = match &k.0 {
-            Cow::Borrowed(k) => crate::wire::envelope::span_of(base, k).start - 1,
+            Cow::Borrowed(k) if dropped => crate::wire::envelope::span_of(base, k).start - 1,
             Cow::Owned(_) if dropped => return None,
-            Cow::Owned(_) => 0, // never used: a kept member's start matters only after a cut
+            _ => 0,
         };
         spans.push((
             dropped,
@@ -224,26 +225,30 @@ pub fn member_cuts(
         ));
     }
     let last_kept = spans.iter().rposition(|(d, _, _)| !d);
+    let last_end = spans.last()?.2;
     let mut cuts = Vec::new();
-    for (i, &(dropped, start, _)) in spans.iter().enumerate() {
+    for (i, &(dropped, start, end)) in spans.iter().enumerate() {
         if !dropped {
             continue;
         }
-        match (last_kept, spans.get(i + 1)) {
+        match last_kept {
             // Before a kept member: up to the next key, taking the comma after it.
-            (Some(k), Some(&(_, next, _))) if i < k => cuts.push(start..next),
-            // In the run after the last kept member: one cut from that member's end.
-            (Some(k), _) => {
-                if i == k + 1 {
-                    cuts.push(spans[k].2..spans.last()?.2);
-                }
+            Some(k) if i < k => {
+                let skip = |at: usize| {
+                    base[at..]
+                        .iter()
+                        .position(|b| !b.is_ascii_whitespace())
+                        .map(|n| at + n)
+                };
+                let comma = skip(end).filter(|&c| base[c] == b',')?;
+                cuts.push(start..skip(comma + 1)?);
             }
+            // The run after the last kept member: one cut from that member's end.
+            Some(k) if i == k + 1 => cuts.push(spans[k].2..last_end),
+            Some(_) => {}
             // Nothing kept: everything between the braces.
-            (None, _) => {
-                if i == 0 {
-                    cuts.push(start..spans.last()?.2);
-                }
-            }
+            None if i == 0 => cuts.push(start..last_end),
+            None => {}
         }
     }
     (!cuts.is_empty()).then_some(cuts)
@@ -298,6 +303,11 @@ mod tests {
             (r#"{ "xa":1 }"#, r#"{  }"#),
             (r#"{"a":1,"xb":2,"c":3,"xd":4}"#, r#"{"a":1,"c":3}"#),
             (r#"{"x\u0031":1,"a":2}"#, ""),
+            (r#"{"xa":1,"b\u0031":2}"#, r#"{"b\u0031":2}"#),
+            (
+                r#"{"a\u0031":0, "xa":1 , "b":2,"xc":3}"#,
+                r#"{"a\u0031":0, "b":2}"#,
+            ),
             (r#"{"a":1}"#, ""),
         ] {
             let base = format!(r#"{{"params":{object}}}"#);

@@ -64,23 +64,18 @@ pub fn completion(result: &str, method: &Method) -> Option<(usize, Cow<'static, 
             scope: !cacheable || top.scope,
         };
     }
-    let with: Cow<'static, str> = match (has.result_type, has.ttl, has.scope) {
-        (true, true, true) => return None,
-        (false, true, true) => RESULT_TYPE.into(),
-        (false, false, false) => ALL.into(),
-        (t, l, s) => [(t, RESULT_TYPE), (l, TTL), (s, SCOPE)]
-            .iter()
-            .filter(|(has, _)| !has)
-            .map(|(_, piece)| *piece)
-            .collect::<String>()
-            .into(),
-    };
     // An empty object takes them without the leading comma.
-    let empty = bytes[open + 1..close].iter().all(u8::is_ascii_whitespace);
-    let with = match (empty, with) {
-        (true, Cow::Borrowed(w)) => Cow::Borrowed(&w[1..]),
-        (true, Cow::Owned(w)) => Cow::Owned(w[1..].to_string()),
-        (false, w) => w,
+    let skip = usize::from(bytes[open + 1..close].iter().all(u8::is_ascii_whitespace));
+    let with = match (has.result_type, has.ttl, has.scope) {
+        (true, true, true) => return None,
+        (false, true, true) => Cow::Borrowed(&RESULT_TYPE[skip..]),
+        (false, false, false) => Cow::Borrowed(&ALL[skip..]),
+        (t, l, s) => {
+            let pieces = [(t, RESULT_TYPE), (l, TTL), (s, SCOPE)];
+            let mut all: String = pieces.iter().filter(|(has, _)| !has).map(|p| p.1).collect();
+            all.drain(..skip);
+            Cow::Owned(all)
+        }
     };
     Some((close, with))
 }

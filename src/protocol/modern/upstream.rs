@@ -241,12 +241,12 @@ pub fn legacy_request(frame: &Bytes) -> Bytes {
     )
 }
 
-/// Where a 2026-07-28 client's envelope sits in `frame`'s `params._meta` (`meta`, a slice of
-/// `frame`): the byte ranges to cut for a handshake-era upstream, made in the same splice as
+/// Where a 2026-07-28 client's envelope sits in `frame`'s `params._meta` (`meta`, the text of
+/// that object, a slice of `frame`): the byte ranges to cut for a handshake-era upstream, made in the same splice as
 /// the call's other edits. `None` when there is nothing to cut or it cannot be placed (then
 /// [`legacy_request`] rebuilds `_meta`).
-pub fn envelope_cuts(frame: &[u8], meta: &RawValue) -> Option<Vec<std::ops::Range<usize>>> {
-    crate::wire::json::member_cuts(frame, meta.get(), |k| ENVELOPE_KEYS.contains(&k))
+pub fn envelope_cuts(frame: &[u8], meta: &str) -> Option<Vec<std::ops::Range<usize>>> {
+    crate::wire::json::member_cuts(frame, meta, |k| ENVELOPE_KEYS.contains(&k))
 }
 
 #[cfg(test)]
