@@ -11,16 +11,23 @@ use toml::Spanned;
 /// The configuration that ships with Switchyard: fronts the built-in demo server.
 pub const DEFAULT_CONFIG: &str = include_str!("../switchyard.toml");
 
+/// A validated configuration: the listener, the limits and the servers behind Switchyard.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The client-facing HTTP listener (`[listen]`).
     pub listen: Listen,
+    /// Sizes, timeouts and queue bounds (`[limits]`).
     pub limits: Limits,
+    /// The upstream servers (`[[servers]]`), in file order: a server's index is its place here.
     pub servers: Vec<ServerConfig>,
 }
 
+/// Where and how the HTTP front listens.
 #[derive(Debug, Clone)]
 pub struct Listen {
+    /// Address to bind (loopback by default).
     pub http: SocketAddr,
+    /// Path of the MCP endpoint (`/mcp` by default).
     pub path: String,
     /// Extra origins allowed besides loopback ones (`http://localhost:*` and the like).
     pub allowed_origins: Vec<String>,
@@ -28,13 +35,18 @@ pub struct Listen {
     pub allowed_hosts: Vec<String>,
 }
 
+/// Bounds that keep one client or one server from taking everything.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Largest JSON-RPC frame accepted, from clients and from servers.
     pub max_frame_bytes: usize,
+    /// How long a client request may wait for its upstream before it is answered with an error.
     pub request_timeout: Duration,
     /// How long a merged list waits for each upstream before answering with what arrived.
     pub list_timeout: Duration,
+    /// Live handshake-era sessions at most; `initialize` beyond it is refused.
     pub max_sessions: usize,
+    /// A session unused this long is closed.
     pub session_idle_timeout: Duration,
     /// SSE events kept per reply stream for `Last-Event-ID` replay.
     pub replay_events: usize,
@@ -44,6 +56,7 @@ pub struct Limits {
     pub client_queue: usize,
 }
 
+/// Whether clients share one upstream session or each gets its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sharing {
     /// One upstream session (or a pool of stdio processes) serves every client.
@@ -63,31 +76,49 @@ pub enum UpstreamEra {
     Modern,
 }
 
+/// How Switchyard reaches a server.
 #[derive(Debug, Clone)]
 pub enum Transport {
+    /// A child process speaking newline-delimited JSON-RPC on stdin and stdout.
     Stdio {
+        /// The program to run (`<switchyard>` for this executable).
         command: PathBuf,
+        /// Its arguments.
         args: Vec<String>,
+        /// Environment variables set for it, on top of those it inherits.
         env: BTreeMap<String, String>,
+        /// Its working directory, if not ours.
         cwd: Option<PathBuf>,
     },
+    /// A remote Streamable HTTP server.
     Http {
+        /// The server's MCP endpoint.
         url: String,
+        /// Headers sent with every request to it (for example its own credentials).
         headers: BTreeMap<String, String>,
     },
 }
 
+/// One upstream server (`[[servers]]`).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Its name: in logs, in errors, and unique in the file.
     pub name: String,
     /// Prepended to tool and prompt names as `<prefix>__<name>`; empty exposes names unprefixed.
     pub prefix: String,
+    /// How it is reached.
     pub transport: Transport,
+    /// One upstream session for all clients, or one per client.
     pub sharing: Sharing,
+    /// Which protocol era to speak to it.
     pub era: UpstreamEra,
+    /// Processes of a shared stdio server, calls spread over them by session.
     pub pool: usize,
+    /// How long a call to it may take (the global limit unless set).
     pub request_timeout: Duration,
+    /// Per-client upstream sessions at most (per-client sharing).
     pub max_clients: usize,
+    /// A per-client upstream unused this long is stopped.
     pub idle_timeout: Duration,
     /// The `capabilities` a shared handshake-era upstream is told at `initialize` (a JSON
     /// object). Empty by default: a shared session cannot speak for every client, so it declares
@@ -421,11 +452,11 @@ impl Config {
     }
 }
 
-/// Stands for this executable in a stdio command (used by `builtin = "demo"`).
 /// The client capabilities a shared server may be told of (`client_capabilities`): the
 /// server-to-client requests Switchyard can deliver to the client that caused them.
 pub const CLIENT_CAPABILITIES: [&str; 3] = ["elicitation", "roots", "sampling"];
 
+/// Stands for this executable in a stdio command (used by `builtin = "demo"`).
 pub const BUILTIN_SELF: &str = "<switchyard>";
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 const README: &str =
     "Switchyard's demo server: tools echo, add, sleep; this resource; a greeting prompt.";
 
+/// Serves the demo server on stdin and stdout until stdin closes.
 pub async fn run() {
     let out = Arc::new(Mutex::new(tokio::io::stdout()));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

@@ -1,4 +1,5 @@
 //! Switchyard: a high-throughput router for the Model Context Protocol.
+#![warn(missing_docs)]
 //!
 //! The layers, from the bytes up: [`wire`] (framing and the envelope, no I/O), [`protocol`]
 //! (MCP rules, no I/O), [`session`] and [`upstream`] (the state of each client and each

@@ -22,6 +22,8 @@ pub struct CancelOnDrop {
 }
 
 impl CancelOnDrop {
+    /// A guard that cancels `client_id` of `session` with `reason` unless `stream` is done by the
+    /// time it is dropped.
     pub fn new(
         router: Arc<Router>,
         session: Arc<Session>,

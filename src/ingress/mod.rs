@@ -41,8 +41,11 @@ pub enum SessionSlot<'a> {
     /// the client goes to `out`, and the connection's 2026-07-28 requests are tracked in
     /// `calls` so that `notifications/cancelled` and the end of input can stop them.
     Connection {
+        /// The connection's session, once `initialize` has started it.
         session: &'a mut Option<Arc<Session>>,
+        /// The connection's output, for every message to its client.
         out: &'a mpsc::Sender<Bytes>,
+        /// The connection's 2026-07-28 requests in flight.
         calls: &'a mut ModernCalls,
     },
 }
@@ -58,7 +61,12 @@ pub struct Facts<'a> {
 /// What to send back for one frame.
 pub enum Answer {
     /// One message now, with the HTTP status it goes out with over HTTP.
-    Reply { status: u16, frame: Bytes },
+    Reply {
+        /// The HTTP status.
+        status: u16,
+        /// The message.
+        frame: Bytes,
+    },
     /// The answers to a batch, to go out as one JSON array (none: nothing to send).
     Batch(Vec<Bytes>),
     /// Nothing to send back (a notification or a response was taken; over stdio, replies
@@ -66,10 +74,17 @@ pub enum Answer {
     Accepted,
     /// A session was started: the `initialize` result, and the session (its id is
     /// `session.id`).
-    Started { frame: Bytes, session: Arc<Session> },
+    Started {
+        /// The `initialize` result.
+        frame: Bytes,
+        /// The new session.
+        session: Arc<Session>,
+    },
     /// A handshake-era request: its replies come on `stream`, one of `session`'s.
     Legacy {
+        /// The request's session.
         session: Arc<Session>,
+        /// The stream its replies come on.
         stream: Arc<ReplyStream>,
     },
     /// A 2026-07-28 request whose replies come on a stream of their own.
@@ -80,6 +95,7 @@ pub enum Answer {
 /// result: see [`Session::finish`]); dropping this before the stream is done cancels the
 /// request.
 pub struct ModernReply {
+    /// The stream its replies come on, already completed and in 2026 shape.
     pub stream: Arc<ReplyStream>,
     method: Method,
     cancel: CancelOnDrop,

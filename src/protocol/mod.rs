@@ -27,6 +27,7 @@ pub enum Era {
 }
 
 impl Era {
+    /// The revision string this era speaks (`protocolVersion`).
     pub fn version(self) -> &'static str {
         match self {
             Era::Legacy(v) => v,
@@ -56,6 +57,7 @@ pub fn negotiate(requested: Option<&str>) -> Era {
     Era::Legacy(v)
 }
 
+/// Whether `v` is a handshake-era revision Switchyard serves.
 pub fn is_known_version(v: &str) -> bool {
     LEGACY_VERSIONS.contains(&v)
 }
@@ -84,8 +86,11 @@ pub fn without_tasks(raw: &RawValue) -> Option<Box<RawValue>> {
 /// What a client said it can receive (server-to-client requests go only to clients that can).
 #[derive(Debug, Clone, Default)]
 pub struct ClientCaps {
+    /// `sampling/createMessage` may be sent to it.
     pub sampling: bool,
+    /// `elicitation/create` may be sent to it.
     pub elicitation: bool,
+    /// `roots/list` may be sent to it.
     pub roots: bool,
     /// The raw capabilities object (without task support, which is not carried), passed to
     /// upstreams that speak for this client; see [`ClientCaps::json`].
@@ -93,6 +98,7 @@ pub struct ClientCaps {
 }
 
 impl ClientCaps {
+    /// Reads the client's `capabilities` object; anything unreadable declares nothing.
     pub fn parse(raw: Option<&RawValue>) -> ClientCaps {
         #[derive(Deserialize, Default)]
         struct Peek<'a> {
@@ -151,6 +157,7 @@ pub const IMPLEMENTATION: &str = concat!(
     r#""}"#
 );
 
+/// The `logging/setLevel` levels, least severe first (RFC 5424 order).
 pub const LOG_LEVELS: [&str; 8] = [
     "debug",
     "info",
@@ -162,6 +169,7 @@ pub const LOG_LEVELS: [&str; 8] = [
     "emergency",
 ];
 
+/// Where `level` stands in [`LOG_LEVELS`] (0 is `debug`); `None` for an unknown level.
 pub fn log_level_rank(level: &str) -> Option<u8> {
     LOG_LEVELS.iter().position(|l| *l == level).map(|p| p as u8)
 }
@@ -171,11 +179,13 @@ pub fn log_level_rank(level: &str) -> Option<u8> {
 pub mod cursor {
     const MAGIC: u64 = 0x5359_4355_5253_4f52; // "SYCURSOR"
 
+    /// The opaque cursor for a merged list's page starting at `offset`.
     pub fn encode(offset: usize) -> String {
         let v = offset as u64;
         format!("{:016x}{:016x}", v, v ^ MAGIC)
     }
 
+    /// The offset in a cursor made by [`encode`]; `None` for anything else (forged or foreign).
     pub fn decode(s: &str) -> Option<usize> {
         if s.len() != 32 {
             return None;

@@ -3,6 +3,8 @@
 /// The separator between a server prefix and the server's own name.
 pub const SEPARATOR: &str = "__";
 
+/// The name a client sees for `name` of the server with `prefix`: `<prefix>__<name>`, or `name`
+/// itself when the prefix is empty.
 pub fn exposed(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()

@@ -2,6 +2,7 @@
 //! `{var}` matches one or more characters other than `/`, `?` and `#`; `{+var}` and
 //! `{#var}` match anything; `{?a,b}` and `{&a}` match an optional query tail.
 
+/// Whether `uri` is one the RFC 6570 `template` could produce (the subset above).
 pub fn matches(template: &str, uri: &str) -> bool {
     let mut parts = Vec::new();
     let mut rest = template;

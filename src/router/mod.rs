@@ -60,7 +60,9 @@ pub use error::{RouteError, Unlisted};
 /// Mailbox size of each upstream actor.
 const UPSTREAM_MAILBOX: usize = 4096;
 
+/// A configured server and the upstream connections that serve it.
 pub struct Server {
+    /// Its configuration.
     pub config: ServerConfig,
     /// The shared connections (a pool); empty for per-client servers.
     pub instances: Vec<UpstreamHandle>,
@@ -73,10 +75,13 @@ pub struct Server {
 pub enum Stateless {
     /// The whole response.
     Now(Bytes),
-    /// Replies arrive on `stream`; results need `modern::complete_result` for `method`.
+    /// Replies arrive on `stream`; the session completes each result for `method` (see [`Session::finish`]).
     Stream {
+        /// The request's transient session.
         session: Arc<Session>,
+        /// The stream its replies come on.
         stream: Arc<ReplyStream>,
+        /// The request's method.
         method: Method,
     },
 }
@@ -84,9 +89,13 @@ pub enum Stateless {
 /// Sessions subscribed to one resource, by session key.
 type Subscribers = HashMap<u64, Weak<Session>>;
 
+/// Where each message goes: the servers, the sessions, the catalogue and the call pipeline.
 pub struct Router {
+    /// The configuration it was started with.
     pub config: Config,
+    /// Every configured server, by index.
     pub servers: Vec<Server>,
+    /// Live handshake-era sessions.
     pub sessions: SessionStore,
     /// (server, uri) -> subscribed sessions.
     subscriptions: Mutex<HashMap<(usize, String), Subscribers>>,
@@ -106,6 +115,7 @@ pub fn error_reply(id: &[u8], code: i64, message: &str) -> Bytes {
 }
 
 impl Router {
+    /// Starts an actor for every shared upstream and returns the router that owns them.
     pub fn new(config: Config) -> Arc<Router> {
         Arc::new_cyclic(|weak: &Weak<Router>| {
             let events: Arc<dyn UpstreamEvents> = Arc::new(Events(weak.clone()));

@@ -42,19 +42,23 @@ pub enum Decision {
 
 /// A call as the stages see it.
 pub struct CallView<'a> {
+    /// The calling session.
     pub session: &'a Arc<Session>,
     /// The server (index in the configuration) and the connection that will carry it.
     pub server: usize,
+    /// The upstream connection that will carry it.
     pub handle: &'a UpstreamHandle,
     /// The client's frame (the exposed name still in it).
     pub env: &'a Envelope,
     /// The server's own name, when it differs from the exposed one (a JSON string).
     pub own_name: Option<&'a Bytes>,
+    /// How the call travels (direct, bridged either way, retried, resumed, from the cache).
     pub route: CallRoute,
 }
 
 /// One stage on the way to an upstream.
 pub trait CallStage: Send + Sync {
+    /// Lets the call on, answers it, rewrites it or holds it.
     fn admit(&self, call: &CallView<'_>) -> Decision;
 }
 

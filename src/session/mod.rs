@@ -3,16 +3,17 @@
 //! A session's state sits behind its own small lock, taken only by that session's requests;
 //! nothing here is global per message. The store is sharded by session id.
 
+mod store;
 pub mod stream;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
 
+pub use store::{new_session_id, SessionStore};
 pub use stream::{CallInfo, ReplyStage, ReplyStream, Shed, Sink, StagedSink};
 
 use crate::protocol::{log_level_rank, ClientCaps, Era};
@@ -39,22 +40,30 @@ pub struct InFlight<U> {
 /// Where a client-facing name resolves: a server index and the server's own name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// The server's index in the configuration.
     pub server: usize,
+    /// The server's own name for it.
     pub name: String,
 }
 
 /// Names and URIs a session has been shown, so calls resolve as listed.
 #[derive(Default, Debug)]
 pub struct Routes {
+    /// Exposed tool names and where they go.
     pub tools: HashMap<String, Route>,
+    /// Exposed prompt names and where they go.
     pub prompts: HashMap<String, Route>,
+    /// Resource URIs listed and the server each came from.
     pub resources: HashMap<String, usize>,
     /// URI templates and the server each came from.
     pub templates: Vec<(String, usize)>,
 }
 
+/// What changes during a session, behind its lock.
 pub struct SessionState<U> {
+    /// The level set with `logging/setLevel` (a rank in `LOG_LEVELS`); `None` sends every line.
     pub log_level: Option<u8>,
+    /// Resources subscribed to: (server index, URI).
     pub subscriptions: HashSet<(usize, String)>,
     /// Client request id -> where it went (for cancellation and the duplicate-id check).
     pub in_flight: HashMap<Bytes, InFlight<U>>,
@@ -65,6 +74,7 @@ pub struct SessionState<U> {
     streams: VecDeque<Arc<ReplyStream>>,
     /// Per-client upstreams of this session, by server index.
     pub upstreams: HashMap<usize, U>,
+    /// The names and URIs this session has been shown.
     pub routes: Arc<Routes>,
 }
 
@@ -76,6 +86,7 @@ pub enum Asker<U> {
     Router(tokio::sync::oneshot::Sender<Bytes>),
 }
 
+/// One client session: its era and capabilities, its streams, and what it has in flight.
 pub struct Session<U: Link> {
     /// The `Mcp-Session-Id` (HTTP) or a fixed name (stdio).
     pub id: String,
@@ -137,6 +148,7 @@ impl<U: Link> Drop for Session<U> {
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 impl<U: Link> Session<U> {
+    /// A session named `id` of `era`, whose messages tied to no request go on `unsolicited`.
     pub fn new(
         id: String,
         era: Era,
@@ -228,27 +240,34 @@ impl<U: Link> Session<U> {
         self.request.as_ref().map(|r| &r.method)
     }
 
+    /// The protocol era the session speaks.
     pub fn era(&self) -> Era {
         self.era
     }
 
+    /// What the client said it can receive.
     pub fn caps(&self) -> &ClientCaps {
         &self.caps
     }
 
+    /// The session's changing state (a poisoned lock is taken over: the state stays consistent per
+    /// operation).
     pub fn state(&self) -> MutexGuard<'_, SessionState<U>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether a GET stream is open, and the last event id it delivered.
     pub fn get_stream_state(&self) -> (Arc<AtomicBool>, Arc<AtomicU64>) {
         (self.get_open.clone(), self.get_cursor.clone())
     }
 
+    /// Marks the session as used now.
     pub fn touch(&self) {
         self.last_seen
             .store(self.epoch.elapsed().as_secs(), Ordering::Relaxed);
     }
 
+    /// Seconds since the session was last used.
     pub fn idle_secs(&self) -> u64 {
         self.epoch
             .elapsed()
@@ -256,6 +275,7 @@ impl<U: Link> Session<U> {
             .saturating_sub(self.last_seen.load(Ordering::Relaxed))
     }
 
+    /// Whether the session has been closed (DELETE, idle timeout or end of input).
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
@@ -383,6 +403,7 @@ impl<U: Link> Session<U> {
         id
     }
 
+    /// Removes and returns who asked server-to-client request `id` (our id for it).
     pub fn take_server_request(&self, id: &[u8]) -> Option<Asker<U>> {
         self.state().server_requests.remove(id)
     }
@@ -437,82 +458,6 @@ impl<U: Link> Session<U> {
         }
         self.send(sink.unwrap_or(&self.unsolicited), env.frame.clone());
     }
-}
-
-/// All live sessions, sharded by id so lookups from many connections do not contend.
-pub struct SessionStore<U: Link> {
-    shards: Vec<Mutex<HashMap<String, Arc<Session<U>>>>>,
-    count: AtomicUsize,
-    max: usize,
-    hasher: std::collections::hash_map::RandomState,
-}
-
-impl<U: Link> SessionStore<U> {
-    pub fn new(max: usize) -> Self {
-        SessionStore {
-            shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
-            count: AtomicUsize::new(0),
-            max,
-            hasher: Default::default(),
-        }
-    }
-
-    fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<String, Arc<Session<U>>>> {
-        let i = (self.hasher.hash_one(id) as usize) % self.shards.len();
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Add a session; `false` when the store is full.
-    pub fn insert(&self, s: Arc<Session<U>>) -> bool {
-        if self.count.fetch_add(1, Ordering::Relaxed) >= self.max {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-            return false;
-        }
-        self.shard(&s.id).insert(s.id.clone(), s);
-        true
-    }
-
-    pub fn get(&self, id: &str) -> Option<Arc<Session<U>>> {
-        self.shard(id).get(id).cloned()
-    }
-
-    pub fn remove(&self, id: &str) -> Option<Arc<Session<U>>> {
-        let s = self.shard(id).remove(id);
-        if s.is_some() {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-        }
-        s
-    }
-
-    pub fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Every live session (for rare broadcasts such as list_changed).
-    pub fn all(&self) -> Vec<Arc<Session<U>>> {
-        self.shards
-            .iter()
-            .flat_map(|s| {
-                s.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-}
-
-/// A 128-bit random session id, hex-encoded (visible ASCII, as the spec requires); `None`
-/// if the operating system has no randomness to give.
-pub fn new_session_id() -> Option<String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).ok()?;
-    Some(crate::wire::hex::encode(&b))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 pub struct Event {
     /// Sequence number within its stream (starts at 1; 0 is the priming event).
     pub seq: u64,
+    /// The message (one JSON-RPC frame).
     pub data: Bytes,
 }
 
@@ -33,12 +34,14 @@ struct Inner {
 
 /// A bounded, resumable record of one SSE stream.
 pub struct ReplyStream {
+    /// The stream's number within its session (part of each SSE event id).
     pub stream_no: u64,
     cap: usize,
     inner: Mutex<Inner>,
 }
 
 impl ReplyStream {
+    /// An empty stream numbered `stream_no` that keeps its last `cap` events for replay.
     pub fn new(stream_no: u64, cap: usize) -> Arc<ReplyStream> {
         Arc::new(ReplyStream {
             stream_no,
@@ -55,6 +58,7 @@ impl ReplyStream {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Appends a message; `last` ends the stream. Readers waiting are woken.
     pub fn push(&self, data: Bytes, last: bool) {
         let wakers = {
             let mut g = self.lock();
@@ -82,6 +86,7 @@ impl ReplyStream {
         wakers.into_iter().for_each(Waker::wake);
     }
 
+    /// Whether the stream's last message has been pushed.
     pub fn is_done(&self) -> bool {
         self.lock().done
     }
@@ -107,6 +112,8 @@ impl ReplyStream {
         Poll::Pending
     }
 
+    /// The first event after sequence number `after`, waiting for it; `None` at the end of a
+    /// finished stream. Events already dropped from the record are skipped.
     pub async fn next_after(&self, after: u64) -> Option<Event> {
         std::future::poll_fn(|cx| self.poll_after(after, cx)).await
     }
@@ -155,8 +162,11 @@ pub struct CallInfo {
 
 /// A sink whose messages pass reply stages first.
 pub struct StagedSink {
+    /// Where messages go once the stages have seen them.
     pub inner: Sink,
+    /// The reply stages, in order.
     pub stages: Arc<Vec<Arc<dyn ReplyStage>>>,
+    /// The call the messages belong to.
     pub call: CallInfo,
 }
 

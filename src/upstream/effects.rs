@@ -8,7 +8,12 @@ use super::*;
 #[derive(Debug)]
 pub enum Wire {
     /// A frame to send: our request `uid`, or (`None`) a message that is no request.
-    Write { frame: Bytes, uid: Option<u64> },
+    Write {
+        /// The frame.
+        frame: Bytes,
+        /// Our id for it, if it is a request of ours.
+        uid: Option<u64>,
+    },
     /// Request `uid` ended here without its answer (cancelled, overdue); a 2026-07-28 HTTP
     /// upstream learns it by its stream closing.
     Abandoned(u64),
@@ -21,40 +26,65 @@ pub enum Effect {
     Wire(Wire),
     /// The final message of client request `uid`: it ends.
     Finish {
+        /// Who waits for it.
         origin: Origin,
+        /// Its id upstream.
         uid: u64,
+        /// The message, its id already the client's.
         frame: Bytes,
     },
     /// A message about a client request in flight (progress).
-    Progress { origin: Origin, frame: Bytes },
+    Progress {
+        /// Who waits for the request.
+        origin: Origin,
+        /// The message, its token already the client's.
+        frame: Bytes,
+    },
     /// A log line for a session, filtered by its level: on `sink`, else on its unsolicited
     /// stream.
     Log {
+        /// The session it is for.
         session: Arc<Session>,
+        /// The reply sink of the request it came with, if any.
         sink: Option<Sink>,
+        /// The `notifications/message` frame.
         env: Envelope,
     },
     /// The router's own request is answered.
     Answer {
+        /// Where the router waits.
         reply: oneshot::Sender<InternalResult>,
+        /// The server's result or error.
         result: InternalResult,
     },
     /// A `resources/read` result for the read cache (kept only if the server is 2026-07-28,
     /// which says what is public).
-    KeepRead { uri: Box<str>, result: Bytes },
+    KeepRead {
+        /// The resource read.
+        uri: Box<str>,
+        /// The `result` member, raw JSON.
+        result: Bytes,
+    },
     /// A server-to-client request for a handshake-era client, under our id for it.
     Ask {
+        /// The client request it was made during.
         target: Origin,
+        /// The server's id for it.
         upstream_id: Bytes,
+        /// The server's request.
         request: Envelope,
     },
     /// A server-to-client request made during 2026-07-28 call `uid`: park the call (its client
     /// answers by retrying) and report back with [`Pendings::parked`]; if it cannot be
     /// parked, `refusal` goes back to the server.
     Park {
+        /// The call it was made during.
         uid: u64,
+        /// Who waits for that call.
         origin: Origin,
+        /// The server's request.
         request: Envelope,
+        /// The error answer to send the server if the call cannot be parked.
         refusal: Bytes,
     },
     /// A notification tied to no request (list_changed, resources/updated).

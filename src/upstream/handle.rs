@@ -3,15 +3,19 @@
 
 use super::*;
 
-/// A server's full list, and until when it may be used (`None`: until the server says it
-/// changed, or restarts).
+/// A server's full list: its items, raw JSON.
 pub type ListItems = Arc<Vec<Box<RawValue>>>;
+/// A server's full list, and until when it may be used (`None`: until the server says it changed,
+/// or restarts).
 pub type CachedList = (ListItems, Option<Instant>);
 
 /// State of one upstream connection visible to the router.
 pub struct UpstreamShared {
+    /// The server's index in the configuration.
     pub server: usize,
+    /// The server's configured name.
     pub name: String,
+    /// What the server said at its handshake; `None` until it has (and while it is down).
     pub info: ArcSwapOption<UpstreamInfo>,
     /// The session a per-client upstream belongs to (`None` for shared upstreams).
     pub owner: Option<std::sync::Weak<Session>>,
@@ -38,6 +42,7 @@ pub fn clock() -> u64 {
 }
 
 impl UpstreamShared {
+    /// State for a connection to server `server`; `owner` is the session of a per-client upstream.
     pub fn new(server: usize, name: String, owner: Option<std::sync::Weak<Session>>) -> Self {
         UpstreamShared {
             server,
@@ -63,18 +68,22 @@ impl UpstreamShared {
         self.next_uid.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Marks the connection as used now.
     pub fn touch(&self) {
         self.last_used.store(clock(), Ordering::Relaxed);
     }
 
+    /// Seconds since a session last used the connection.
     pub fn idle_secs(&self) -> u64 {
         clock().saturating_sub(self.last_used.load(Ordering::Relaxed))
     }
 }
 
+/// The router's end of an upstream actor: its mailbox and its shared state.
 #[derive(Clone)]
 pub struct UpstreamHandle {
     tx: mpsc::Sender<Cmd>,
+    /// What the router may read without asking the actor.
     pub shared: Arc<UpstreamShared>,
 }
 
@@ -164,6 +173,7 @@ impl UpstreamHandle {
         let _ = self.send(Cmd::CancelInternal { key });
     }
 
+    /// Whether the actor has ended.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
@@ -175,6 +185,7 @@ impl UpstreamHandle {
         }
     }
 
+    /// The server's cached list for `method`, while it may still be used.
     pub fn cached_list(&self, method: &'static str) -> Option<ListItems> {
         self.cached_list_expiring(method).map(|(items, _)| items)
     }
@@ -238,6 +249,7 @@ impl UpstreamHandle {
     }
 }
 
+/// A handle and the mailbox its actor reads, `cap` commands deep.
 pub fn channel(shared: UpstreamShared, cap: usize) -> (UpstreamHandle, mpsc::Receiver<Cmd>) {
     let (tx, rx) = mpsc::channel(cap);
     (

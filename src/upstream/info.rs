@@ -6,10 +6,13 @@ use super::*;
 /// What the upstream told us at initialize.
 #[derive(Debug, Clone)]
 pub struct UpstreamInfo {
+    /// The revision it agreed (or `2026-07-28` for a stateless server).
     pub protocol_version: String,
     /// Raw `capabilities` object of the InitializeResult.
     pub capabilities: Box<RawValue>,
+    /// Raw `serverInfo` of the InitializeResult.
     pub server_info: Option<Box<RawValue>>,
+    /// Its `instructions`, if any.
     pub instructions: Option<String>,
     /// The capabilities offered (top-level keys of `capabilities` whose value is not null).
     offered: Vec<String>,
@@ -110,6 +113,7 @@ impl UpstreamInfo {
             .is_ok_and(|m| m.get(flag).is_some_and(|v| v.get() == "true"))
     }
 
+    /// The raw value of capability `cap`, if the server declared it.
     pub fn capability(&self, cap: &str) -> Option<Box<RawValue>> {
         let map: HashMap<&str, &RawValue> = serde_json::from_str(self.capabilities.get()).ok()?;
         map.get(cap)

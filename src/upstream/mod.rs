@@ -59,7 +59,9 @@ impl crate::session::Link for UpstreamHandle {
 /// Who is waiting for a request's replies.
 #[derive(Clone)]
 pub struct Origin {
+    /// The client session that sent it.
     pub session: Arc<Session>,
+    /// Where its replies go.
     pub sink: Sink,
     /// The client's own id, raw JSON as it sent it.
     pub client_id: Bytes,
@@ -67,11 +69,13 @@ pub struct Origin {
 
 /// A client request bound for an upstream.
 pub struct Call {
+    /// The client's frame.
     pub env: Envelope,
     /// Its id upstream, given by the router (see [`UpstreamHandle::next_uid`]).
     pub uid: u64,
     /// What the router's parse found to change in the frame.
     pub edits: CallEdits,
+    /// Who waits for its replies.
     pub origin: Origin,
     /// Offer the result to this upstream's read cache under this URI (a first-time
     /// `resources/read` of a 2026-07-28 server).
@@ -97,15 +101,20 @@ pub struct CallEdits {
     pub meta: Option<Range<usize>>,
 }
 
+/// What the router asks of an upstream actor.
 pub enum Cmd {
+    /// A client request to send.
     Call(Box<Call>),
     /// The client cancelled request `uid`.
     Cancel {
+        /// The call's id upstream.
         uid: u64,
+        /// The client's reason, if it gave one.
         reason: Option<String>,
     },
     /// The router cancels its own request started with `key`.
     CancelInternal {
+        /// The key the request was started with.
         key: Bytes,
     },
     /// A client's reply to a server-to-client request, its id already the upstream's.
@@ -113,9 +122,13 @@ pub enum Cmd {
     /// A request the router makes itself (lists, subscribe, setLevel, listen). One with a
     /// `key` can be cancelled: [`Cmd::CancelInternal`].
     Internal {
+        /// The method.
         method: &'static str,
+        /// Its `params`, raw JSON.
         params: Option<Bytes>,
+        /// Where the answer goes.
         reply: oneshot::Sender<InternalResult>,
+        /// A key to cancel it by.
         key: Option<Bytes>,
     },
     /// A notification to pass on (e.g. `notifications/roots/list_changed`).
@@ -123,7 +136,9 @@ pub enum Cmd {
     /// Call `uid`, parked while its client (2026-07-28) supplied input, now answers `origin`:
     /// the client's retry of it.
     Reattach {
+        /// The parked call's id upstream.
         uid: u64,
+        /// Who waits for it now.
         origin: Origin,
     },
     /// Answer what is in flight, stop the server, and end the actor.
@@ -142,10 +157,15 @@ impl std::fmt::Debug for Origin {
 /// What every upstream actor starts with: its configuration, its mailbox, and how it reports
 /// to the router.
 pub struct ActorParts {
+    /// The server it speaks to.
     pub config: crate::config::ServerConfig,
+    /// Its own handle (shared state and next ids).
     pub handle: UpstreamHandle,
+    /// Its mailbox.
     pub rx: mpsc::Receiver<Cmd>,
+    /// How it reports to the router.
     pub events: Arc<dyn UpstreamEvents>,
+    /// Largest frame accepted from the server.
     pub max_frame: usize,
     /// Capabilities to declare in our initialize (a per-client upstream declares its client's).
     pub client_capabilities: Bytes,

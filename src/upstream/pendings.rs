@@ -38,6 +38,7 @@ pub struct Pendings {
 }
 
 impl Pendings {
+    /// An empty map for the upstream with `shared`, whose requests expire after `timeout`.
     pub fn new(shared: Arc<UpstreamShared>, timeout: std::time::Duration) -> Self {
         Pendings {
             shared,
@@ -49,10 +50,12 @@ impl Pendings {
         }
     }
 
+    /// Requests in flight.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    /// Whether nothing is in flight.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -272,6 +275,7 @@ impl Pendings {
         }
     }
 
+    /// When the next request expires, for the actor's timer.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.peek().map(|Reverse((at, _))| *at)
     }

@@ -34,6 +34,7 @@ struct Entry {
     until: Instant,
 }
 
+/// Results of `resources/read` that a 2026-07-28 server marked public, by URI, until they expire.
 #[derive(Default)]
 pub struct ReadCache {
     // Read-mostly: every client's read takes the shared lock; only a miss that brings back a
@@ -119,6 +120,7 @@ impl ReadCache {
             .remove(uri);
     }
 
+    /// Forgets every entry (the server restarted or said its resources changed).
     pub fn clear(&self) {
         *self.entries.write().unwrap_or_else(|e| e.into_inner()) = Entries::default();
     }

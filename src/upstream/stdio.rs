@@ -21,7 +21,9 @@ use crate::wire::{json, Envelope, Kind};
 /// Frames queued toward the child's stdin before callers are told the server is overloaded.
 const WRITE_QUEUE: usize = 4096;
 
+/// The actor of one stdio server process: spawns it, writes to its stdin, reads its stdout.
 pub struct StdioActor {
+    /// Its configuration, mailbox and reporting.
     pub parts: ActorParts,
     /// The running child speaks 2026-07-28 (found by the handshake).
     pub modern: bool,
@@ -38,6 +40,7 @@ enum Ended {
 }
 
 impl StdioActor {
+    /// Serves the mailbox until shutdown, restarting the process with backoff.
     pub async fn run(mut self) {
         let mut backoff = Backoff::default();
         loop {

@@ -20,10 +20,15 @@ pub use super::method::Method;
 /// JSON-RPC error codes (spec) and Switchyard's own codes (outside the reserved range, so a
 /// client can tell a router-made error from a server's).
 pub mod code {
+    /// The frame is not JSON.
     pub const PARSE_ERROR: i64 = -32700;
+    /// The frame is JSON but no JSON-RPC message.
     pub const INVALID_REQUEST: i64 = -32600;
+    /// No such method.
     pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// The method's `params` are wrong.
     pub const INVALID_PARAMS: i64 = -32602;
+    /// The receiver failed.
     pub const INTERNAL_ERROR: i64 = -32603;
     /// Legacy-era "resource not found" (2025-11-25 and before).
     pub const RESOURCE_NOT_FOUND: i64 = -32002;
@@ -51,9 +56,13 @@ pub mod code {
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Has a method and an id.
     Request,
+    /// Has a method, no id.
     Notification,
+    /// Has `result`.
     Response,
+    /// Has `error`.
     Error,
 }
 
@@ -61,8 +70,11 @@ pub enum Kind {
 /// reply can carry it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireError {
+    /// JSON-RPC code of the error reply.
     pub code: i64,
+    /// Its message.
     pub message: String,
+    /// The request's id, raw JSON, when it could be read.
     pub id: Option<Bytes>,
 }
 
@@ -79,11 +91,15 @@ impl WireError {
 /// A parsed frame: its kind and method, and byte ranges into `frame` for the rest.
 #[derive(Debug, Clone)]
 pub struct Envelope {
+    /// The whole frame.
     pub frame: Bytes,
+    /// Request, notification, response or error.
     pub kind: Kind,
+    /// Its method (`Method::None` for responses).
     pub method: Method,
     /// Raw JSON of the id (`1`, `"1"`), exactly as received.
     pub id: Option<Range<usize>>,
+    /// Raw JSON of `params`, if present.
     pub params: Option<Range<usize>>,
     /// `result` of a response, or `error` of an error response.
     pub payload: Option<Range<usize>>,
@@ -251,6 +267,7 @@ impl Envelope {
             .map(|c| c.code)
     }
 
+    /// The raw id, if any.
     pub fn id_bytes(&self) -> Option<Bytes> {
         self.id.clone().map(|r| self.frame.slice(r))
     }
@@ -263,10 +280,12 @@ impl Envelope {
             .unwrap_or_default()
     }
 
+    /// `params` as text, if present.
     pub fn params_str(&self) -> Option<&str> {
         self.params.clone().map(|r| self.str_at(r))
     }
 
+    /// `result` or `error` as text, if present.
     pub fn payload_str(&self) -> Option<&str> {
         self.payload.clone().map(|r| self.str_at(r))
     }
@@ -302,25 +321,34 @@ pub fn split_batch(frame: &Bytes) -> Result<Vec<Bytes>, WireError> {
 /// The parts of `params` the router reads. Parsed only for methods that need them.
 #[derive(Deserialize, Default)]
 pub struct ParamsPeek<'a> {
+    /// `name` (tools, prompts), raw JSON.
     #[serde(borrow, default)]
     pub name: Option<&'a RawValue>,
+    /// `uri` (resources), raw JSON.
     #[serde(borrow, default)]
     pub uri: Option<&'a RawValue>,
+    /// `ref` of `completion/complete`.
     #[serde(borrow, default, rename = "ref")]
     pub reference: Option<RefPeek<'a>>,
     /// `params._meta`, unparsed (see [`ParamsPeek::meta_progress_token`]).
     #[serde(borrow, default, rename = "_meta")]
     pub meta: Option<&'a RawValue>,
+    /// `cursor` of a list request.
     #[serde(borrow, default)]
     pub cursor: Option<Cow<'a, str>>,
+    /// `requestId` of `notifications/cancelled`.
     #[serde(borrow, default, rename = "requestId")]
     pub request_id: Option<&'a RawValue>,
+    /// `progressToken` of `notifications/progress`.
     #[serde(borrow, default, rename = "progressToken")]
     pub progress_token: Option<&'a RawValue>,
+    /// `level` of `logging/setLevel`.
     #[serde(borrow, default)]
     pub level: Option<Cow<'a, str>>,
+    /// `protocolVersion` of `initialize`.
     #[serde(borrow, default, rename = "protocolVersion")]
     pub protocol_version: Option<Cow<'a, str>>,
+    /// `capabilities` of `initialize`, raw JSON.
     #[serde(borrow, default)]
     pub capabilities: Option<&'a RawValue>,
     /// A `tools/call`'s arguments (read only for tools that mirror some into headers).
@@ -329,16 +357,21 @@ pub struct ParamsPeek<'a> {
     /// A multi round-trip retry (2026-07-28) carries these.
     #[serde(borrow, default, rename = "inputResponses")]
     pub input_responses: Option<&'a RawValue>,
+    /// The `requestState` of a multi round-trip retry.
     #[serde(borrow, default, rename = "requestState")]
     pub request_state: Option<&'a RawValue>,
 }
 
+/// `ref` of `completion/complete`: a prompt by name or a resource template by URI.
 #[derive(Deserialize, Default)]
 pub struct RefPeek<'a> {
+    /// `type`: `ref/prompt` or `ref/resource`.
     #[serde(borrow, default, rename = "type")]
     pub kind: Option<Cow<'a, str>>,
+    /// The prompt's name, raw JSON.
     #[serde(borrow, default)]
     pub name: Option<&'a RawValue>,
+    /// The template's URI, raw JSON.
     #[serde(borrow, default)]
     pub uri: Option<&'a RawValue>,
 }

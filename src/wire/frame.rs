@@ -9,7 +9,10 @@ pub enum Line {
     Frame(Bytes),
     /// A line longer than the limit was skipped; `len` bytes were dropped (a "\r" before the
     /// newline included).
-    Oversized { len: usize },
+    Oversized {
+        /// Bytes dropped.
+        len: usize,
+    },
 }
 
 /// Splits a byte stream into newline-terminated frames, with a maximum frame size.
@@ -27,6 +30,7 @@ pub struct LineDecoder {
 }
 
 impl LineDecoder {
+    /// A decoder that refuses frames over `max` bytes.
     pub fn new(max: usize) -> Self {
         Self {
             buf: BytesMut::with_capacity(8 * 1024),

@@ -1,5 +1,6 @@
 //! Lowercase hex, for ids and signatures that must be visible ASCII.
 
+/// Lowercase hex of `bytes`.
 pub fn encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -45,6 +45,7 @@ pub fn push_array(out: &mut BytesMut, items: &[Bytes]) {
     out.put_u8(b']');
 }
 
+/// `s` as a JSON string literal (quoted and escaped).
 pub fn json_string(s: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(s.len() + 2);
     push_str(&mut out, s);

@@ -3,31 +3,55 @@
 /// The MCP methods the router treats specially; everything else is `Other`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
+    /// `initialize`
     Initialize,
+    /// `notifications/initialized`
     Initialized,
+    /// `ping`
     Ping,
+    /// `tools/list`
     ToolsList,
+    /// `tools/call`
     ToolsCall,
+    /// `prompts/list`
     PromptsList,
+    /// `prompts/get`
     PromptsGet,
+    /// `resources/list`
     ResourcesList,
+    /// `resources/templates/list`
     ResourcesTemplatesList,
+    /// `resources/read`
     ResourcesRead,
+    /// `resources/subscribe`
     ResourcesSubscribe,
+    /// `resources/unsubscribe`
     ResourcesUnsubscribe,
+    /// `completion/complete`
     CompletionComplete,
+    /// `logging/setLevel`
     LoggingSetLevel,
+    /// `notifications/cancelled`
     Cancelled,
+    /// `notifications/progress`
     Progress,
+    /// `notifications/message`
     LogMessage,
+    /// `notifications/resources/updated`
     ResourceUpdated,
+    /// `notifications/tools/list_changed`
     ToolsListChanged,
+    /// `notifications/prompts/list_changed`
     PromptsListChanged,
+    /// `notifications/resources/list_changed`
     ResourcesListChanged,
+    /// `notifications/roots/list_changed`
     RootsListChanged,
     /// Server-to-client requests.
     SamplingCreateMessage,
+    /// `elicitation/create` (server to client).
     ElicitationCreate,
+    /// `roots/list` (server to client).
     RootsList,
     /// 2026-07-28: what a server offers, asked without a handshake.
     ServerDiscover,
@@ -35,12 +59,14 @@ pub enum Method {
     SubscriptionsListen,
     /// 2026-07-28: the first message of a listen stream, naming what was granted.
     SubscriptionsAcknowledged,
+    /// Any other method, by name.
     Other(Box<str>),
     /// Responses have no method.
     None,
 }
 
 impl Method {
+    /// The variant for a method name.
     pub fn from_name(name: &str) -> Method {
         match name {
             "initialize" => Method::Initialize,
@@ -75,6 +101,7 @@ impl Method {
         }
     }
 
+    /// The method's name on the wire (empty for [`Method::None`]).
     pub fn name(&self) -> &str {
         match self {
             Method::Initialize => "initialize",

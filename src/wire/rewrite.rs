@@ -7,7 +7,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// One replacement: the bytes in `range` of the frame become `with`.
 pub struct Edit<'a> {
+    /// Bytes of the frame to replace.
     pub range: Range<usize>,
+    /// What goes in their place.
     pub with: &'a [u8],
 }
 

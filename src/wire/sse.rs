@@ -29,8 +29,11 @@ pub fn priming_event(id: &str, retry_ms: u64) -> Bytes {
 /// A parsed event from an upstream stream.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Event {
+    /// The event's `id:` field, if any.
     pub id: Option<String>,
+    /// The event's `event:` field, if any.
     pub event: Option<String>,
+    /// Its `data:` lines, joined by newlines.
     pub data: Bytes,
 }
 
@@ -50,6 +53,7 @@ pub struct SseDecoder {
 }
 
 impl SseDecoder {
+    /// A decoder that refuses events over `max_event` bytes.
     pub fn new(max_event: usize) -> Self {
         Self {
             buf: BytesMut::new(),
@@ -67,6 +71,7 @@ impl SseDecoder {
         self.id.as_deref()
     }
 
+    /// Feeds bytes as they arrive; complete events are then ready to be taken.
     pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
     }

@@ -18,21 +18,27 @@ use super::header_value::decode_header_value;
 use crate::wire::envelope::{code, raw_str};
 use crate::wire::{Envelope, Method};
 
+/// The stateless revision (`2026-07-28`).
 pub const VERSION: &str = "2026-07-28";
 /// Every revision Switchyard serves, newest first (for `server/discover` and -32022).
 pub const SUPPORTED: [&str; 4] = [VERSION, "2025-11-25", "2025-06-18", "2025-03-26"];
 
 /// 2026 error codes (`2026-07-28/basic/index#error-codes`).
 pub const HEADER_MISMATCH: i64 = -32020;
+/// A capability the request needs was not declared in its `_meta`.
 pub const MISSING_CAPABILITY: i64 = -32021;
+/// The request's `protocolVersion` is not one Switchyard serves (`data` lists those it does).
 pub const UNSUPPORTED_VERSION: i64 = -32022;
 
 /// What a modern request says about its sender, from `params._meta` (and, over HTTP, the
 /// `Mcp-Param-*` headers, which only the called tool's schema can check).
 #[derive(Debug, Default)]
 pub struct RequestMeta {
+    /// `_meta` `io.modelcontextprotocol/protocolVersion`.
     pub protocol_version: Option<String>,
+    /// `_meta` `io.modelcontextprotocol/clientCapabilities`, raw JSON.
     pub client_capabilities: Option<Box<RawValue>>,
+    /// `_meta` `io.modelcontextprotocol/logLevel`.
     pub log_level: Option<String>,
     /// The `Mcp-Param-*` headers of an HTTP request (lowercase names, in order, repeats
     /// kept), checked against the called tool's arguments once the tool is known; `None`
@@ -72,6 +78,7 @@ pub fn carries_envelope(frame: &[u8]) -> bool {
 }
 
 impl RequestMeta {
+    /// What a 2026-07-28 request's `params._meta` says (empty where it says nothing).
     pub fn of(env: &Envelope) -> RequestMeta {
         let Some(params) = env.params_str() else {
             return RequestMeta::default();
@@ -98,12 +105,17 @@ impl RequestMeta {
 /// A refusal: HTTP status, JSON-RPC code, message and optional `data` (raw JSON).
 #[derive(Debug, PartialEq)]
 pub struct Refusal {
+    /// HTTP status of the answer, over HTTP.
     pub status: u16,
+    /// JSON-RPC error code.
     pub code: i64,
+    /// Error message.
     pub message: String,
+    /// `data` of the error, raw JSON, if any.
     pub data: Option<String>,
 }
 
+/// A refusal without `data`.
 pub fn refuse(status: u16, code: i64, message: impl Into<String>) -> Refusal {
     Refusal {
         status,

@@ -8,8 +8,11 @@ use super::*;
 /// as a progress token or its own version, are kept), plus the `Mcp-Method` and `Mcp-Name`
 /// header values. `None` for a frame that is not a request.
 pub struct UpstreamRequest {
+    /// The frame to send, the envelope in its `_meta`.
     pub frame: Bytes,
+    /// The `Mcp-Method` header value.
     pub method: String,
+    /// The `Mcp-Name` header value, for methods that name a tool, prompt or resource.
     pub name: Option<String>,
 }
 
@@ -31,6 +34,8 @@ fn strip_client_tasks(env: &Envelope) -> Option<Bytes> {
     ))
 }
 
+/// A handshake-era request `frame` turned into a 2026-07-28 one for a stateless server, declaring
+/// `client_capabilities` (a JSON object).
 pub fn upstream_request(frame: &Bytes, client_capabilities: &[u8]) -> Option<UpstreamRequest> {
     let env = Envelope::parse(frame.clone()).ok()?;
     if env.kind != crate::wire::Kind::Request {

@@ -5,7 +5,9 @@ use super::*;
 
 /// Response bodies: a whole JSON body, or an SSE stream.
 pub enum HttpBody {
+    /// A whole body (`None`: empty).
     Full(Option<Bytes>),
+    /// An SSE stream.
     Sse(Box<SseBody>),
 }
 
@@ -40,6 +42,7 @@ pub struct SseBody {
     pub(super) _cancel: Option<CancelOnDrop>,
 }
 
+/// Marks a session's GET stream open; dropping it marks it closed.
 pub struct GetGuard(pub(super) Arc<AtomicBool>);
 
 impl Drop for GetGuard {

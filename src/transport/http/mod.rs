@@ -45,12 +45,14 @@ const RETRY_MS: u64 = 1000;
 
 /// The HTTP front end: the router plus what the listener itself tracks.
 pub struct HttpFront {
+    /// The router every request goes to.
     pub router: Arc<Router>,
     /// Requests being handled, for draining on shutdown.
     in_flight: AtomicUsize,
 }
 
 impl HttpFront {
+    /// A front for `router`.
     pub fn new(router: Arc<Router>) -> Arc<HttpFront> {
         Arc::new(HttpFront {
             router,
@@ -58,6 +60,7 @@ impl HttpFront {
         })
     }
 
+    /// Requests being handled now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -113,6 +116,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Answers one HTTP request on the MCP endpoint (or `/healthz`): checks Host and Origin, then hands
+/// the body to the ingress.
 pub async fn handle(front: &Arc<HttpFront>, req: Request<Incoming>) -> Response<HttpBody> {
     front.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(&front.in_flight);

@@ -36,7 +36,9 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 /// Reconnects of one request's SSE stream (2025-11-25 polling) before giving up.
 const MAX_RESUMES: usize = 5;
 
+/// The actor of one Streamable HTTP upstream, of either era.
 pub struct HttpActor {
+    /// Its configuration, mailbox and reporting.
     pub parts: ActorParts,
 }
 
@@ -74,6 +76,7 @@ enum Ended {
 }
 
 impl HttpActor {
+    /// Serves the mailbox until shutdown, reconnecting with backoff.
     pub async fn run(mut self) {
         let name = self.parts.config.name.clone();
         let Transport::Http { url, headers } = &self.parts.config.transport else {
