@@ -18,8 +18,9 @@ use switchyard::upstream::{
     channel, Call, CallEdits, Cmd, Origin, Pendings, UpstreamEvents, UpstreamHandle,
     UpstreamShared, Wire,
 };
-use switchyard::wire::envelope::{span_of, split_batch, ParamsPeek};
+use switchyard::wire::envelope::{span_of, split_batch};
 use switchyard::wire::frame::{Line, LineDecoder};
+use switchyard::wire::params::ParamsPeek;
 use switchyard::wire::rewrite::{splice, Edit};
 use switchyard::wire::sse::SseDecoder;
 use switchyard::wire::Envelope;
@@ -121,17 +122,15 @@ proptest! {
     /// whitespace between them.
     #[test]
     fn envelope_cuts_match_the_rebuilt_meta(members in prop::collection::vec((0usize..7, json_value(), "[ \t\n]{0,2}"), 0..7)) {
-        use switchyard::protocol::modern::{envelope_cuts, legacy_request};
+        use switchyard::protocol::modern::{legacy_request, RequestMeta};
         const KEYS: [&str; 7] = ["io.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/clientCapabilities", "io.modelcontextprotocol/clientInfo", "io.modelcontextprotocol/logLevel", "progressToken", "traceparent", "io.modelcontextprotocol/other"];
         let body: Vec<String> = members.iter().map(|(k, v, ws)| format!("{ws}\"{}\"{ws}:{ws}{}{ws}", KEYS[*k], serde_json::to_string(v).unwrap())).collect();
         let frame = Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","_meta":{{{}}}}}}}"#, body.join(",")));
         let env = Envelope::parse(frame.clone()).unwrap();
-        let meta = ParamsPeek::parse(env.params_str().unwrap()).unwrap().meta.unwrap();
+        // The cuts the ingress's one read of `params` finds, as the router applies them.
+        let cuts = RequestMeta::of(&env).spans.unwrap().cuts;
         let rebuilt = legacy_request(&frame);
-        let cut = match envelope_cuts(&frame, meta.get()) {
-            Some(cuts) => splice(&frame, &mut cuts.into_iter().map(|range| Edit { range, with: b"" }).collect::<Vec<_>>()),
-            None => frame.clone(),
-        };
+        let cut = splice(&frame, &mut cuts.into_iter().map(|range| Edit { range, with: b"" }).collect::<Vec<_>>());
         // Duplicate keys: serde_json's Value keeps the last, for both.
         let a: serde_json::Value = serde_json::from_slice(&cut).unwrap();
         let b: serde_json::Value = serde_json::from_slice(&rebuilt).unwrap();

@@ -77,7 +77,7 @@ pub async fn answer(env: &Envelope) -> Option<Bytes> {
         Method::Initialize => {
             let requested = env
                 .params_str()
-                .and_then(|p| switchyard::wire::envelope::ParamsPeek::parse(p).ok())
+                .and_then(|p| switchyard::wire::params::ParamsPeek::parse(p).ok())
                 .and_then(|p| p.protocol_version.map(|v| v.into_owned()))
                 .unwrap_or_else(|| "2025-11-25".into());
             Bytes::from(format!(

@@ -22,7 +22,8 @@ use crate::protocol::{is_known_version, negotiate, ClientCaps};
 use crate::router::Session;
 use crate::router::{Router, Stateless};
 use crate::session::{new_session_id, ReplyStream, Sink};
-use crate::wire::envelope::{code, is_batch, split_batch, ParamsPeek};
+use crate::wire::envelope::{code, is_batch, split_batch};
+use crate::wire::params::ParamsPeek;
 use crate::wire::{json, Envelope, Kind, Method};
 
 /// A transport's request headers, as the ingress reads them (HTTP; stdio has none).
@@ -367,7 +368,7 @@ async fn modern_request(
     }
     // Checked against the called tool's schema once the router knows the tool.
     meta.param_headers = headers.map(|h| h.param_headers());
-    let (session, stream, method) = match router.stateless(env, &meta).await {
+    let (session, stream, method) = match router.stateless(env, meta).await {
         Ok(Stateless::Now(frame)) => return reply(200, frame),
         Ok(Stateless::Stream {
             session,

@@ -20,9 +20,8 @@ impl Router {
         // A 2026 client's envelope is cut only where the server is known to be of the
         // handshake era; one whose era is not known yet gets it taken out by its actor, or
         // keeps it if it is a 2026 server after all.
-        if let (Era::Modern, true, Some(meta)) = (session.era(), handle.is_legacy(), &edits.meta) {
-            edits.cuts =
-                modern::envelope_cuts(&env.frame, &env.text()[meta.clone()]).unwrap_or_default();
+        if !handle.is_legacy() {
+            edits.cuts.clear();
         }
         // A handshake-era client cannot answer a 2026 upstream's `input_required`: the router
         // runs those rounds for it, each one a call of its own through the pipeline.

@@ -14,7 +14,8 @@ use crate::protocol::{cursor, names, Era};
 use crate::session::{Route, Routes};
 use crate::upstream::Session;
 use crate::upstream::{ListItems, UpstreamHandle};
-use crate::wire::envelope::{code, span_of, ParamsPeek};
+use crate::wire::envelope::{code, span_of};
+use crate::wire::params::ParamsPeek;
 use crate::wire::rewrite::{splice, Edit};
 use crate::wire::{json, Envelope, Method};
 

@@ -52,7 +52,8 @@ use crate::upstream::{
     self, Call, CallEdits, Cmd, NameEdit, Origin, UpstreamEvents, UpstreamHandle, UpstreamShared,
 };
 pub use crate::upstream::{Asker, Session, SessionStore};
-use crate::wire::envelope::{code, raw_str, span_of, ParamsPeek};
+use crate::wire::envelope::code;
+use crate::wire::params::{raw_str, str_value, ParamsPeek, RefKind};
 use crate::wire::rewrite::{splice, Edit};
 use crate::wire::{json, Envelope, Kind, Method};
 pub use error::{RouteError, Unlisted};
@@ -239,7 +240,7 @@ impl Router {
     pub async fn stateless(
         self: &Arc<Self>,
         env: Envelope,
-        meta: &RequestMeta,
+        meta: RequestMeta,
     ) -> Result<Stateless, Refusal> {
         if !modern::is_modern_method(&env.method) {
             return Err(modern::refuse(
@@ -249,7 +250,12 @@ impl Router {
             ));
         }
         let method = env.method.clone();
-        let session = Session::for_request(method.clone(), meta, self.config.limits.replay_events);
+        let session = Session::for_request(
+            method.clone(),
+            meta,
+            &env.frame,
+            self.config.limits.replay_events,
+        );
         if method == Method::ServerDiscover {
             let id = env.id_bytes().unwrap_or_default();
             self.wait_ready(&session).await;

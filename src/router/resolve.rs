@@ -1,28 +1,37 @@
 //! Name and URI resolution: which server a call goes to, under which of its own names.
 
+use std::ops::Range;
+
 use super::*;
 
 impl Router {
     /// Which server a call goes to, and the edits its frame needs there (the name, the
-    /// progress token, a 2026-07-28 client's envelope): all found in this one read of `params`.
+    /// progress token, a 2026-07-28 client's envelope): from the ingress's read of `params`
+    /// for a 2026 request, else from this one read.
     pub(super) fn resolve_call(
         &self,
         session: &Arc<Session>,
         env: &Envelope,
     ) -> Result<(usize, CallEdits), RouteError> {
-        let params = env
-            .params_str()
-            .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "params are required"))?;
-        let peek =
-            ParamsPeek::parse(params).map_err(|e| RouteError::new(code::INVALID_PARAMS, e))?;
-        let token = peek
-            .meta_progress_token()
-            .map(|t| span_of(&env.frame, t.get()));
+        let read;
+        let spans = match session.request_spans(&env.frame) {
+            Some(spans) => spans,
+            None => {
+                let params = env
+                    .params_str()
+                    .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "params are required"))?;
+                let peek = ParamsPeek::parse(params)
+                    .map_err(|e| RouteError::new(code::INVALID_PARAMS, e))?;
+                read = peek.spans(&env.frame);
+                &read
+            }
+        };
+        let text = env.text();
         let routes = session.state().routes.clone();
-        let by_name = |raw: &RawValue,
+        let by_name = |at: &Range<usize>,
                        prompts: bool|
          -> Result<(usize, Option<NameEdit>), RouteError> {
-            let name = raw_str(raw)
+            let name = str_value(&text[at.clone()])
                 .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "name must be a string"))?;
             let route = self.resolve_name(&routes, &name, prompts).ok_or_else(|| {
                 RouteError::unlisted(
@@ -34,16 +43,11 @@ impl Router {
                     ),
                 )
             })?;
-            let edit = (route.name != name).then(|| {
-                (
-                    span_of(&env.frame, raw.get()),
-                    json::json_string(&route.name),
-                )
-            });
+            let edit = (route.name != name).then(|| (at.clone(), json::json_string(&route.name)));
             Ok((route.server, edit))
         };
-        let by_uri = |raw: &RawValue| -> Result<usize, RouteError> {
-            let uri = raw_str(raw)
+        let by_uri = |at: &Range<usize>| -> Result<usize, RouteError> {
+            let uri = str_value(&text[at.clone()])
                 .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "uri must be a string"))?;
             self.resolve_uri(&routes, &uri).ok_or_else(|| {
                 RouteError::unlisted(
@@ -57,14 +61,21 @@ impl Router {
             RouteError::new(code::INVALID_PARAMS, format!("params.{what} is required"))
         };
         let (idx, edit) = match env.method {
-            Method::ToolsCall => by_name(peek.name.ok_or_else(|| missing("name"))?, false)?,
-            Method::PromptsGet => by_name(peek.name.ok_or_else(|| missing("name"))?, true)?,
-            Method::ResourcesRead => (by_uri(peek.uri.ok_or_else(|| missing("uri"))?)?, None),
+            Method::ToolsCall => {
+                by_name(spans.name.as_ref().ok_or_else(|| missing("name"))?, false)?
+            }
+            Method::PromptsGet => {
+                by_name(spans.name.as_ref().ok_or_else(|| missing("name"))?, true)?
+            }
+            Method::ResourcesRead => (
+                by_uri(spans.uri.as_ref().ok_or_else(|| missing("uri"))?)?,
+                None,
+            ),
             _ => {
-                let r = peek.reference.as_ref().ok_or_else(|| missing("ref"))?;
-                match (r.kind.as_deref(), r.name, r.uri) {
-                    (Some("ref/prompt"), Some(name), _) => by_name(name, true)?,
-                    (Some("ref/resource"), _, Some(uri)) => (by_uri(uri)?, None),
+                let r = spans.reference.as_ref().ok_or_else(|| missing("ref"))?;
+                match (r.kind, &r.name, &r.uri) {
+                    (RefKind::Prompt, Some(name), _) => by_name(name, true)?,
+                    (RefKind::Resource, _, Some(uri)) => (by_uri(uri)?, None),
                     _ => {
                         return Err(RouteError::new(
                             code::INVALID_PARAMS,
@@ -76,9 +87,8 @@ impl Router {
         };
         let edits = CallEdits {
             name: edit,
-            token,
-            cuts: Vec::new(),
-            meta: peek.meta.map(|m| span_of(&env.frame, m.get())),
+            token: spans.token.clone(),
+            cuts: spans.cuts.clone(),
         };
         Ok((idx, edits))
     }

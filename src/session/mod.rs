@@ -122,6 +122,9 @@ struct ModernRequest {
     /// Its `Mcp-Param-*` headers, over HTTP (see
     /// [`crate::protocol::modern::RequestMeta::param_headers`]).
     param_headers: Option<crate::protocol::param_headers::Received>,
+    /// Where its routing keys sit, from the ingress's read of its `params`, and the frame
+    /// they are ranges of (its address and length: spans are handed out only for it).
+    spans: Option<(crate::wire::params::CallSpans, usize, usize)>,
 }
 
 /// See [`Session::on_drop_with_subscriptions`].
@@ -206,11 +209,13 @@ impl<U: Link> Session<U> {
     /// [`crate::protocol::modern::validate_meta`]): its log level comes from `_meta`. It
     /// declares no sampling, elicitation or roots: server-to-client requests do not exist in
     /// 2026 (MRTR replaces them, and bridging them is still to come).
+    /// `frame` is the request's own (the spans in `meta` are ranges of it).
     /// `stream_cap` bounds each reply stream as for any session (a reader that lags further
     /// behind loses the oldest progress, never the response).
     pub fn for_request(
         method: crate::wire::Method,
-        meta: &crate::protocol::modern::RequestMeta,
+        meta: crate::protocol::modern::RequestMeta,
+        frame: &[u8],
         stream_cap: usize,
     ) -> Arc<Self> {
         let s = Self::with_request(
@@ -221,7 +226,10 @@ impl<U: Link> Session<U> {
             stream_cap,
             Some(ModernRequest {
                 method,
-                param_headers: meta.param_headers.clone(),
+                param_headers: meta.param_headers,
+                spans: meta
+                    .spans
+                    .map(|s| (s, frame.as_ptr() as usize, frame.len())),
             }),
         );
         s.state().log_level = meta.log_level.as_deref().and_then(log_level_rank);
@@ -232,6 +240,13 @@ impl<U: Link> Session<U> {
     /// request over HTTP, where they must agree with the called tool's arguments.
     pub fn param_headers(&self) -> Option<&[(Box<str>, Box<str>)]> {
         self.request.as_ref()?.param_headers.as_deref()
+    }
+
+    /// Where the routing keys of `frame` sit, if it is this transient session's request and
+    /// the ingress read them.
+    pub fn request_spans(&self, frame: &[u8]) -> Option<&crate::wire::params::CallSpans> {
+        let (spans, at, len) = self.request.as_ref()?.spans.as_ref()?;
+        (*at == frame.as_ptr() as usize && *len == frame.len()).then_some(spans)
     }
 
     /// The method of the one 2026-07-28 request a transient session serves (`None` for a

@@ -97,8 +97,6 @@ pub struct CallEdits {
     pub token: Option<Range<usize>>,
     /// Ranges to cut out: a 2026-07-28 client's envelope in `_meta`, for a handshake-era server.
     pub cuts: Vec<Range<usize>>,
-    /// Where `params._meta` sits (the cuts are found in it once the server's era is known).
-    pub meta: Option<Range<usize>>,
 }
 
 /// What the router asks of an upstream actor.

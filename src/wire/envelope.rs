@@ -274,9 +274,9 @@ impl Envelope {
 
     /// The routing-relevant parts of `params` (empty when there are none or they do not parse:
     /// the envelope parse already validated the JSON).
-    pub fn peek(&self) -> ParamsPeek<'_> {
+    pub fn peek(&self) -> crate::wire::params::ParamsPeek<'_> {
         self.params_str()
-            .and_then(|p| ParamsPeek::parse(p).ok())
+            .and_then(|p| crate::wire::params::ParamsPeek::parse(p).ok())
             .unwrap_or_default()
     }
 
@@ -316,90 +316,6 @@ pub fn split_batch(frame: &Bytes) -> Result<Vec<Bytes>, WireError> {
         .iter()
         .map(|raw| frame.slice(span_of(frame, raw.get())))
         .collect())
-}
-
-/// The parts of `params` the router reads. Parsed only for methods that need them.
-#[derive(Deserialize, Default)]
-pub struct ParamsPeek<'a> {
-    /// `name` (tools, prompts), raw JSON.
-    #[serde(borrow, default)]
-    pub name: Option<&'a RawValue>,
-    /// `uri` (resources), raw JSON.
-    #[serde(borrow, default)]
-    pub uri: Option<&'a RawValue>,
-    /// `ref` of `completion/complete`.
-    #[serde(borrow, default, rename = "ref")]
-    pub reference: Option<RefPeek<'a>>,
-    /// `params._meta`, unparsed (see [`ParamsPeek::meta_progress_token`]).
-    #[serde(borrow, default, rename = "_meta")]
-    pub meta: Option<&'a RawValue>,
-    /// `cursor` of a list request.
-    #[serde(borrow, default)]
-    pub cursor: Option<Cow<'a, str>>,
-    /// `requestId` of `notifications/cancelled`.
-    #[serde(borrow, default, rename = "requestId")]
-    pub request_id: Option<&'a RawValue>,
-    /// `progressToken` of `notifications/progress`.
-    #[serde(borrow, default, rename = "progressToken")]
-    pub progress_token: Option<&'a RawValue>,
-    /// `level` of `logging/setLevel`.
-    #[serde(borrow, default)]
-    pub level: Option<Cow<'a, str>>,
-    /// `protocolVersion` of `initialize`.
-    #[serde(borrow, default, rename = "protocolVersion")]
-    pub protocol_version: Option<Cow<'a, str>>,
-    /// `capabilities` of `initialize`, raw JSON.
-    #[serde(borrow, default)]
-    pub capabilities: Option<&'a RawValue>,
-    /// A `tools/call`'s arguments (read only for tools that mirror some into headers).
-    #[serde(borrow, default)]
-    pub arguments: Option<&'a RawValue>,
-    /// A multi round-trip retry (2026-07-28) carries these.
-    #[serde(borrow, default, rename = "inputResponses")]
-    pub input_responses: Option<&'a RawValue>,
-    /// The `requestState` of a multi round-trip retry.
-    #[serde(borrow, default, rename = "requestState")]
-    pub request_state: Option<&'a RawValue>,
-}
-
-/// `ref` of `completion/complete`: a prompt by name or a resource template by URI.
-#[derive(Deserialize, Default)]
-pub struct RefPeek<'a> {
-    /// `type`: `ref/prompt` or `ref/resource`.
-    #[serde(borrow, default, rename = "type")]
-    pub kind: Option<Cow<'a, str>>,
-    /// The prompt's name, raw JSON.
-    #[serde(borrow, default)]
-    pub name: Option<&'a RawValue>,
-    /// The template's URI, raw JSON.
-    #[serde(borrow, default)]
-    pub uri: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize, Default)]
-struct MetaPeek<'a> {
-    #[serde(borrow, default, rename = "progressToken")]
-    progress_token: Option<&'a RawValue>,
-}
-
-impl<'a> ParamsPeek<'a> {
-    /// Read the routing keys of `params` (one pass; values are borrowed, not parsed).
-    pub fn parse(params: &'a str) -> Result<ParamsPeek<'a>, String> {
-        serde_json::from_str(params).map_err(|e| format!("invalid params: {e}"))
-    }
-
-    /// A request's progress token, `params._meta.progressToken`, raw.
-    pub fn meta_progress_token(&self) -> Option<&'a RawValue> {
-        let meta = self.meta?;
-        serde_json::from_str::<MetaPeek<'a>>(meta.get())
-            .ok()?
-            .progress_token
-    }
-}
-
-/// Decode a raw JSON string (`"a\u0041"` -> `aA`); `None` if it is not a string.
-pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str(raw.get()).ok()
 }
 
 #[cfg(test)]
@@ -529,15 +445,5 @@ mod tests {
             split_batch(&Bytes::from_static(b"[]")).unwrap_err().code,
             code::INVALID_REQUEST
         );
-    }
-
-    #[test]
-    fn params_peek_reads_routing_keys() {
-        let p = ParamsPeek::parse(
-            r#"{"name":"a\u005fb","arguments":{"x":[1,2]},"_meta":{"progressToken":"t"}}"#,
-        )
-        .unwrap();
-        assert_eq!(raw_str(p.name.unwrap()).unwrap(), "a_b");
-        assert_eq!(p.meta_progress_token().unwrap().get(), "\"t\"");
     }
 }

@@ -122,10 +122,11 @@ pub fn message(id: Option<&[u8]>, method: &str, params: Option<&[u8]>) -> Bytes 
 }
 
 /// A JSON object's members in order, values unparsed.
-struct Members<'a>(Vec<(Key<'a>, &'a serde_json::value::RawValue)>);
+#[derive(Default)]
+pub struct Members<'a>(pub Vec<(Key<'a>, &'a serde_json::value::RawValue)>);
 
 /// A member's key: borrowed from the text where it has no escapes (so its place is known).
-struct Key<'a>(std::borrow::Cow<'a, str>);
+pub struct Key<'a>(pub std::borrow::Cow<'a, str>);
 
 impl std::ops::Deref for Key<'_> {
     type Target = str;
@@ -207,52 +208,74 @@ pub fn member_cuts(
     object: &str,
     drop: impl Fn(&str) -> bool,
 ) -> Option<Vec<std::ops::Range<usize>>> {
-    use std::borrow::Cow;
-    let Members(members) = serde_json::from_str(object).ok()?;
-    // Each member: dropped or not, its key's opening quote (placed only for a dropped one,
-    // whose key must then be unescaped), its value's end.
-    let mut spans = Vec::with_capacity(members.len());
-    for (k, v) in &members {
-        let dropped = drop(k);
-        let start = match &k.0 {
-            Cow::Borrowed(k) if dropped => crate::wire::envelope::span_of(base, k).start - 1,
-            Cow::Owned(_) if dropped => return None,
-            _ => 0,
-        };
-        spans.push((
-            dropped,
-            start,
-            crate::wire::envelope::span_of(base, v.get()).end,
-        ));
+    serde_json::from_str::<Members<'_>>(object)
+        .ok()?
+        .cuts(base, drop)
+}
+
+impl<'a> Members<'a> {
+    /// The value of the first member named `key`.
+    pub fn get(&self, key: &str) -> Option<&'a serde_json::value::RawValue> {
+        self.0.iter().find(|(k, _)| **k == *key).map(|(_, v)| *v)
     }
-    let last_kept = spans.iter().rposition(|(d, _, _)| !d);
-    let last_end = spans.last()?.2;
-    let mut cuts = Vec::new();
-    for (i, &(dropped, start, end)) in spans.iter().enumerate() {
-        if !dropped {
-            continue;
+
+    /// Whether any member's key `pick` picks.
+    pub fn any(&self, pick: impl Fn(&str) -> bool) -> bool {
+        self.0.iter().any(|(k, _)| pick(k))
+    }
+
+    /// As [`member_cuts`], for members already read out of `base`.
+    pub fn cuts(
+        &self,
+        base: &[u8],
+        drop: impl Fn(&str) -> bool,
+    ) -> Option<Vec<std::ops::Range<usize>>> {
+        use std::borrow::Cow;
+        // Each member: dropped or not, its key's opening quote (placed only for a dropped one,
+        // whose key must then be unescaped), its value's end.
+        let mut spans = Vec::with_capacity(self.0.len());
+        for (k, v) in &self.0 {
+            let dropped = drop(k);
+            let start = match &k.0 {
+                Cow::Borrowed(k) if dropped => crate::wire::envelope::span_of(base, k).start - 1,
+                Cow::Owned(_) if dropped => return None,
+                _ => 0,
+            };
+            spans.push((
+                dropped,
+                start,
+                crate::wire::envelope::span_of(base, v.get()).end,
+            ));
         }
-        match last_kept {
-            // Before a kept member: up to the next key, taking the comma after it.
-            Some(k) if i < k => {
-                let skip = |at: usize| {
-                    base[at..]
-                        .iter()
-                        .position(|b| !b.is_ascii_whitespace())
-                        .map(|n| at + n)
-                };
-                let comma = skip(end).filter(|&c| base[c] == b',')?;
-                cuts.push(start..skip(comma + 1)?);
+        let last_kept = spans.iter().rposition(|(d, _, _)| !d);
+        let last_end = spans.last()?.2;
+        let mut cuts = Vec::new();
+        for (i, &(dropped, start, end)) in spans.iter().enumerate() {
+            if !dropped {
+                continue;
             }
-            // The run after the last kept member: one cut from that member's end.
-            Some(k) if i == k + 1 => cuts.push(spans[k].2..last_end),
-            Some(_) => {}
-            // Nothing kept: everything between the braces.
-            None if i == 0 => cuts.push(start..last_end),
-            None => {}
+            match last_kept {
+                // Before a kept member: up to the next key, taking the comma after it.
+                Some(k) if i < k => {
+                    let skip = |at: usize| {
+                        base[at..]
+                            .iter()
+                            .position(|b| !b.is_ascii_whitespace())
+                            .map(|n| at + n)
+                    };
+                    let comma = skip(end).filter(|&c| base[c] == b',')?;
+                    cuts.push(start..skip(comma + 1)?);
+                }
+                // The run after the last kept member: one cut from that member's end.
+                Some(k) if i == k + 1 => cuts.push(spans[k].2..last_end),
+                Some(_) => {}
+                // Nothing kept: everything between the braces.
+                None if i == 0 => cuts.push(start..last_end),
+                None => {}
+            }
         }
+        (!cuts.is_empty()).then_some(cuts)
     }
-    (!cuts.is_empty()).then_some(cuts)
 }
 
 #[cfg(test)]

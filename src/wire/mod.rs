@@ -9,6 +9,7 @@ pub mod frame;
 pub mod hex;
 pub mod json;
 pub mod method;
+pub mod params;
 pub mod rewrite;
 pub mod sse;
 

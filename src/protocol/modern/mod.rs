@@ -12,10 +12,12 @@ mod complete;
 mod upstream;
 
 pub use complete::{complete_result, completion};
-pub use upstream::{envelope_cuts, legacy_request, upstream_request, UpstreamRequest};
+use upstream::ENVELOPE_KEYS;
+pub use upstream::{legacy_request, upstream_request, UpstreamRequest};
 
 use super::header_value::decode_header_value;
-use crate::wire::envelope::{code, raw_str};
+use crate::wire::envelope::code;
+use crate::wire::params::{raw_str, CallSpans, ParamsPeek};
 use crate::wire::{Envelope, Method};
 
 /// The stateless revision (`2026-07-28`).
@@ -47,26 +49,9 @@ pub struct RequestMeta {
     /// `params.name` (`params.uri` for a read) when it is a string: what `Mcp-Name` must
     /// equal, read in the same pass as `_meta`.
     pub named: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct MetaFields<'a> {
-    #[serde(borrow, default, rename = "io.modelcontextprotocol/protocolVersion")]
-    protocol_version: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "io.modelcontextprotocol/clientCapabilities")]
-    client_capabilities: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "io.modelcontextprotocol/logLevel")]
-    log_level: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize, Default)]
-struct WithMeta<'a> {
-    #[serde(borrow, default, rename = "_meta")]
-    meta: Option<MetaFields<'a>>,
-    #[serde(borrow, default)]
-    name: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    uri: Option<&'a RawValue>,
+    /// Where the request's routing keys sit, from that same pass (`None` when `params`
+    /// could not be read: the router then answers with the reason).
+    pub spans: Option<CallSpans>,
 }
 
 /// Could this frame be a 2026-07-28 request? A byte search for the version key, so the
@@ -78,26 +63,44 @@ pub fn carries_envelope(frame: &[u8]) -> bool {
 }
 
 impl RequestMeta {
-    /// What a 2026-07-28 request's `params._meta` says (empty where it says nothing).
+    /// What a 2026-07-28 request's `params` say (empty where they say nothing), read once.
     pub fn of(env: &Envelope) -> RequestMeta {
-        let Some(params) = env.params_str() else {
-            return RequestMeta::default();
-        };
-        let Ok(w) = serde_json::from_str::<WithMeta<'_>>(params) else {
-            return RequestMeta::default();
-        };
+        match env.params_str().map(ParamsPeek::parse) {
+            Some(Ok(peek)) => RequestMeta::from_peek(env, &peek),
+            _ => RequestMeta::default(),
+        }
+    }
+
+    /// The same, from a read of `params` already made: `_meta`'s envelope, the name that
+    /// `Mcp-Name` must equal, and where the routing keys sit (with the cuts that take the
+    /// envelope out for a handshake-era server), so the router reads nothing again.
+    pub fn from_peek(env: &Envelope, peek: &ParamsPeek<'_>) -> RequestMeta {
         let named = match env.method {
-            Method::ToolsCall | Method::PromptsGet => w.name,
-            Method::ResourcesRead => w.uri,
+            Method::ToolsCall | Method::PromptsGet => peek.name,
+            Method::ResourcesRead => peek.uri,
             _ => None,
         };
-        let m = w.meta.unwrap_or_default();
+        let mut spans = peek.spans(&env.frame);
+        let meta = peek.meta.as_ref();
+        if let Some(m) = meta {
+            spans.cuts = m
+                .cuts(&env.frame, |k| ENVELOPE_KEYS.contains(&k))
+                .unwrap_or_default();
+        }
+        let text = |key: &str| {
+            meta.and_then(|m| m.get(key))
+                .and_then(raw_str)
+                .map(Cow::into_owned)
+        };
         RequestMeta {
-            protocol_version: m.protocol_version.map(Cow::into_owned),
-            client_capabilities: m.client_capabilities.map(|c| c.to_owned()),
-            log_level: m.log_level.map(Cow::into_owned),
+            protocol_version: text("io.modelcontextprotocol/protocolVersion"),
+            client_capabilities: meta
+                .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
+                .map(|c| c.to_owned()),
+            log_level: text("io.modelcontextprotocol/logLevel"),
             param_headers: None,
             named: named.and_then(raw_str).map(Cow::into_owned),
+            spans: Some(spans),
         }
     }
 }

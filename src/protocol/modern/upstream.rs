@@ -21,8 +21,10 @@ pub struct UpstreamRequest {
 fn strip_client_tasks(env: &Envelope) -> Option<Bytes> {
     let params = env.params_str()?;
     crate::finder!(b"tasks").find(params.as_bytes())?;
-    let w: WithMeta<'_> = serde_json::from_str(params).ok()?;
-    let caps = w.meta?.client_capabilities?;
+    let peek = ParamsPeek::parse(params).ok()?;
+    let caps = peek
+        .meta?
+        .get("io.modelcontextprotocol/clientCapabilities")?;
     let stripped = crate::protocol::without_tasks(caps)?;
     let range = crate::wire::envelope::span_of(&env.frame, caps.get());
     Some(crate::wire::rewrite::splice(
@@ -51,7 +53,7 @@ pub fn upstream_request(frame: &Bytes, client_capabilities: &[u8]) -> Option<Ups
     if let Some(stripped) = strip_client_tasks(&env) {
         return upstream_request(&stripped, client_capabilities);
     }
-    let meta = RequestMeta::of(&env);
+    let meta = RequestMeta::from_peek(&env, &peek);
     let mut add = String::new();
     if meta.protocol_version.is_none() {
         add.push_str(&format!(
@@ -201,7 +203,7 @@ mod upstream_tests {
 }
 
 /// The `_meta` keys that make a request a 2026-07-28 one.
-const ENVELOPE_KEYS: [&str; 4] = [
+pub(super) const ENVELOPE_KEYS: [&str; 4] = [
     "io.modelcontextprotocol/protocolVersion",
     "io.modelcontextprotocol/clientCapabilities",
     "io.modelcontextprotocol/clientInfo",
@@ -244,14 +246,6 @@ pub fn legacy_request(frame: &Bytes) -> Bytes {
         frame,
         &mut [crate::wire::rewrite::Edit { range, with: &with }],
     )
-}
-
-/// Where a 2026-07-28 client's envelope sits in `frame`'s `params._meta` (`meta`, the text of
-/// that object, a slice of `frame`): the byte ranges to cut for a handshake-era upstream, made in the same splice as
-/// the call's other edits. `None` when there is nothing to cut or it cannot be placed (then
-/// [`legacy_request`] rebuilds `_meta`).
-pub fn envelope_cuts(frame: &[u8], meta: &str) -> Option<Vec<std::ops::Range<usize>>> {
-    crate::wire::json::member_cuts(frame, meta, |k| ENVELOPE_KEYS.contains(&k))
 }
 
 #[cfg(test)]
