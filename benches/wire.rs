@@ -61,6 +61,31 @@ fn inputs() -> Vec<(&'static str, Bytes)> {
     ]
 }
 
+/// The envelope's members as serde_json's borrowed raw values (what `Envelope::parse` used
+/// before it had its own scanner), for comparison.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct RawParts<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    jsonrpc: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    method: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    params: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a serde_json::value::RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
+    <&serde_json::value::RawValue as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     for (name, frame) in inputs() {
@@ -69,6 +94,13 @@ fn parse(c: &mut Criterion) {
             BenchmarkId::new("switchyard_envelope", name),
             &frame,
             |b, f| b.iter(|| black_box(Envelope::parse(f.clone()).unwrap())),
+        );
+        // The envelope as it was read before the scanner: serde_json into borrowed
+        // `RawValue` parts (the same members, `null` kept as present).
+        g.bench_with_input(
+            BenchmarkId::new("serde_json_raw_value_parts", name),
+            &frame,
+            |b, f| b.iter(|| black_box(serde_json::from_slice::<RawParts<'_>>(f).unwrap())),
         );
         // simd-json parses in place, so each run pays a copy of the (immutable) frame.
         let mut scratch = frame.to_vec();

@@ -143,6 +143,14 @@ pub fn sse_parse(data: &[u8]) {
 
 /// The envelope: a frame or a JSON-RPC error code; splicing an id changes nothing else.
 pub fn envelope(data: &[u8]) {
+    // The scanner accepts exactly what serde_json accepts.
+    if let Ok(text) = std::str::from_utf8(data) {
+        assert_eq!(
+            crate::wire::scan::is_json(text),
+            serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok(),
+            "the scanner and serde_json disagree on {text:?}"
+        );
+    }
     let frame = Bytes::copy_from_slice(data);
     let _ = split_batch(&frame);
     match Envelope::parse(frame.clone()) {

@@ -340,3 +340,28 @@ proptest! {
         })?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// The scanner that replaced serde_json on the message path accepts exactly what
+    /// serde_json accepts: every JSON text (pretty or compact), and the same verdict once a
+    /// byte of it is cut, doubled or replaced by one of JSON's structural characters.
+    #[test]
+    fn the_scanner_agrees_with_serde_json(v in json_value(), pretty in any::<bool>(), at in any::<prop::sample::Index>(), how in 0u8..3, with in prop::sample::select(b"{}[]\",:\\0-.eE tfn\x01".to_vec())) {
+        use switchyard::wire::scan::is_json;
+        let serde_accepts = |t: &str| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok();
+        let text = if pretty { serde_json::to_string_pretty(&v).unwrap() } else { serde_json::to_string(&v).unwrap() };
+        prop_assert!(is_json(&text), "{}", text);
+        let mut bytes = text.clone().into_bytes();
+        let i = at.index(bytes.len());
+        match how {
+            0 => { bytes.remove(i); }
+            1 => { let b = bytes[i]; bytes.insert(i, b); }
+            _ => bytes[i] = with,
+        }
+        if let Ok(mutated) = String::from_utf8(bytes) {
+            prop_assert_eq!(is_json(&mutated), serde_accepts(&mutated), "{}", mutated);
+        }
+    }
+}

@@ -263,7 +263,7 @@ async fn initialize(router: &Arc<Router>, env: Envelope, unsolicited: Sink) -> A
         Err(e) => return refuse(400, Some(&id), code::INVALID_PARAMS, &e),
     };
     let era = negotiate(peek.protocol_version.as_deref());
-    let caps = ClientCaps::parse(peek.capabilities);
+    let caps = ClientCaps::parse(peek.capabilities.map(|c| c.get()));
     let Some(session_id) = new_session_id() else {
         return refuse(
             503,

@@ -8,7 +8,6 @@ pub mod param_headers;
 pub mod template;
 
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// Handshake-era revisions Switchyard serves, oldest first.
@@ -69,10 +68,9 @@ pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 /// extension), or `None` if it declared none. Switchyard carries no tasks, so an upstream
 /// must not be told a client can take them: it could answer with a task the client then
 /// cannot poll through Switchyard.
-pub fn without_tasks(raw: &RawValue) -> Option<Box<RawValue>> {
-    crate::finder!(b"tasks").find(raw.get().as_bytes())?;
-    let mut caps: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(raw.get()).ok()?;
+pub fn without_tasks(raw: &str) -> Option<Box<RawValue>> {
+    crate::finder!(b"tasks").find(raw.as_bytes())?;
+    let mut caps: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
     let mut changed = caps.remove("tasks").is_some();
     if let Some(serde_json::Value::Object(ext)) = caps.get_mut("extensions") {
         changed |= ext.remove(TASKS_EXTENSION).is_some();
@@ -99,31 +97,19 @@ pub struct ClientCaps {
 
 impl ClientCaps {
     /// Reads the client's `capabilities` object; anything unreadable declares nothing.
-    pub fn parse(raw: Option<&RawValue>) -> ClientCaps {
-        #[derive(Deserialize, Default)]
-        struct Peek<'a> {
-            #[serde(borrow, default)]
-            sampling: Option<&'a RawValue>,
-            #[serde(borrow, default)]
-            elicitation: Option<&'a RawValue>,
-            #[serde(borrow, default)]
-            roots: Option<&'a RawValue>,
-        }
+    pub fn parse(raw: Option<&str>) -> ClientCaps {
         let Some(raw) = raw else {
             return ClientCaps::default();
         };
-        let peek: Peek<'_> = serde_json::from_str(raw.get()).unwrap_or_default();
-        let on = |v: Option<&RawValue>| v.is_some_and(|v| v.get() != "null");
+        let members = crate::wire::json::Members::parse(raw).unwrap_or_default();
+        let on = |key: &str| members.get(key).is_some_and(|v| v.get() != "null");
+        let kept = without_tasks(raw);
         ClientCaps {
-            sampling: on(peek.sampling),
-            elicitation: on(peek.elicitation),
-            roots: on(peek.roots),
+            sampling: on("sampling"),
+            elicitation: on("elicitation"),
+            roots: on("roots"),
             raw: Some(Bytes::copy_from_slice(
-                without_tasks(raw)
-                    .as_deref()
-                    .unwrap_or(raw)
-                    .get()
-                    .as_bytes(),
+                kept.as_deref().map_or(raw, RawValue::get).as_bytes(),
             )),
         }
     }
@@ -213,7 +199,7 @@ mod tests {
     fn client_caps() {
         let raw = RawValue::from_string(r#"{"sampling":{},"roots":{"listChanged":true}}"#.into())
             .unwrap();
-        let c = ClientCaps::parse(Some(&raw));
+        let c = ClientCaps::parse(Some(raw.get()));
         assert!(c.sampling && c.roots && !c.elicitation);
         assert!(c.allows(&crate::wire::Method::SamplingCreateMessage));
         assert!(!c.allows(&crate::wire::Method::ElicitationCreate));
@@ -225,11 +211,11 @@ mod tests {
             r#"{"tasks":{"requests":{}},"sampling":{},"extensions":{"io.modelcontextprotocol/tasks":{}}}"#.into(),
         )
         .unwrap();
-        let c = ClientCaps::parse(Some(&raw));
+        let c = ClientCaps::parse(Some(raw.get()));
         let kept: serde_json::Value = serde_json::from_slice(&c.json()).unwrap();
         assert_eq!(kept, serde_json::json!({"sampling": {}, "extensions": {}}));
         let plain = RawValue::from_string(r#"{"roots":{"listChanged":true}}"#.into()).unwrap();
-        assert!(without_tasks(&plain).is_none());
+        assert!(without_tasks(plain.get()).is_none());
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::wire::params::Raw;
+
 use super::header_value::{decode_header_value, encode_header_value};
 
 /// The schema annotation.
@@ -292,7 +294,7 @@ impl ParamHeaders {
 }
 
 /// A `tools/call`'s raw `arguments`, parsed (only for a tool whose headers need them).
-pub fn parse_arguments(raw: Option<&RawValue>) -> Result<Option<Value>, String> {
+pub fn parse_arguments(raw: Option<Raw<'_>>) -> Result<Option<Value>, String> {
     raw.map(|a| serde_json::from_str::<Value>(a.get()))
         .transpose()
         .map_err(|e| format!("arguments: {e}"))

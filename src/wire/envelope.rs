@@ -8,12 +8,13 @@
 //! that a different backend (simd-json's tape) can be chosen by measurement without touching
 //! callers.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
+use serde::Deserialize;
+
+use super::params::str_value;
+use super::scan::{is_json, ScanError, Scanner};
 
 pub use super::method::Method;
 
@@ -105,26 +106,68 @@ pub struct Envelope {
     pub payload: Option<Range<usize>>,
 }
 
-#[derive(Deserialize)]
-struct RawEnvelope<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
-    jsonrpc: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    method: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    params: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    error: Option<&'a RawValue>,
-}
+/// The envelope's members, in the order of [`Parts`]'s slots.
+const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
 
-/// `Some` for any present value, `null` included (serde's `Option` would read `null` as absent,
-/// which would turn `"id": null` into a notification).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+/// Where each envelope member sits, by its slot in [`MEMBERS`]; `null` counts as present
+/// (`"id": null` is not a notification).
+#[derive(Default)]
+struct Parts([Option<Range<usize>>; 6]);
+
+impl Parts {
+    /// One pass of the scanner over the frame: every byte checked, the members placed.
+    fn read(text: &str) -> Result<Parts, WireError> {
+        let mut parts = Parts::default();
+        let mut s = Scanner::new(text);
+        if s.peek() != Some(b'{') {
+            // Batches are split before this; anything else that is JSON is no message.
+            let (code, message) = if is_json(text) {
+                (
+                    code::INVALID_REQUEST,
+                    "invalid request: expected a JSON object".to_string(),
+                )
+            } else {
+                let mut s = Scanner::new(text);
+                let e = s.value().and_then(|_| s.finish()).err();
+                (
+                    code::PARSE_ERROR,
+                    format!(
+                        "parse error: {}",
+                        e.map(|e| e.to_string()).unwrap_or_default()
+                    ),
+                )
+            };
+            return Err(WireError::new(code, message, None));
+        }
+        let read = s
+            .members(|key, s| {
+                let Some(slot) = MEMBERS.iter().position(|m| *m == key.text()) else {
+                    return s.value().map(drop);
+                };
+                let v = s.value()?;
+                if parts.0[slot].replace(v).is_some() {
+                    return Err(ScanError::Invalid(format!(
+                        "duplicate field `{}`",
+                        MEMBERS[slot]
+                    )));
+                }
+                Ok(())
+            })
+            .and_then(|_| s.finish());
+        match read {
+            Ok(()) => Ok(parts),
+            Err(e @ ScanError::Syntax { .. }) => Err(WireError::new(
+                code::PARSE_ERROR,
+                format!("parse error: {e}"),
+                None,
+            )),
+            Err(ScanError::Invalid(why)) => Err(WireError::new(
+                code::INVALID_REQUEST,
+                format!("invalid request: {why}"),
+                None,
+            )),
+        }
+    }
 }
 
 /// The byte range of `part` inside `base`; `part` must borrow from `base`.
@@ -150,26 +193,21 @@ pub fn is_valid_id(raw: &str) -> bool {
 impl Envelope {
     /// Parse one frame. Batches (arrays) are the caller's concern: see [`split_batch`].
     pub fn parse(frame: Bytes) -> Result<Envelope, WireError> {
-        let raw: RawEnvelope<'_> = match serde_json::from_slice(&frame) {
-            Ok(raw) => raw,
-            Err(e) => {
-                let code = match e.classify() {
-                    serde_json::error::Category::Data => code::INVALID_REQUEST,
-                    _ => code::PARSE_ERROR,
-                };
-                let message = if code == code::PARSE_ERROR {
-                    format!("parse error: {e}")
-                } else {
-                    format!("invalid request: {e}")
-                };
-                return Err(WireError::new(code, message, None));
-            }
-        };
+        let text = std::str::from_utf8(&frame).map_err(|e| {
+            WireError::new(
+                code::PARSE_ERROR,
+                format!("parse error: not UTF-8 (byte {})", e.valid_up_to()),
+                None,
+            )
+        })?;
+        let Parts([jsonrpc, id, method, params, result, error]) = Parts::read(text)?;
+        let raw = |r: &Option<Range<usize>>| r.clone().map(|r| &text[r]);
+        let (raw_id, raw_method) = (raw(&id), raw(&method));
         // `"id": null` is allowed only on an error answering a request that could not be read.
-        let null_id_error = raw.method.is_none() && raw.error.is_some() && raw.result.is_none();
-        let id = match raw.id {
-            Some(id) if is_valid_id(id.get()) => Some(span_of(&frame, id.get())),
-            Some(id) if null_id_error && id.get() == "null" => None,
+        let null_id_error = method.is_none() && error.is_some() && result.is_none();
+        let id = match raw_id {
+            Some(raw) if is_valid_id(raw) => id.clone(),
+            Some("null") if null_id_error => None,
             Some(_) => {
                 return Err(WireError::new(
                     code::INVALID_REQUEST,
@@ -180,27 +218,26 @@ impl Envelope {
             None => None,
         };
         let id_bytes = || id.clone().map(|r| frame.slice(r));
-        if raw.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+        if raw(&jsonrpc) != Some("\"2.0\"") {
             return Err(WireError::new(
                 code::INVALID_REQUEST,
                 "jsonrpc must be \"2.0\"",
                 id_bytes(),
             ));
         }
-        let params = raw.params.map(|p| span_of(&frame, p.get()));
-        if let Some(method) = raw.method {
-            let name: Cow<'_, str> = serde_json::from_str(method.get()).map_err(|_| {
+        if let Some(method) = raw_method {
+            let name = str_value(method).ok_or_else(|| {
                 WireError::new(code::INVALID_REQUEST, "method must be a string", id_bytes())
             })?;
-            if raw.result.is_some() || raw.error.is_some() {
+            if result.is_some() || error.is_some() {
                 return Err(WireError::new(
                     code::INVALID_REQUEST,
                     "a request may not carry result or error",
                     id_bytes(),
                 ));
             }
-            if let Some(p) = raw.params {
-                if first_byte(p.get()) != b'{' {
+            if let Some(p) = raw(&params) {
+                if first_byte(p) != b'{' {
                     return Err(WireError::new(
                         code::INVALID_PARAMS,
                         "params must be an object",
@@ -222,7 +259,7 @@ impl Envelope {
                 frame,
             });
         }
-        let (kind, payload) = match (raw.result, raw.error) {
+        let (kind, payload) = match (result, error) {
             (Some(r), None) => (Kind::Response, r),
             (None, Some(e)) => (Kind::Error, e),
             _ => {
@@ -234,14 +271,14 @@ impl Envelope {
             }
         };
         // An error may lack an id only when the request could not be read (`"id": null`).
-        if id.is_none() && (kind == Kind::Response || raw.id.is_none()) {
+        if id.is_none() && (kind == Kind::Response || raw_id.is_none()) {
             return Err(WireError::new(
                 code::INVALID_REQUEST,
                 "a response needs an id",
                 None,
             ));
         }
-        let payload = Some(span_of(&frame, payload.get()));
+        let payload = Some(payload);
         Ok(Envelope {
             kind,
             method: Method::None,
@@ -307,15 +344,18 @@ pub fn is_batch(frame: &[u8]) -> bool {
 
 /// Split a batch into its element frames (slices of the original), validating the array.
 pub fn split_batch(frame: &Bytes) -> Result<Vec<Bytes>, WireError> {
-    let items: Vec<&RawValue> = serde_json::from_slice(frame)
-        .map_err(|e| WireError::new(code::PARSE_ERROR, format!("parse error: {e}"), None))?;
+    let parse_error =
+        |why: String| WireError::new(code::PARSE_ERROR, format!("parse error: {why}"), None);
+    let text = std::str::from_utf8(frame).map_err(|_| parse_error("not UTF-8".into()))?;
+    let mut items = Vec::new();
+    let mut s = Scanner::new(text);
+    s.items(|r| items.push(frame.slice(r)))
+        .and_then(|_| s.finish())
+        .map_err(|e| parse_error(e.to_string()))?;
     if items.is_empty() {
         return Err(WireError::new(code::INVALID_REQUEST, "empty batch", None));
     }
-    Ok(items
-        .iter()
-        .map(|raw| frame.slice(span_of(frame, raw.get())))
-        .collect())
+    Ok(items)
 }
 
 #[cfg(test)]

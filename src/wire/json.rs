@@ -1,6 +1,8 @@
 //! Building the few frames the router writes itself: its own errors and results, and
 //! requests to upstreams. Payloads from peers are embedded as raw bytes, never re-encoded.
 
+use crate::wire::params::Raw;
+use crate::wire::scan::{ScanError, Scanner};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Append `s` as a JSON string literal.
@@ -123,7 +125,7 @@ pub fn message(id: Option<&[u8]>, method: &str, params: Option<&[u8]>) -> Bytes 
 
 /// A JSON object's members in order, values unparsed.
 #[derive(Default)]
-pub struct Members<'a>(pub Vec<(Key<'a>, &'a serde_json::value::RawValue)>);
+pub struct Members<'a>(pub Vec<(Key<'a>, Raw<'a>)>);
 
 /// A member's key: borrowed from the text where it has no escapes (so its place is known).
 pub struct Key<'a>(pub std::borrow::Cow<'a, str>);
@@ -135,52 +137,30 @@ impl std::ops::Deref for Key<'_> {
     }
 }
 
-impl<'de: 'a, 'a> serde::Deserialize<'de> for Key<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = Key<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(self, k: &'de str) -> Result<Key<'a>, E> {
-                Ok(Key(std::borrow::Cow::Borrowed(k)))
-            }
-            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Key<'a>, E> {
-                Ok(Key(std::borrow::Cow::Owned(k.to_owned())))
-            }
-        }
-        d.deserialize_str(Visit(std::marker::PhantomData))
+impl<'a> Members<'a> {
+    /// The members of the object `s` is before, read by the scanner (which checks it).
+    pub fn read(s: &mut Scanner<'a>) -> Result<Members<'a>, ScanError> {
+        let mut out = Vec::new();
+        s.members(|k, s| {
+            out.push((Key(k.text()), Raw(s.value_str()?)));
+            Ok(())
+        })?;
+        Ok(Members(out))
     }
-}
 
-impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = Members<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut m: M,
-            ) -> Result<Members<'a>, M::Error> {
-                let mut out = Vec::new();
-                while let Some(entry) = m.next_entry()? {
-                    out.push(entry);
-                }
-                Ok(Members(out))
-            }
-        }
-        d.deserialize_map(Visit(std::marker::PhantomData))
+    /// The members of the JSON object `object`; `None` if it is not one.
+    pub fn parse(object: &'a str) -> Option<Members<'a>> {
+        let mut s = Scanner::new(object);
+        let m = Members::read(&mut s).ok()?;
+        s.finish().ok()?;
+        Some(m)
     }
 }
 
 /// The JSON object `object` without the members whose key `drop` picks, the others kept in
 /// order and byte for byte; `None` if it is not an object or nothing is dropped.
 pub fn without_members(object: &str, drop: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
-    let Members(members) = serde_json::from_str(object).ok()?;
+    let Members(members) = Members::parse(object)?;
     if !members.iter().any(|(k, _)| drop(k)) {
         return None;
     }
@@ -208,14 +188,12 @@ pub fn member_cuts(
     object: &str,
     drop: impl Fn(&str) -> bool,
 ) -> Option<Vec<std::ops::Range<usize>>> {
-    serde_json::from_str::<Members<'_>>(object)
-        .ok()?
-        .cuts(base, drop)
+    Members::parse(object)?.cuts(base, drop)
 }
 
 impl<'a> Members<'a> {
     /// The value of the first member named `key`.
-    pub fn get(&self, key: &str) -> Option<&'a serde_json::value::RawValue> {
+    pub fn get(&self, key: &str) -> Option<Raw<'a>> {
         self.0.iter().find(|(k, _)| **k == *key).map(|(_, v)| *v)
     }
 

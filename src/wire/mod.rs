@@ -11,6 +11,7 @@ pub mod json;
 pub mod method;
 pub mod params;
 pub mod rewrite;
+pub mod scan;
 pub mod sse;
 
 pub use envelope::{Envelope, Kind, Method, WireError};

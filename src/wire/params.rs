@@ -1,89 +1,193 @@
-//! What the router reads of a request's `params`: one pass of serde_json over them, values
+//! What the router reads of a request's `params`: one pass of the scanner over them, values
 //! borrowed and unparsed ([`ParamsPeek`]), and where those values sit in the frame
 //! ([`CallSpans`]), which is what travels with a call so that nothing reads `params` again.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use super::envelope::span_of;
 use super::json::Members;
+use super::scan::{is_json, ScanError, Scanner};
+
+/// A JSON value's text as written (checked JSON: the scanner read it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Raw<'a>(pub(crate) &'a str);
+
+impl<'a> Raw<'a> {
+    /// The value's text.
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+}
 
 /// The parts of `params` the router reads. Parsed only for methods that need them.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 pub struct ParamsPeek<'a> {
     /// `name` (tools, prompts), raw JSON.
-    #[serde(borrow, default)]
-    pub name: Option<&'a RawValue>,
+    pub name: Option<Raw<'a>>,
     /// `uri` (resources), raw JSON.
-    #[serde(borrow, default)]
-    pub uri: Option<&'a RawValue>,
+    pub uri: Option<Raw<'a>>,
     /// `ref` of `completion/complete`.
-    #[serde(borrow, default, rename = "ref")]
     pub reference: Option<RefPeek<'a>>,
     /// `params._meta`, its members read in this same pass, their values unparsed.
-    #[serde(borrow, default, rename = "_meta")]
     pub meta: Option<Members<'a>>,
     /// `cursor` of a list request.
-    #[serde(borrow, default)]
     pub cursor: Option<Cow<'a, str>>,
     /// `requestId` of `notifications/cancelled`.
-    #[serde(borrow, default, rename = "requestId")]
-    pub request_id: Option<&'a RawValue>,
+    pub request_id: Option<Raw<'a>>,
     /// `progressToken` of `notifications/progress`.
-    #[serde(borrow, default, rename = "progressToken")]
-    pub progress_token: Option<&'a RawValue>,
+    pub progress_token: Option<Raw<'a>>,
     /// `level` of `logging/setLevel`.
-    #[serde(borrow, default)]
     pub level: Option<Cow<'a, str>>,
     /// `protocolVersion` of `initialize`.
-    #[serde(borrow, default, rename = "protocolVersion")]
     pub protocol_version: Option<Cow<'a, str>>,
     /// `capabilities` of `initialize`, raw JSON.
-    #[serde(borrow, default)]
-    pub capabilities: Option<&'a RawValue>,
+    pub capabilities: Option<Raw<'a>>,
     /// A `tools/call`'s arguments (read only for tools that mirror some into headers).
-    #[serde(borrow, default)]
-    pub arguments: Option<&'a RawValue>,
+    pub arguments: Option<Raw<'a>>,
     /// A multi round-trip retry (2026-07-28) carries these.
-    #[serde(borrow, default, rename = "inputResponses")]
-    pub input_responses: Option<&'a RawValue>,
+    pub input_responses: Option<Raw<'a>>,
     /// The `requestState` of a multi round-trip retry.
-    #[serde(borrow, default, rename = "requestState")]
-    pub request_state: Option<&'a RawValue>,
+    pub request_state: Option<Raw<'a>>,
 }
 
 /// `ref` of `completion/complete`: a prompt by name or a resource template by URI.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 pub struct RefPeek<'a> {
     /// `type`: `ref/prompt` or `ref/resource`.
-    #[serde(borrow, default, rename = "type")]
     pub kind: Option<Cow<'a, str>>,
     /// The prompt's name, raw JSON.
-    #[serde(borrow, default)]
-    pub name: Option<&'a RawValue>,
+    pub name: Option<Raw<'a>>,
     /// The template's URI, raw JSON.
-    #[serde(borrow, default)]
-    pub uri: Option<&'a RawValue>,
+    pub uri: Option<Raw<'a>>,
+}
+
+/// The members of `params` that [`ParamsPeek`] reads, by the bit that marks each as seen.
+const FIELDS: [&str; 13] = [
+    "name",
+    "uri",
+    "ref",
+    "_meta",
+    "cursor",
+    "requestId",
+    "progressToken",
+    "level",
+    "protocolVersion",
+    "capabilities",
+    "arguments",
+    "inputResponses",
+    "requestState",
+];
+
+/// Marks `field` as seen; a second time is an error, as a repeated member is ambiguous.
+fn first_time(seen: &mut u16, fields: &[&str], i: usize) -> Result<(), ScanError> {
+    if *seen & (1 << i) != 0 {
+        return Err(ScanError::Invalid(format!(
+            "duplicate field `{}`",
+            fields[i]
+        )));
+    }
+    *seen |= 1 << i;
+    Ok(())
+}
+
+/// The value next in `s`, `None` for `null`.
+fn raw_value<'a>(s: &mut Scanner<'a>) -> Result<Option<Raw<'a>>, ScanError> {
+    let v = s.value_str()?;
+    Ok((v != "null").then_some(Raw(v)))
+}
+
+/// The string next in `s`, `None` for `null`; anything else is the wrong type.
+fn string_value<'a>(s: &mut Scanner<'a>, field: &str) -> Result<Option<Cow<'a, str>>, ScanError> {
+    match raw_value(s)? {
+        None => Ok(None),
+        Some(Raw(v)) => str_value(v)
+            .map(Some)
+            .ok_or_else(|| ScanError::Invalid(format!("invalid type: `{field}` must be a string"))),
+    }
+}
+
+/// Whether `null` comes next (then it is consumed).
+fn null_next(s: &mut Scanner<'_>) -> Result<bool, ScanError> {
+    if s.peek() == Some(b'n') {
+        s.value()?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+impl<'a> RefPeek<'a> {
+    fn read(s: &mut Scanner<'a>) -> Result<RefPeek<'a>, ScanError> {
+        const REF: [&str; 3] = ["type", "name", "uri"];
+        let mut r = RefPeek::default();
+        let mut seen = 0u16;
+        s.members(|key, s| {
+            let Some(i) = REF.iter().position(|f| *f == key.text()) else {
+                return s.value().map(drop);
+            };
+            first_time(&mut seen, &REF, i)?;
+            match i {
+                0 => r.kind = string_value(s, "type")?,
+                1 => r.name = raw_value(s)?,
+                _ => r.uri = raw_value(s)?,
+            }
+            Ok(())
+        })?;
+        Ok(r)
+    }
 }
 
 impl<'a> ParamsPeek<'a> {
-    /// Read the routing keys of `params` (one pass; values are borrowed, not parsed).
+    /// Read the routing keys of `params` in one pass that also checks every byte of them
+    /// (values are borrowed, not parsed). `null` reads as absent.
     pub fn parse(params: &'a str) -> Result<ParamsPeek<'a>, String> {
-        serde_json::from_str(params).map_err(|e| format!("invalid params: {e}"))
+        let mut s = Scanner::new(params);
+        if s.peek() != Some(b'{') {
+            return Err(if is_json(params) {
+                "invalid params: expected an object".into()
+            } else {
+                "invalid params: not JSON".into()
+            });
+        }
+        let mut p = ParamsPeek::default();
+        let mut seen = 0u16;
+        s.members(|key, s| {
+            let Some(i) = FIELDS.iter().position(|f| *f == key.text()) else {
+                return s.value().map(drop);
+            };
+            first_time(&mut seen, &FIELDS, i)?;
+            match i {
+                0 => p.name = raw_value(s)?,
+                1 => p.uri = raw_value(s)?,
+                2 if !null_next(s)? => p.reference = Some(RefPeek::read(s)?),
+                3 if !null_next(s)? => p.meta = Some(Members::read(s)?),
+                4 => p.cursor = string_value(s, "cursor")?,
+                5 => p.request_id = raw_value(s)?,
+                6 => p.progress_token = raw_value(s)?,
+                7 => p.level = string_value(s, "level")?,
+                8 => p.protocol_version = string_value(s, "protocolVersion")?,
+                9 => p.capabilities = raw_value(s)?,
+                10 => p.arguments = raw_value(s)?,
+                11 => p.input_responses = raw_value(s)?,
+                12 => p.request_state = raw_value(s)?,
+                _ => {}
+            }
+            Ok(())
+        })
+        .and_then(|_| s.finish())
+        .map_err(|e| format!("invalid params: {e}"))?;
+        Ok(p)
     }
 
     /// A request's progress token, `params._meta.progressToken`, raw.
-    pub fn meta_progress_token(&self) -> Option<&'a RawValue> {
+    pub fn meta_progress_token(&self) -> Option<Raw<'a>> {
         self.meta.as_ref()?.get("progressToken")
     }
 
     /// Where the values a call is routed by sit in `frame` (the frame these `params` are a
     /// slice of). The cuts are left to the caller, which knows which members to drop.
     pub fn spans(&self, frame: &[u8]) -> CallSpans {
-        let at = |raw: &RawValue| span_of(frame, raw.get());
+        let at = |raw: Raw<'_>| span_of(frame, raw.get());
         CallSpans {
             name: self.name.map(at),
             uri: self.uri.map(at),
@@ -142,7 +246,7 @@ pub enum RefKind {
 }
 
 /// Decode a raw JSON string (`"a\u0041"` -> `aA`); `None` if it is not a string.
-pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub fn raw_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     str_value(raw.get())
 }
 

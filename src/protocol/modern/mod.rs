@@ -39,7 +39,7 @@ pub struct RequestMeta {
     /// `_meta` `io.modelcontextprotocol/protocolVersion`.
     pub protocol_version: Option<String>,
     /// `_meta` `io.modelcontextprotocol/clientCapabilities`, raw JSON.
-    pub client_capabilities: Option<Box<RawValue>>,
+    pub client_capabilities: Option<Box<str>>,
     /// `_meta` `io.modelcontextprotocol/logLevel`.
     pub log_level: Option<String>,
     /// The `Mcp-Param-*` headers of an HTTP request (lowercase names, in order, repeats
@@ -96,7 +96,7 @@ impl RequestMeta {
             protocol_version: text("io.modelcontextprotocol/protocolVersion"),
             client_capabilities: meta
                 .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
-                .map(|c| c.to_owned()),
+                .map(|c| c.get().into()),
             log_level: text("io.modelcontextprotocol/logLevel"),
             param_headers: None,
             named: named.and_then(raw_str).map(Cow::into_owned),

@@ -25,7 +25,7 @@ fn strip_client_tasks(env: &Envelope) -> Option<Bytes> {
     let caps = peek
         .meta?
         .get("io.modelcontextprotocol/clientCapabilities")?;
-    let stripped = crate::protocol::without_tasks(caps)?;
+    let stripped = crate::protocol::without_tasks(caps.get())?;
     let range = crate::wire::envelope::span_of(&env.frame, caps.get());
     Some(crate::wire::rewrite::splice(
         &env.frame,

@@ -20,10 +20,9 @@ use hyper::{Method as HttpMethod, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::ingress::{self, Answer, CancelOnDrop, Facts, Headers, ModernReply, SessionSlot};
+use crate::ingress::{self, Answer, CancelOnDrop, Facts, ModernReply, SessionSlot};
 use crate::protocol::is_known_version;
 use crate::protocol::modern;
-use crate::protocol::param_headers::Received;
 use crate::router::Router;
 use crate::router::Session;
 use crate::session::ReplyStream;
@@ -31,10 +30,12 @@ use crate::wire::envelope::code;
 use crate::wire::{json, sse};
 
 mod body;
+mod mcp_headers;
 mod session_streams;
 
 use body::*;
 pub use body::{GetGuard, HttpBody, SseBody};
+use mcp_headers::McpHeaders;
 use session_streams::*;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -203,24 +204,6 @@ fn check_host_and_origin(
     Ok(())
 }
 
-impl Headers for HeaderMap {
-    fn get(&self, name: &str) -> Option<&str> {
-        header(self, name)
-    }
-
-    fn param_headers(&self) -> Received {
-        self.iter()
-            .filter(|(n, _)| n.as_str().starts_with("mcp-param-"))
-            .map(|(n, v)| {
-                (
-                    n.as_str().into(),
-                    String::from_utf8_lossy(v.as_bytes()).into(),
-                )
-            })
-            .collect()
-    }
-}
-
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -260,7 +243,8 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
             "Content-Type must be application/json",
         );
     }
-    let session_header = header(h, SESSION_HEADER).map(str::to_owned);
+    let mcp = McpHeaders::read(h);
+    let session_header = mcp.session_id().map(str::to_owned);
     let max = router.config.limits.max_frame_bytes;
     let body = match http_body_util::Limited::new(body, max).collect().await {
         Ok(b) => b.to_bytes(),
@@ -283,7 +267,7 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
     };
 
     let facts = Facts {
-        headers: Some(h),
+        headers: Some(&mcp),
         session: SessionSlot::Named(session_header.as_deref()),
     };
     match ingress::receive(router, body, facts).await {

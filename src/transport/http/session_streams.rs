@@ -58,7 +58,7 @@ pub(super) fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<Http
             "Accept must list text/event-stream",
         );
     }
-    if let Some(refused) = ingress::check_version(h, None) {
+    if let Some(refused) = ingress::check_version(&McpHeaders::read(h), None) {
         return answer(refused);
     }
     let session = match session_of(router, h) {

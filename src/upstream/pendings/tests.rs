@@ -76,7 +76,7 @@ fn session(caps: &str) -> (Arc<Session>, mpsc::Receiver<Bytes>) {
     let s = Session::new(
         "t".into(),
         negotiate(None),
-        ClientCaps::parse(Some(&raw)),
+        ClientCaps::parse(Some(raw.get())),
         Sink::Channel(tx),
         8,
     );
