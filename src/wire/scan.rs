@@ -219,16 +219,29 @@ impl<'a> Scanner<'a> {
         self.at += 1;
         let mut escaped = false;
         loop {
-            let rest = &b[self.at..];
-            let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
-                self.at = b.len();
-                return self.fail("unterminated string");
-            };
-            if let Some(c) = rest[..n].iter().position(|&c| c < 0x20) {
-                self.at += c;
-                return self.fail("control character in a string");
+            // Most strings in a message are short: a byte loop finds their end sooner than
+            // a vector search is set up. Past a few dozen bytes, the vector search takes over.
+            let short_end = (self.at + 32).min(b.len());
+            while self.at < short_end && !STOPS[usize::from(b[self.at])] {
+                self.at += 1;
             }
-            self.at += n;
+            if self.at == short_end && short_end < b.len() {
+                let rest = &b[self.at..];
+                let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
+                    self.at = b.len();
+                    return self.fail("unterminated string");
+                };
+                if let Some(c) = rest[..n].iter().position(|&c| c < 0x20) {
+                    self.at += c;
+                    return self.fail("control character in a string");
+                }
+                self.at += n;
+            }
+            match b.get(self.at) {
+                None => return self.fail("unterminated string"),
+                Some(c) if *c < 0x20 => return self.fail("control character in a string"),
+                _ => {}
+            }
             if b[self.at] == b'"' {
                 self.at += 1;
                 return Ok(escaped);
@@ -359,6 +372,20 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Bytes that end a run of plain string content: the closing quote, an escape, and the
+/// control characters a string may not hold.
+static STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// Open containers, innermost last: 64 levels in a word, deeper ones on the heap.
 #[derive(Default)]
 struct BitStack {
@@ -469,6 +496,23 @@ mod tests {
         ];
         for c in cases {
             assert_eq!(is_json(c), serde_accepts(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn long_strings_are_checked_past_the_short_loop() {
+        let long = "x".repeat(100);
+        for c in [
+            format!("\"{long}\""),
+            format!("\"{long}\\n{long}\\u00e9\""),
+            format!("\"{long}\u{1}\""),
+            format!("\"{long}"),
+            format!("\"{long}\\q\""),
+            format!("[\"{}\",\"{long}\"]", "y".repeat(31)),
+            format!("\"{}\"", "y".repeat(32)),
+            format!("\"{}", "y".repeat(32)),
+        ] {
+            assert_eq!(is_json(&c), serde_accepts(&c), "{c:?}");
         }
     }
 

@@ -50,11 +50,11 @@ pub fn completion(result: &str, method: &Method) -> Option<(usize, Cow<'static, 
     if bytes[open] != b'{' || bytes[close] != b'}' || close <= open {
         return None;
     }
-    let names = |key: &[u8]| memchr::memmem::find(bytes, key).is_some();
+    // Finders built once (building one costs more than searching a small result).
     let mut has = ResultKeys {
-        result_type: names(b"\"resultType\""),
-        ttl: !cacheable || names(b"\"ttlMs\""),
-        scope: !cacheable || names(b"\"cacheScope\""),
+        result_type: crate::finder!(b"\"resultType\"").find(bytes).is_some(),
+        ttl: !cacheable || crate::finder!(b"\"ttlMs\"").find(bytes).is_some(),
+        scope: !cacheable || crate::finder!(b"\"cacheScope\"").find(bytes).is_some(),
     };
     if has.result_type || (cacheable && (has.ttl || has.scope)) {
         let top = serde_json::from_str::<ResultKeys>(result).ok()?;
