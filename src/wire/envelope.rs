@@ -141,8 +141,14 @@ impl Parts {
         }
         let read = s
             .members(|key, s| {
-                let Some(slot) = MEMBERS.iter().position(|m| *m == key.text()) else {
-                    return s.value().map(drop);
+                let slot = match &*key.text() {
+                    "jsonrpc" => 0,
+                    "id" => 1,
+                    "method" => 2,
+                    "params" => 3,
+                    "result" => 4,
+                    "error" => 5,
+                    _ => return s.value().map(drop),
                 };
                 let v = s.value()?;
                 if parts.0[slot].replace(v).is_some() {

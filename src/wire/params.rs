@@ -62,7 +62,8 @@ pub struct RefPeek<'a> {
     pub uri: Option<Raw<'a>>,
 }
 
-/// The members of `params` that [`ParamsPeek`] reads, by the bit that marks each as seen.
+/// The members of `params` that [`ParamsPeek`] reads, by the bit that marks each as seen
+/// (the order of the match in [`ParamsPeek::parse`]).
 const FIELDS: [&str; 13] = [
     "name",
     "uri",
@@ -152,8 +153,21 @@ impl<'a> ParamsPeek<'a> {
         let mut p = ParamsPeek::default();
         let mut seen = 0u16;
         s.members(|key, s| {
-            let Some(i) = FIELDS.iter().position(|f| *f == key.text()) else {
-                return s.value().map(drop);
+            let i = match &*key.text() {
+                "name" => 0,
+                "uri" => 1,
+                "ref" => 2,
+                "_meta" => 3,
+                "cursor" => 4,
+                "requestId" => 5,
+                "progressToken" => 6,
+                "level" => 7,
+                "protocolVersion" => 8,
+                "capabilities" => 9,
+                "arguments" => 10,
+                "inputResponses" => 11,
+                "requestState" => 12,
+                _ => return s.value().map(drop),
             };
             first_time(&mut seen, &FIELDS, i)?;
             match i {

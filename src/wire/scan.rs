@@ -219,24 +219,7 @@ impl<'a> Scanner<'a> {
         self.at += 1;
         let mut escaped = false;
         loop {
-            // Most strings in a message are short: a byte loop finds their end sooner than
-            // a vector search is set up. Past a few dozen bytes, the vector search takes over.
-            let short_end = (self.at + 32).min(b.len());
-            while self.at < short_end && !STOPS[usize::from(b[self.at])] {
-                self.at += 1;
-            }
-            if self.at == short_end && short_end < b.len() {
-                let rest = &b[self.at..];
-                let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
-                    self.at = b.len();
-                    return self.fail("unterminated string");
-                };
-                if let Some(c) = rest[..n].iter().position(|&c| c < 0x20) {
-                    self.at += c;
-                    return self.fail("control character in a string");
-                }
-                self.at += n;
-            }
+            self.at = plain_run_end(b, self.at);
             match b.get(self.at) {
                 None => return self.fail("unterminated string"),
                 Some(c) if *c < 0x20 => return self.fail("control character in a string"),
@@ -370,6 +353,34 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Where the run of plain string content starting at `at` ends: at the first closing quote,
+/// backslash or control character, or the end of `b`. Eight bytes at a time: a byte is
+/// flagged where its XOR with `"` or `\` is zero, or where it is below 0x20 (the lowest flag
+/// is exact; those above it may be carries, and are not used).
+fn plain_run_end(b: &[u8], mut at: usize) -> usize {
+    while let Some(chunk) = b.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+        let flags = (zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & HIGHS;
+        if flags != 0 {
+            return at + (flags.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < b.len() && !STOPS[usize::from(b[at])] {
+        at += 1;
+    }
+    at
 }
 
 /// Bytes that end a run of plain string content: the closing quote, an escape, and the
