@@ -12,8 +12,8 @@ use super::RouteError;
 use super::Router;
 use crate::protocol::{cursor, names, Era};
 use crate::session::{Route, Routes};
-use crate::upstream::Session;
 use crate::upstream::{ListItems, UpstreamHandle};
+use crate::upstream::{Session, UpstreamError};
 use crate::wire::envelope::{code, span_of};
 use crate::wire::params::ParamsPeek;
 use crate::wire::rewrite::{splice, Edit};
@@ -104,7 +104,7 @@ struct Listed {
 /// calling client's own capabilities (what it lists may depend on them), and its list is
 /// shared with other clients only if every page said `public`, for the smallest `ttlMs`
 /// they gave; a `private` list serves only the request that fetched it.
-async fn fetch_all(h: &UpstreamHandle, k: &ListKind, caps: &[u8]) -> Result<Listed, String> {
+async fn fetch_all(h: &UpstreamHandle, k: &ListKind, caps: &[u8]) -> Result<Listed, UpstreamError> {
     let per_client = h.shared.owner.is_some();
     if let Some((items, left)) = h.cached_list_expiring(k.method) {
         let hint = match left {
@@ -164,7 +164,7 @@ async fn fetch_pages(
     h: &UpstreamHandle,
     k: &ListKind,
     caps: &[u8],
-) -> Result<(ListItems, Option<CacheHint>), String> {
+) -> Result<(ListItems, Option<CacheHint>), UpstreamError> {
     let modern = h.is_modern();
     let mut hint: Option<CacheHint> = None;
     let mut items = Vec::new();
@@ -189,10 +189,12 @@ async fn fetch_pages(
             p.freeze()
         });
         let result = h.internal(k.method, params).await?;
-        let page = fields(&result).ok_or_else(|| format!("bad {} result", k.method))?;
+        let bad = |why: String| UpstreamError::malformed(&h.shared.name, why);
+        let page = fields(&result)
+            .ok_or_else(|| bad(format!("a {} result that is no object", k.method)))?;
         let list = page
             .get(k.field)
-            .ok_or_else(|| format!("{} result without {}", k.method, k.field))?;
+            .ok_or_else(|| bad(format!("a {} result without {}", k.method, k.field)))?;
         let page_hint = CacheHint {
             ttl_ms: page
                 .get("ttlMs")
@@ -203,8 +205,8 @@ async fn fetch_pages(
                 .is_some_and(|s| s.get() == "\"public\""),
         };
         hint = Some(hint.map_or(page_hint, |h| h.and(page_hint)));
-        let part: Vec<&RawValue> =
-            serde_json::from_str(list.get()).map_err(|e| format!("bad {}: {e}", k.field))?;
+        let part: Vec<&RawValue> = serde_json::from_str(list.get())
+            .map_err(|e| bad(format!("{} is no array: {e}", k.field)))?;
         items.extend(part.into_iter().map(|r| r.to_owned()));
         match page.get("nextCursor") {
             Some(c) if c.get() != "null" => next = Some(Bytes::copy_from_slice(c.get().as_bytes())),

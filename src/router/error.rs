@@ -64,3 +64,11 @@ impl std::fmt::Display for RouteError {
 }
 
 impl std::error::Error for RouteError {}
+
+impl From<crate::upstream::UpstreamError> for RouteError {
+    /// A request the router made for the client (a subscription, say) got no result: the
+    /// client is told the code the upstream error carries.
+    fn from(e: crate::upstream::UpstreamError) -> Self {
+        RouteError::new(e.code(), e.to_string())
+    }
+}

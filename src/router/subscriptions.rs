@@ -105,10 +105,7 @@ impl Router {
             } else {
                 "resources/unsubscribe"
             };
-            handle
-                .internal(method, Some(uri_params(uri)))
-                .await
-                .map_err(|e| RouteError::new(code::INTERNAL_ERROR, e))?;
+            handle.internal(method, Some(uri_params(uri))).await?;
         }
         Ok(())
     }

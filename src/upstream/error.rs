@@ -23,6 +23,13 @@ pub enum UpstreamError {
         /// What happened.
         why: String,
     },
+    /// The server answered with a result that is not what the method returns.
+    Malformed {
+        /// The server's configured name.
+        server: String,
+        /// What was wrong with it.
+        why: String,
+    },
 }
 
 /// What a request of the router's own comes back with.
@@ -39,11 +46,40 @@ impl UpstreamError {
     }
 }
 
+impl UpstreamError {
+    /// The JSON-RPC code a client is told when this error ends its request: the server's
+    /// own code when it answered with one, the documented code when no answer could be had,
+    /// an internal error for an answer that was not what was asked.
+    pub fn code(&self) -> i64 {
+        match self {
+            UpstreamError::Answered { error, .. } => {
+                #[derive(serde::Deserialize)]
+                struct Code {
+                    code: i64,
+                }
+                serde_json::from_str::<Code>(error)
+                    .map_or(crate::wire::envelope::code::INTERNAL_ERROR, |c| c.code)
+            }
+            UpstreamError::Unavailable { code, .. } => *code,
+            UpstreamError::Malformed { .. } => crate::wire::envelope::code::INTERNAL_ERROR,
+        }
+    }
+
+    /// A result from `server` that is not what was asked for.
+    pub fn malformed(server: &str, why: impl Into<String>) -> Self {
+        UpstreamError::Malformed {
+            server: server.to_string(),
+            why: why.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             UpstreamError::Answered { server, error } => write!(f, "{server} answered: {error}"),
             UpstreamError::Unavailable { server, why, .. } => write!(f, "{server}: {why}"),
+            UpstreamError::Malformed { server, why } => write!(f, "{server} answered badly: {why}"),
         }
     }
 }
@@ -53,5 +89,34 @@ impl std::error::Error for UpstreamError {}
 impl From<UpstreamError> for String {
     fn from(e: UpstreamError) -> String {
         e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::envelope::code;
+
+    #[test]
+    fn each_error_knows_the_code_a_client_is_told() {
+        let answered = UpstreamError::Answered {
+            server: "s".into(),
+            error: r#"{"code":-32601,"message":"no such method"}"#.into(),
+        };
+        assert_eq!(answered.code(), code::METHOD_NOT_FOUND);
+        let garbled = UpstreamError::Answered {
+            server: "s".into(),
+            error: "\"oops\"".into(),
+        };
+        assert_eq!(garbled.code(), code::INTERNAL_ERROR);
+        let gone = UpstreamError::unavailable("s", code::UPSTREAM_UNAVAILABLE, "went away");
+        assert_eq!(gone.code(), code::UPSTREAM_UNAVAILABLE);
+        assert_eq!(gone.to_string(), "s: went away");
+        let bad = UpstreamError::malformed("s", "a tools/list result without tools");
+        assert_eq!(bad.code(), code::INTERNAL_ERROR);
+        assert_eq!(
+            bad.to_string(),
+            "s answered badly: a tools/list result without tools"
+        );
     }
 }
