@@ -153,7 +153,18 @@ pub fn envelope(data: &[u8]) {
     }
     let frame = Bytes::copy_from_slice(data);
     let _ = split_batch(&frame);
-    match Envelope::parse(frame.clone()) {
+    // Reading `params` in the envelope's pass changes nothing about the envelope.
+    let plain = Envelope::parse(frame.clone());
+    let with = Envelope::parse_reading_params(frame.clone(), |_, _, _| ());
+    match (&plain, &with) {
+        (Ok(a), Ok((b, _))) => assert_eq!(
+            (a.kind, &a.method, &a.id, &a.params, &a.payload),
+            (b.kind, &b.method, &b.id, &b.params, &b.payload)
+        ),
+        (Err(a), Err(b)) => assert_eq!(a.code, b.code),
+        _ => panic!("parse and parse_reading_params disagree"),
+    }
+    match plain {
         Err(e) => assert!([
             code::PARSE_ERROR,
             code::INVALID_REQUEST,

@@ -134,8 +134,15 @@ pub async fn receive(router: &Arc<Router>, frame: Bytes, facts: Facts<'_>) -> An
         }
         return batch(router, &session, frame).await;
     }
-    let env = match Envelope::parse(frame) {
-        Ok(env) => env,
+    // A frame that may be a 2026 request has its `params` read in the envelope's own pass.
+    let parsed = if may_be_modern(&frame, headers, &session) {
+        Envelope::parse_reading_params(frame, RequestMeta::read)
+            .map(|(env, meta)| (env, Some(meta.unwrap_or_default())))
+    } else {
+        Envelope::parse(frame).map(|env| (env, None))
+    };
+    let (env, meta) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => return refuse(400, e.id.as_deref(), e.code, &e.message),
     };
     // A 2026 client over stdio cancels a request (a listen stream too) by its id.
@@ -144,7 +151,7 @@ pub async fn receive(router: &Arc<Router>, frame: Bytes, facts: Facts<'_>) -> An
             return Answer::Accepted;
         }
     }
-    if let Some(meta) = modern_meta(&env, headers, &session) {
+    if let Some(meta) = meta.filter(|m| is_modern(&env, m, &session)) {
         return modern_request(router, env, meta, headers, session).await;
     }
     if let Some(a) = headers.and_then(|h| check_version(h, env.id_bytes().as_deref())) {
@@ -156,25 +163,27 @@ pub async fn receive(router: &Arc<Router>, frame: Bytes, facts: Facts<'_>) -> An
     }
 }
 
-/// A 2026-07-28 request's `_meta`, or `None` for a handshake-era message. Over HTTP: no
-/// session, and the version header or `_meta` says 2026 (an `initialize` sent that way is a
-/// removed method). Over stdio: a request whose `_meta` names a protocol version.
-fn modern_meta(
-    env: &Envelope,
-    headers: Option<&dyn Headers>,
-    session: &SessionSlot<'_>,
-) -> Option<RequestMeta> {
+/// Could this frame be a 2026-07-28 request? Over HTTP: no session, and the version header
+/// or `_meta` says 2026 (an `initialize` sent that way is a removed method). Over stdio: the
+/// frame names a 2026 protocol version (confirmed by [`is_modern`] once it is read).
+fn may_be_modern(frame: &[u8], headers: Option<&dyn Headers>, session: &SessionSlot<'_>) -> bool {
     match session {
-        SessionSlot::Named(Some(_)) => None,
-        SessionSlot::Named(None) => (headers.and_then(|h| h.get("mcp-protocol-version"))
-            == Some(modern::VERSION)
-            || modern::carries_envelope(&env.frame))
-        .then(|| RequestMeta::of(env)),
+        SessionSlot::Named(Some(_)) => false,
+        SessionSlot::Named(None) => {
+            headers.and_then(|h| h.get("mcp-protocol-version")) == Some(modern::VERSION)
+                || modern::carries_envelope(frame)
+        }
+        SessionSlot::Connection { .. } => modern::carries_envelope(frame),
+    }
+}
+
+/// Is the frame, read, a 2026-07-28 request? Over HTTP every candidate is (its checks then
+/// refuse what is wrong with it); over stdio, only a request whose `_meta` names a version.
+fn is_modern(env: &Envelope, meta: &RequestMeta, session: &SessionSlot<'_>) -> bool {
+    match session {
+        SessionSlot::Named(_) => true,
         SessionSlot::Connection { .. } => {
-            if env.kind != Kind::Request || !modern::carries_envelope(&env.frame) {
-                return None;
-            }
-            Some(RequestMeta::of(env)).filter(|m| m.protocol_version.is_some())
+            env.kind == Kind::Request && meta.protocol_version.is_some()
         }
     }
 }

@@ -13,7 +13,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::params::str_value;
+use super::params::{str_value, ParamsPeek};
 use super::scan::{is_json, ScanError, Scanner};
 
 pub use super::method::Method;
@@ -116,8 +116,9 @@ struct Parts([Option<Range<usize>>; 6]);
 
 impl Parts {
     /// One pass of the scanner over the frame: every byte checked, the members placed.
-    fn read(text: &str) -> Result<Parts, WireError> {
+    fn read(text: &str, read_params: bool) -> Result<(Parts, Option<ParamsPeek<'_>>), WireError> {
         let mut parts = Parts::default();
+        let mut peek = None;
         let mut s = Scanner::new(text);
         if s.peek() != Some(b'{') {
             // Batches are split before this; anything else that is JSON is no message.
@@ -150,7 +151,23 @@ impl Parts {
                     "error" => 5,
                     _ => return s.value().map(drop),
                 };
-                let v = s.value()?;
+                let v = if slot == 3 && read_params && s.peek() == Some(b'{') {
+                    // `params` read in this same pass; if they cannot be read as the router
+                    // reads them, they are only skipped here (and the router says why).
+                    let start = s.position();
+                    match ParamsPeek::read(s) {
+                        Ok(p) => {
+                            peek = Some(p);
+                            start..s.position()
+                        }
+                        Err(_) => {
+                            s.set_position(start);
+                            s.value()?
+                        }
+                    }
+                } else {
+                    s.value()?
+                };
                 if parts.0[slot].replace(v).is_some() {
                     return Err(ScanError::Invalid(format!(
                         "duplicate field `{}`",
@@ -161,7 +178,7 @@ impl Parts {
             })
             .and_then(|_| s.finish());
         match read {
-            Ok(()) => Ok(parts),
+            Ok(()) => Ok((parts, peek)),
             Err(e @ ScanError::Syntax { .. }) => Err(WireError::new(
                 code::PARSE_ERROR,
                 format!("parse error: {e}"),
@@ -199,14 +216,62 @@ pub fn is_valid_id(raw: &str) -> bool {
 impl Envelope {
     /// Parse one frame. Batches (arrays) are the caller's concern: see [`split_batch`].
     pub fn parse(frame: Bytes) -> Result<Envelope, WireError> {
-        let text = std::str::from_utf8(&frame).map_err(|e| {
-            WireError::new(
-                code::PARSE_ERROR,
-                format!("parse error: not UTF-8 (byte {})", e.valid_up_to()),
-                None,
-            )
-        })?;
-        let Parts([jsonrpc, id, method, params, result, error]) = Parts::read(text)?;
+        let text = utf8(&frame)?;
+        let (shape, _) = Shape::read(text, false)?;
+        Ok(shape.with(frame))
+    }
+
+    /// Parse one frame and read its `params` in the same pass: `read` is given the method,
+    /// the frame and what the read found, and its answer comes back beside the envelope.
+    /// `None` when there are no `params`, they are no object, or they could not be read as
+    /// [`ParamsPeek::parse`] reads them (which then says why).
+    pub fn parse_reading_params<T>(
+        frame: Bytes,
+        read: impl FnOnce(&Method, &[u8], &ParamsPeek<'_>) -> T,
+    ) -> Result<(Envelope, Option<T>), WireError> {
+        let text = utf8(&frame)?;
+        let (shape, peek) = Shape::read(text, true)?;
+        let out = peek.map(|p| read(&shape.method, text.as_bytes(), &p));
+        Ok((shape.with(frame), out))
+    }
+}
+
+/// The frame as text; JSON is UTF-8.
+fn utf8(frame: &[u8]) -> Result<&str, WireError> {
+    std::str::from_utf8(frame).map_err(|e| {
+        WireError::new(
+            code::PARSE_ERROR,
+            format!("parse error: not UTF-8 (byte {})", e.valid_up_to()),
+            None,
+        )
+    })
+}
+
+/// What [`Envelope::parse`] finds, before the frame is moved into the envelope.
+struct Shape {
+    kind: Kind,
+    method: Method,
+    id: Option<Range<usize>>,
+    params: Option<Range<usize>>,
+    payload: Option<Range<usize>>,
+}
+
+impl Shape {
+    fn with(self, frame: Bytes) -> Envelope {
+        Envelope {
+            frame,
+            kind: self.kind,
+            method: self.method,
+            id: self.id,
+            params: self.params,
+            payload: self.payload,
+        }
+    }
+
+    /// The envelope's checks, and (with `read_params`) the read of its `params`.
+    fn read(text: &str, read_params: bool) -> Result<(Shape, Option<ParamsPeek<'_>>), WireError> {
+        let (Parts([jsonrpc, id, method, params, result, error]), peek) =
+            Parts::read(text, read_params)?;
         let raw = |r: &Option<Range<usize>>| r.clone().map(|r| &text[r]);
         let (raw_id, raw_method) = (raw(&id), raw(&method));
         // `"id": null` is allowed only on an error answering a request that could not be read.
@@ -223,7 +288,10 @@ impl Envelope {
             }
             None => None,
         };
-        let id_bytes = || id.clone().map(|r| frame.slice(r));
+        let id_bytes = || {
+            id.clone()
+                .map(|r| Bytes::copy_from_slice(text[r].as_bytes()))
+        };
         if raw(&jsonrpc) != Some("\"2.0\"") {
             return Err(WireError::new(
                 code::INVALID_REQUEST,
@@ -256,14 +324,14 @@ impl Envelope {
             } else {
                 Kind::Notification
             };
-            return Ok(Envelope {
+            let shape = Shape {
                 kind,
                 method: Method::from_name(&name),
                 id,
                 params,
                 payload: None,
-                frame,
-            });
+            };
+            return Ok((shape, peek));
         }
         let (kind, payload) = match (result, error) {
             (Some(r), None) => (Kind::Response, r),
@@ -284,17 +352,18 @@ impl Envelope {
                 None,
             ));
         }
-        let payload = Some(payload);
-        Ok(Envelope {
+        let shape = Shape {
             kind,
             method: Method::None,
             id,
             params,
-            payload,
-            frame,
-        })
+            payload: Some(payload),
+        };
+        Ok((shape, peek))
     }
+}
 
+impl Envelope {
     /// An error reply's `error.code`.
     pub fn error_code(&self) -> Option<i64> {
         if self.kind != Kind::Error {
@@ -319,7 +388,7 @@ impl Envelope {
     /// the envelope parse already validated the JSON).
     pub fn peek(&self) -> crate::wire::params::ParamsPeek<'_> {
         self.params_str()
-            .and_then(|p| crate::wire::params::ParamsPeek::parse(p).ok())
+            .and_then(|p| ParamsPeek::parse(p).ok())
             .unwrap_or_default()
     }
 
@@ -491,5 +560,31 @@ mod tests {
             split_batch(&Bytes::from_static(b"[]")).unwrap_err().code,
             code::INVALID_REQUEST
         );
+    }
+
+    #[test]
+    fn params_read_in_the_envelope_pass_as_a_separate_read_finds_them() {
+        let frame = r#"{"jsonrpc":"2.0","params":{"name":"t","_meta":{"progressToken":3}},"id":1,"method":"tools/call"}"#;
+        let read = |m: &Method, f: &[u8], p: &ParamsPeek<'_>| (m.clone(), p.spans(f));
+        let (env, spans) =
+            Envelope::parse_reading_params(Bytes::from_static(frame.as_bytes()), read).unwrap();
+        let alone = ParamsPeek::parse(env.params_str().unwrap())
+            .unwrap()
+            .spans(&env.frame);
+        assert_eq!(spans, Some((Method::ToolsCall, alone)));
+        // Params the router's read refuses still make a message (the router says why).
+        let dup =
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#;
+        let (env, spans) =
+            Envelope::parse_reading_params(Bytes::from_static(dup.as_bytes()), read).unwrap();
+        assert!(spans.is_none() && env.params.is_some());
+        let bad = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1]}"#;
+        let e =
+            Envelope::parse_reading_params(Bytes::from_static(bad.as_bytes()), read).unwrap_err();
+        assert_eq!(e.code, code::INVALID_PARAMS);
+        let broken = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a",}}"#;
+        let e = Envelope::parse_reading_params(Bytes::from_static(broken.as_bytes()), read)
+            .unwrap_err();
+        assert_eq!(e.code, code::PARSE_ERROR);
     }
 }

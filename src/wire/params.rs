@@ -150,6 +150,13 @@ impl<'a> ParamsPeek<'a> {
                 "invalid params: not JSON".into()
             });
         }
+        ParamsPeek::read(&mut s)
+            .and_then(|p| s.finish().map(|_| p))
+            .map_err(|e| format!("invalid params: {e}"))
+    }
+
+    /// The same, for the object `s` is before (the envelope's pass reads `params` with it).
+    pub fn read(s: &mut Scanner<'a>) -> Result<ParamsPeek<'a>, ScanError> {
         let mut p = ParamsPeek::default();
         let mut seen = 0u16;
         s.members(|key, s| {
@@ -187,9 +194,7 @@ impl<'a> ParamsPeek<'a> {
                 _ => {}
             }
             Ok(())
-        })
-        .and_then(|_| s.finish())
-        .map_err(|e| format!("invalid params: {e}"))?;
+        })?;
         Ok(p)
     }
 

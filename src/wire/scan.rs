@@ -96,6 +96,16 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Where the scanner is (a byte offset into the text).
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
+    /// Go back to a position [`Scanner::position`] gave.
+    pub fn set_position(&mut self, at: usize) {
+        self.at = at.min(self.text.len());
+    }
+
     /// The next byte after whitespace, not consumed.
     pub fn peek(&mut self) -> Option<u8> {
         self.ws();

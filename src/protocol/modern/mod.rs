@@ -75,16 +75,22 @@ impl RequestMeta {
     /// `Mcp-Name` must equal, and where the routing keys sit (with the cuts that take the
     /// envelope out for a handshake-era server), so the router reads nothing again.
     pub fn from_peek(env: &Envelope, peek: &ParamsPeek<'_>) -> RequestMeta {
-        let named = match env.method {
+        RequestMeta::read(&env.method, &env.frame, peek)
+    }
+
+    /// The same, given the method and the frame `peek` was read from (for
+    /// [`Envelope::parse_reading_params`], which reads `params` in the envelope's own pass).
+    pub fn read(method: &Method, frame: &[u8], peek: &ParamsPeek<'_>) -> RequestMeta {
+        let named = match method {
             Method::ToolsCall | Method::PromptsGet => peek.name,
             Method::ResourcesRead => peek.uri,
             _ => None,
         };
-        let mut spans = peek.spans(&env.frame);
+        let mut spans = peek.spans(frame);
         let meta = peek.meta.as_ref();
         if let Some(m) = meta {
             spans.cuts = m
-                .cuts(&env.frame, |k| ENVELOPE_KEYS.contains(&k))
+                .cuts(frame, |k| ENVELOPE_KEYS.contains(&k))
                 .unwrap_or_default();
         }
         let text = |key: &str| {
