@@ -67,7 +67,13 @@ fn elicitation_round_trip_between_real_sdks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instructions_are_labelled_per_server() {
     let (_py, py_url) = start_py_server();
-    let router = start_router(&two_servers_config(&py_url));
+    // `initialize` waits for every upstream's handshake up to the list timeout; on a busy
+    // machine two servers starting at once can take longer than the default 5 s.
+    let config = format!(
+        "[limits]\nlist_timeout_ms = 30000\n{}",
+        two_servers_config(&py_url)
+    );
+    let router = start_router(&config);
     let mut c = RawClient::new(&router.url);
     let init = c.initialize("2025-11-25", "{}").await;
     let text = init["result"]["instructions"]

@@ -98,19 +98,32 @@ pub struct ClientCaps {
 impl ClientCaps {
     /// Reads the client's `capabilities` object; anything unreadable declares nothing.
     pub fn parse(raw: Option<&str>) -> ClientCaps {
-        let Some(raw) = raw else {
-            return ClientCaps::default();
-        };
+        raw.map_or_else(ClientCaps::default, |raw| {
+            ClientCaps::read(raw, || Bytes::copy_from_slice(raw.as_bytes()))
+        })
+    }
+
+    /// The same for capabilities that are a slice of a frame (a 2026 request's `_meta`):
+    /// kept as that slice, not copied.
+    pub fn parse_shared(raw: Bytes) -> ClientCaps {
+        match std::str::from_utf8(&raw) {
+            Ok(text) => ClientCaps::read(text, || raw.clone()),
+            Err(_) => ClientCaps::default(),
+        }
+    }
+
+    fn read(raw: &str, as_declared: impl FnOnce() -> Bytes) -> ClientCaps {
         let members = crate::wire::json::Members::parse(raw).unwrap_or_default();
         let on = |key: &str| members.get(key).is_some_and(|v| v.get() != "null");
-        let kept = without_tasks(raw);
+        let kept = match without_tasks(raw) {
+            Some(stripped) => Bytes::copy_from_slice(stripped.get().as_bytes()),
+            None => as_declared(),
+        };
         ClientCaps {
             sampling: on("sampling"),
             elicitation: on("elicitation"),
             roots: on("roots"),
-            raw: Some(Bytes::copy_from_slice(
-                kept.as_deref().map_or(raw, RawValue::get).as_bytes(),
-            )),
+            raw: Some(kept),
         }
     }
 

@@ -215,13 +215,18 @@ impl<U: Link> Session<U> {
     pub fn for_request(
         method: crate::wire::Method,
         meta: crate::protocol::modern::RequestMeta,
-        frame: &[u8],
+        frame: &bytes::Bytes,
         stream_cap: usize,
     ) -> Arc<Self> {
         let s = Self::with_request(
             "modern".into(),
             Era::Modern,
-            ClientCaps::parse(meta.client_capabilities.as_deref()),
+            meta.client_capabilities
+                .clone()
+                .filter(|r| r.end <= frame.len())
+                .map_or_else(ClientCaps::default, |r| {
+                    ClientCaps::parse_shared(frame.slice(r))
+                }),
             Sink::Stream(ReplyStream::new(0, 2)),
             stream_cap,
             Some(ModernRequest {

@@ -37,18 +37,16 @@ pub const UNSUPPORTED_VERSION: i64 = -32022;
 #[derive(Debug, Default)]
 pub struct RequestMeta {
     /// `_meta` `io.modelcontextprotocol/protocolVersion`.
-    pub protocol_version: Option<String>,
-    /// `_meta` `io.modelcontextprotocol/clientCapabilities`, raw JSON.
-    pub client_capabilities: Option<Box<str>>,
+    pub protocol_version: Option<Cow<'static, str>>,
+    /// Where `_meta` `io.modelcontextprotocol/clientCapabilities` sits in the frame (raw
+    /// JSON).
+    pub client_capabilities: Option<std::ops::Range<usize>>,
     /// `_meta` `io.modelcontextprotocol/logLevel`.
     pub log_level: Option<String>,
     /// The `Mcp-Param-*` headers of an HTTP request (lowercase names, in order, repeats
     /// kept), checked against the called tool's arguments once the tool is known; `None`
     /// where there are no headers (stdio).
     pub param_headers: Option<crate::protocol::param_headers::Received>,
-    /// `params.name` (`params.uri` for a read) when it is a string: what `Mcp-Name` must
-    /// equal, read in the same pass as `_meta`.
-    pub named: Option<String>,
     /// Where the request's routing keys sit, from that same pass (`None` when `params`
     /// could not be read: the router then answers with the reason).
     pub spans: Option<CallSpans>,
@@ -75,17 +73,12 @@ impl RequestMeta {
     /// `Mcp-Name` must equal, and where the routing keys sit (with the cuts that take the
     /// envelope out for a handshake-era server), so the router reads nothing again.
     pub fn from_peek(env: &Envelope, peek: &ParamsPeek<'_>) -> RequestMeta {
-        RequestMeta::read(&env.method, &env.frame, peek)
+        RequestMeta::read(&env.frame, peek)
     }
 
-    /// The same, given the method and the frame `peek` was read from (for
+    /// The same, given the frame `peek` was read from (for
     /// [`Envelope::parse_reading_params`], which reads `params` in the envelope's own pass).
-    pub fn read(method: &Method, frame: &[u8], peek: &ParamsPeek<'_>) -> RequestMeta {
-        let named = match method {
-            Method::ToolsCall | Method::PromptsGet => peek.name,
-            Method::ResourcesRead => peek.uri,
-            _ => None,
-        };
+    pub fn read(frame: &[u8], peek: &ParamsPeek<'_>) -> RequestMeta {
         let mut spans = peek.spans(frame);
         let meta = peek.meta.as_ref();
         if let Some(m) = meta {
@@ -98,14 +91,21 @@ impl RequestMeta {
                 .and_then(raw_str)
                 .map(Cow::into_owned)
         };
+        // The version a 2026 client sends is almost always ours: no copy of it then.
+        let protocol_version = text("io.modelcontextprotocol/protocolVersion").map(|v| {
+            if v == VERSION {
+                Cow::Borrowed(VERSION)
+            } else {
+                Cow::Owned(v)
+            }
+        });
         RequestMeta {
-            protocol_version: text("io.modelcontextprotocol/protocolVersion"),
+            protocol_version,
             client_capabilities: meta
                 .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
-                .map(|c| c.get().into()),
+                .map(|c| crate::wire::envelope::span_of(frame, c.get())),
             log_level: text("io.modelcontextprotocol/logLevel"),
             param_headers: None,
-            named: named.and_then(raw_str).map(Cow::into_owned),
             spans: Some(spans),
         }
     }
@@ -226,9 +226,21 @@ pub fn validate<'h>(
         _ => None,
     };
     if let Some(field) = named {
+        // What `Mcp-Name` must equal: `params.name` (`params.uri` for a read), a string.
+        let body = meta
+            .spans
+            .as_ref()
+            .and_then(|s| {
+                if field == "uri" {
+                    s.uri.clone()
+                } else {
+                    s.name.clone()
+                }
+            })
+            .and_then(|r| crate::wire::params::str_value(env.text().get(r)?));
         match (
             header("mcp-name").and_then(decode_header_value),
-            meta.named.as_deref(),
+            body.as_deref(),
         ) {
             (Some(h), Some(b)) if h == b => {}
             (None, _) => return Err(mismatch("Mcp-Name header is required")),
