@@ -250,6 +250,7 @@ impl Router {
             ));
         }
         let method = env.method.clone();
+        let retry = meta.retry || meta.spans.is_none();
         let session = Session::for_request(
             method.clone(),
             meta,
@@ -265,7 +266,10 @@ impl Router {
             )));
         }
         let stream = session.new_stream();
-        if bridge::may_need_input(&method) && self.resume_parked(&session, &env, &stream)? {
+        if retry
+            && bridge::may_need_input(&method)
+            && self.resume_parked(&session, &env, &stream)?
+        {
             return Ok(Stateless::Stream {
                 session,
                 stream,

@@ -19,6 +19,13 @@ pub use stream::{CallInfo, ReplyStage, ReplyStream, Shed, Sink, StagedSink};
 use crate::protocol::{log_level_rank, ClientCaps, Era};
 use crate::wire::Envelope;
 
+/// The routes of a session that has listed nothing yet: one shared empty table (a listing
+/// replaces it whole), so a 2026 request's transient session allocates none.
+fn no_routes() -> Arc<Routes> {
+    static EMPTY: std::sync::OnceLock<Arc<Routes>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Arc::default).clone()
+}
+
 /// What a session keeps of an upstream: the router's handle to it. The session layer never
 /// names the upstream layer (which delivers into sessions, and so imports this one); the
 /// upstream layer's handle is the one implementation, and tests use their own.
@@ -102,9 +109,9 @@ pub struct Session<U: Link> {
     on_close: tokio::sync::Notify,
     /// Numbers for reply streams (0 is the unsolicited stream).
     next_stream: AtomicU64,
-    /// One GET stream at a time, and where the last one stopped reading.
-    get_open: Arc<AtomicBool>,
-    get_cursor: Arc<AtomicU64>,
+    /// One GET stream at a time, and where the last one stopped reading (made on the first
+    /// GET: a 2026 request's transient session never has one).
+    get_stream: std::sync::OnceLock<(Arc<AtomicBool>, Arc<AtomicU64>)>,
     last_seen: AtomicU64,
     epoch: Instant,
     replay_cap: usize,
@@ -184,13 +191,12 @@ impl<U: Link> Session<U> {
                 next_server_request: 1,
                 streams: VecDeque::new(),
                 upstreams: HashMap::new(),
-                routes: Arc::new(Routes::default()),
+                routes: no_routes(),
             }),
             closed: AtomicBool::new(false),
             on_close: tokio::sync::Notify::new(),
             next_stream: AtomicU64::new(1),
-            get_open: Arc::new(AtomicBool::new(false)),
-            get_cursor: Arc::new(AtomicU64::new(0)),
+            get_stream: std::sync::OnceLock::new(),
             last_seen: AtomicU64::new(0),
             epoch: Instant::now(),
             replay_cap,
@@ -278,7 +284,13 @@ impl<U: Link> Session<U> {
 
     /// Whether a GET stream is open, and the last event id it delivered.
     pub fn get_stream_state(&self) -> (Arc<AtomicBool>, Arc<AtomicU64>) {
-        (self.get_open.clone(), self.get_cursor.clone())
+        let (open, cursor) = self.get_stream.get_or_init(|| {
+            (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicU64::new(0)),
+            )
+        });
+        (open.clone(), cursor.clone())
     }
 
     /// Marks the session as used now.

@@ -47,6 +47,9 @@ pub struct RequestMeta {
     /// kept), checked against the called tool's arguments once the tool is known; `None`
     /// where there are no headers (stdio).
     pub param_headers: Option<crate::protocol::param_headers::Received>,
+    /// Whether `params` carry `requestState` or `inputResponses` (a multi round-trip retry),
+    /// or could not be read (so might): only then is the request checked for a parked call.
+    pub retry: bool,
     /// Where the request's routing keys sit, from that same pass (`None` when `params`
     /// could not be read: the router then answers with the reason).
     pub spans: Option<CallSpans>,
@@ -106,6 +109,7 @@ impl RequestMeta {
                 .map(|c| crate::wire::envelope::span_of(frame, c.get())),
             log_level: text("io.modelcontextprotocol/logLevel"),
             param_headers: None,
+            retry: peek.request_state.is_some() || peek.input_responses.is_some(),
             spans: Some(spans),
         }
     }
