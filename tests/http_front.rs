@@ -26,6 +26,16 @@ async fn echo_works(c: &RawClient, tag: &str) {
     assert_eq!(r.status, 200);
     assert_eq!(r.response()["id"], json!(tag));
     assert_eq!(text_of(&r.response()["result"]), tag, "{:?}", r.response());
+    // A whole JSON reply goes out with its length, not chunked.
+    assert_eq!(
+        r.headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some(r.body.len().to_string().as_str()),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.headers.get("transfer-encoding").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

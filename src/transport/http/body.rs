@@ -24,6 +24,21 @@ impl Body for HttpBody {
             HttpBody::Sse(s) => s.poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
         }
     }
+
+    // A whole body says its length, so it goes out with Content-Length instead of being
+    // chunked (less to write, and less for the client to read).
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            HttpBody::Full(b) => {
+                hyper::body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            HttpBody::Sse(_) => hyper::body::SizeHint::default(),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, HttpBody::Full(None))
+    }
 }
 
 /// Reads a [`ReplyStream`] as SSE, from after a sequence number.
