@@ -26,12 +26,11 @@ impl Router {
                 &read
             }
         };
-        let text = env.text();
         let routes = session.state().routes.clone();
         let by_name = |at: &Range<usize>,
                        prompts: bool|
          -> Result<(usize, Option<NameEdit>), RouteError> {
-            let name = str_value(&text[at.clone()])
+            let name = str_value(env.str_at(at.clone()))
                 .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "name must be a string"))?;
             let route = self.resolve_name(&routes, &name, prompts).ok_or_else(|| {
                 RouteError::unlisted(
@@ -47,7 +46,7 @@ impl Router {
             Ok((route.server, edit))
         };
         let by_uri = |at: &Range<usize>| -> Result<usize, RouteError> {
-            let uri = str_value(&text[at.clone()])
+            let uri = str_value(env.str_at(at.clone()))
                 .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "uri must be a string"))?;
             self.resolve_uri(&routes, &uri).ok_or_else(|| {
                 RouteError::unlisted(

@@ -407,8 +407,13 @@ impl Envelope {
         std::str::from_utf8(&self.frame).unwrap_or("")
     }
 
-    fn str_at(&self, r: Range<usize>) -> &str {
-        self.text().get(r).unwrap_or("")
+    /// The text of a range of the frame (empty if it is out of the frame or does not fall
+    /// on character boundaries). Only those bytes are checked as UTF-8, not the whole frame.
+    pub fn str_at(&self, r: Range<usize>) -> &str {
+        self.frame
+            .get(r)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 }
 

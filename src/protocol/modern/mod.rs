@@ -241,7 +241,7 @@ pub fn validate<'h>(
                     s.name.clone()
                 }
             })
-            .and_then(|r| crate::wire::params::str_value(env.text().get(r)?));
+            .and_then(|r| crate::wire::params::str_value(env.str_at(r)));
         match (
             header("mcp-name").and_then(decode_header_value),
             body.as_deref(),
