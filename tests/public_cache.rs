@@ -153,3 +153,42 @@ async fn merged_lists_carry_the_most_careful_hint() {
         "handshake-era clients get no 2026 hints: {result}"
     );
 }
+
+/// A TCP relay to `to` that holds every connection made in its first `hold` before relaying
+/// it: an upstream whose first handshake is slow.
+async fn slow_start_relay(to: String, hold: std::time::Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the relay");
+    let addr = listener.local_addr().expect("relay address");
+    let open_at = tokio::time::Instant::now() + hold;
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let to = to.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(open_at).await;
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}/mcp")
+}
+
+/// A 2026 request sent while an upstream's first handshake is still under way waits for it
+/// (as `initialize` does), instead of being refused because the server is not known yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_request_waits_for_an_upstream_still_starting() {
+    let port = free_port();
+    let (_py, _) = start_py_server_with(port, &["--only", "2026-07-28"]);
+    let relay = slow_start_relay(
+        format!("127.0.0.1:{port}"),
+        std::time::Duration::from_millis(1500),
+    )
+    .await;
+    let router = start_router(&py_config(&relay));
+    let c = RawClient::new(&router.url);
+    let r = read_modern(&c, "py://reads", json!({})).await;
+    assert_eq!(text(&r), "read 1", "{r}");
+}
