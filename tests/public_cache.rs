@@ -19,6 +19,11 @@ async fn read_modern(c: &RawClient, uri: &str, caps: Value) -> Value {
         ))
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(
+        !r.response()["result"].is_null(),
+        "a read without a result: {:?}",
+        r.body
+    );
     r.response()["result"].clone()
 }
 
