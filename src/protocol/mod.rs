@@ -2,6 +2,7 @@
 //! levels, name prefixing, cursors and URI templates.
 
 pub mod header_value;
+pub mod list_page;
 pub mod modern;
 pub mod names;
 pub mod param_headers;

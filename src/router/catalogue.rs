@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use super::RouteError;
 use super::Router;
+use crate::protocol::list_page::ListPage;
 use crate::protocol::{cursor, names, Era};
 use crate::session::{Route, Routes};
 use crate::upstream::{ListItems, UpstreamHandle};
@@ -189,28 +190,18 @@ async fn fetch_pages(
             p.freeze()
         });
         let result = h.internal(k.method, params).await?;
-        let bad = |why: String| UpstreamError::malformed(&h.shared.name, why);
-        let page = fields(&result)
-            .ok_or_else(|| bad(format!("a {} result that is no object", k.method)))?;
-        let list = page
-            .get(k.field)
-            .ok_or_else(|| bad(format!("a {} result without {}", k.method, k.field)))?;
+        let page = ListPage::parse(std::str::from_utf8(&result).unwrap_or(""), k.field).map_err(
+            |why| UpstreamError::malformed(&h.shared.name, format!("{}: {why}", k.method)),
+        )?;
         let page_hint = CacheHint {
-            ttl_ms: page
-                .get("ttlMs")
-                .and_then(|t| t.get().parse::<u64>().ok())
-                .unwrap_or(0),
-            public: page
-                .get("cacheScope")
-                .is_some_and(|s| s.get() == "\"public\""),
+            ttl_ms: page.ttl_ms,
+            public: page.public,
         };
         hint = Some(hint.map_or(page_hint, |h| h.and(page_hint)));
-        let part: Vec<&RawValue> = serde_json::from_str(list.get())
-            .map_err(|e| bad(format!("{} is no array: {e}", k.field)))?;
-        items.extend(part.into_iter().map(|r| r.to_owned()));
-        match page.get("nextCursor") {
-            Some(c) if c.get() != "null" => next = Some(Bytes::copy_from_slice(c.get().as_bytes())),
-            _ => break,
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) => next = Some(Bytes::from(c)),
+            None => break,
         }
     }
     let items = Arc::new(items);

@@ -26,6 +26,7 @@ use super::{
 };
 use crate::config::{Transport, UpstreamEra};
 use crate::protocol::header_value::encode_header_value;
+use crate::protocol::list_page::ListPage;
 use crate::protocol::modern;
 use crate::wire::envelope::{code, is_batch, split_batch};
 use crate::wire::sse::SseDecoder;
@@ -264,7 +265,7 @@ impl HttpActor {
             let frame = json::message(Some(b"0"), "tools/list", Some(params.as_bytes()));
             let page = match self.handshake(conn, frame, held).await {
                 Ok((_, env)) if env.kind == Kind::Response => {
-                    ToolsPage::parse(env.payload_str().unwrap_or(""))
+                    ListPage::parse(env.payload_str().unwrap_or(""), "tools").ok()
                 }
                 Ok(_) => None,
                 Err(None) => return Err(None),
@@ -274,10 +275,10 @@ impl HttpActor {
                 tracing::warn!(server = %self.parts.config.name, "no tools/list to learn Mcp-Param headers from");
                 return Ok(());
             };
-            tools.extend(page.tools);
+            tools.extend(page.items);
             match page.next_cursor {
-                Some(c) if c.get() != "null" => cursor = Some(c.get().to_string()),
-                _ => break,
+                Some(c) => cursor = Some(c),
+                None => break,
             }
         }
         self.parts.handle.learn_tools(&tools);
@@ -359,18 +360,3 @@ impl HttpActor {
 
 /// Most pages of a tool list read at connect time (a guard against endless cursors).
 const MAX_LIST_PAGES: usize = 100;
-
-/// One page of a `tools/list` result.
-#[derive(serde::Deserialize)]
-struct ToolsPage {
-    #[serde(default)]
-    tools: Vec<Box<serde_json::value::RawValue>>,
-    #[serde(default, rename = "nextCursor")]
-    next_cursor: Option<Box<serde_json::value::RawValue>>,
-}
-
-impl ToolsPage {
-    fn parse(result: &str) -> Option<ToolsPage> {
-        serde_json::from_str(result).ok()
-    }
-}
