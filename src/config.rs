@@ -54,6 +54,9 @@ pub struct Limits {
     pub page_size: usize,
     /// Messages queued toward one client before it is shed as not reading.
     pub client_queue: usize,
+    /// How long an HTTP client may take to send a request's head; a connection that sends
+    /// half of one and stalls is closed after it.
+    pub header_read_timeout: Duration,
 }
 
 /// Whether clients share one upstream session or each gets its own.
@@ -172,6 +175,7 @@ struct RawLimits {
     replay_events: Option<usize>,
     page_size: Option<usize>,
     client_queue: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +271,9 @@ impl Config {
             replay_events: l.replay_events.unwrap_or(256).max(1),
             page_size: l.page_size.unwrap_or(500).max(1),
             client_queue: l.client_queue.unwrap_or(1024).max(8),
+            header_read_timeout: Duration::from_millis(
+                l.header_read_timeout_ms.unwrap_or(10_000).max(1),
+            ),
         };
 
         let mut servers = Vec::new();

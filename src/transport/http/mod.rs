@@ -97,11 +97,16 @@ pub async fn serve_connection<I>(front: Arc<HttpFront>, io: I)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let header_read_timeout = front.router.config.limits.header_read_timeout;
     let svc = hyper::service::service_fn(move |req| {
         let front = front.clone();
         async move { Ok::<_, Infallible>(handle(&front, req).await) }
     });
+    // A client that sends half a request head and stalls holds a socket and a task: it is
+    // closed once the head is overdue.
     if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
         .serve_connection(TokioIo::new(io), svc)
         .await
     {
