@@ -250,7 +250,7 @@ impl Router {
             ));
         }
         let method = env.method.clone();
-        let retry = meta.retry || meta.spans.is_none();
+        let retry = meta.may_be_retry();
         let session = Session::for_request(
             method.clone(),
             meta,

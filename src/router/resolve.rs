@@ -13,20 +13,21 @@ impl Router {
         session: &Arc<Session>,
         env: &Envelope,
     ) -> Result<(usize, CallEdits), RouteError> {
-        let read;
-        let spans = match session.request_spans(&env.frame) {
+        let (taken, routes) = {
+            let mut st = session.state();
+            (st.take_request_spans(&env.frame), st.routes.clone())
+        };
+        let spans = match taken {
             Some(spans) => spans,
             None => {
                 let params = env
                     .params_str()
                     .ok_or_else(|| RouteError::new(code::INVALID_PARAMS, "params are required"))?;
-                let peek = ParamsPeek::parse(params)
-                    .map_err(|e| RouteError::new(code::INVALID_PARAMS, e))?;
-                read = peek.spans(&env.frame);
-                &read
+                ParamsPeek::parse(params)
+                    .map_err(|e| RouteError::new(code::INVALID_PARAMS, e))?
+                    .spans(&env.frame)
             }
         };
-        let routes = session.state().routes.clone();
         let by_name = |at: &Range<usize>,
                        prompts: bool|
          -> Result<(usize, Option<NameEdit>), RouteError> {
@@ -86,8 +87,8 @@ impl Router {
         };
         let edits = CallEdits {
             name: edit,
-            token: spans.token.clone(),
-            cuts: spans.cuts.clone(),
+            token: spans.token,
+            cuts: spans.cuts,
         };
         Ok((idx, edits))
     }

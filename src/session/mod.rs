@@ -83,6 +83,22 @@ pub struct SessionState<U> {
     pub upstreams: HashMap<usize, U>,
     /// The names and URIs this session has been shown.
     pub routes: Arc<Routes>,
+    /// A transient session's one request: where its routing keys sit, from the ingress's
+    /// read of its `params`, and the frame they are ranges of (its address and length).
+    request_spans: Option<(crate::wire::params::CallSpans, usize, usize)>,
+}
+
+impl<U> SessionState<U> {
+    /// Where the routing keys of `frame` sit, if it is this transient session's request and
+    /// the ingress read them; taken, as one request is resolved once (a second resolve reads
+    /// `params` itself).
+    pub fn take_request_spans(&mut self, frame: &[u8]) -> Option<crate::wire::params::CallSpans> {
+        let (_, at, len) = self.request_spans.as_ref()?;
+        if *at != frame.as_ptr() as usize || *len != frame.len() {
+            return None;
+        }
+        self.request_spans.take().map(|(spans, _, _)| spans)
+    }
 }
 
 /// Who asked a server-to-client request, and so gets the client's answer.
@@ -129,9 +145,6 @@ struct ModernRequest {
     /// Its `Mcp-Param-*` headers, over HTTP (see
     /// [`crate::protocol::modern::RequestMeta::param_headers`]).
     param_headers: Option<crate::protocol::param_headers::Received>,
-    /// Where its routing keys sit, from the ingress's read of its `params`, and the frame
-    /// they are ranges of (its address and length: spans are handed out only for it).
-    spans: Option<(crate::wire::params::CallSpans, usize, usize)>,
 }
 
 /// See [`Session::on_drop_with_subscriptions`].
@@ -192,6 +205,7 @@ impl<U: Link> Session<U> {
                 streams: VecDeque::new(),
                 upstreams: HashMap::new(),
                 routes: no_routes(),
+                request_spans: None,
             }),
             closed: AtomicBool::new(false),
             on_close: tokio::sync::Notify::new(),
@@ -238,12 +252,15 @@ impl<U: Link> Session<U> {
             Some(ModernRequest {
                 method,
                 param_headers: meta.param_headers,
-                spans: meta
-                    .spans
-                    .map(|s| (s, frame.as_ptr() as usize, frame.len())),
             }),
         );
-        s.state().log_level = meta.log_level.as_deref().and_then(log_level_rank);
+        {
+            let mut st = s.state();
+            st.log_level = meta.log_level.as_deref().and_then(log_level_rank);
+            st.request_spans = meta
+                .spans
+                .map(|spans| (spans, frame.as_ptr() as usize, frame.len()));
+        }
         s
     }
 
@@ -251,13 +268,6 @@ impl<U: Link> Session<U> {
     /// request over HTTP, where they must agree with the called tool's arguments.
     pub fn param_headers(&self) -> Option<&[(Box<str>, Box<str>)]> {
         self.request.as_ref()?.param_headers.as_deref()
-    }
-
-    /// Where the routing keys of `frame` sit, if it is this transient session's request and
-    /// the ingress read them.
-    pub fn request_spans(&self, frame: &[u8]) -> Option<&crate::wire::params::CallSpans> {
-        let (spans, at, len) = self.request.as_ref()?.spans.as_ref()?;
-        (*at == frame.as_ptr() as usize && *len == frame.len()).then_some(spans)
     }
 
     /// The method of the one 2026-07-28 request a transient session serves (`None` for a

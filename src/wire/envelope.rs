@@ -13,8 +13,8 @@ use std::ops::Range;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::params::{str_value, ParamsPeek};
-use super::scan::{is_json, ScanError, Scanner};
+use super::params::ParamsPeek;
+use super::scan::{str_value, ScanError, Scanner};
 
 pub use super::method::Method;
 
@@ -106,11 +106,8 @@ pub struct Envelope {
     pub payload: Option<Range<usize>>,
 }
 
-/// The envelope's members, in the order of [`Parts`]'s slots.
-const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
-
-/// Where each envelope member sits, by its slot in [`MEMBERS`]; `null` counts as present
-/// (`"id": null` is not a notification).
+/// Where each envelope member sits, by slot (`jsonrpc`, `id`, `method`, `params`, `result`,
+/// `error`); `null` counts as present (`"id": null` is not a notification).
 #[derive(Default)]
 struct Parts([Option<Range<usize>>; 6]);
 
@@ -122,27 +119,20 @@ impl Parts {
         let mut s = Scanner::new(text);
         if s.peek() != Some(b'{') {
             // Batches are split before this; anything else that is JSON is no message.
-            let (code, message) = if is_json(text) {
-                (
+            let mut whole = Scanner::new(text);
+            let (code, message) = match whole.value().and_then(|_| whole.finish()) {
+                Ok(()) => (
                     code::INVALID_REQUEST,
                     "invalid request: expected a JSON object".to_string(),
-                )
-            } else {
-                let mut s = Scanner::new(text);
-                let e = s.value().and_then(|_| s.finish()).err();
-                (
-                    code::PARSE_ERROR,
-                    format!(
-                        "parse error: {}",
-                        e.map(|e| e.to_string()).unwrap_or_default()
-                    ),
-                )
+                ),
+                Err(e) => (code::PARSE_ERROR, format!("parse error: {e}")),
             };
             return Err(WireError::new(code, message, None));
         }
         let read = s
             .members(|key, s| {
-                let slot = match &*key.text() {
+                let name = key.text();
+                let slot = match &*name {
                     "jsonrpc" => 0,
                     "id" => 1,
                     "method" => 2,
@@ -169,10 +159,7 @@ impl Parts {
                     s.value()?
                 };
                 if parts.0[slot].replace(v).is_some() {
-                    return Err(ScanError::Invalid(format!(
-                        "duplicate field `{}`",
-                        MEMBERS[slot]
-                    )));
+                    return Err(ScanError::Invalid(format!("duplicate field `{name}`")));
                 }
                 Ok(())
             })

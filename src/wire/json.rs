@@ -197,11 +197,6 @@ impl<'a> Members<'a> {
         self.0.iter().find(|(k, _)| **k == *key).map(|(_, v)| *v)
     }
 
-    /// Whether any member's key `pick` picks.
-    pub fn any(&self, pick: impl Fn(&str) -> bool) -> bool {
-        self.0.iter().any(|(k, _)| pick(k))
-    }
-
     /// As [`member_cuts`], for members already read out of `base`.
     pub fn cuts(
         &self,

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use super::envelope::span_of;
 use super::json::Members;
+pub use super::scan::str_value;
 use super::scan::{is_json, ScanError, Scanner};
 
 /// A JSON value's text as written (checked JSON: the scanner read it).
@@ -62,31 +63,10 @@ pub struct RefPeek<'a> {
     pub uri: Option<Raw<'a>>,
 }
 
-/// The members of `params` that [`ParamsPeek`] reads, by the bit that marks each as seen
-/// (the order of the match in [`ParamsPeek::parse`]).
-const FIELDS: [&str; 13] = [
-    "name",
-    "uri",
-    "ref",
-    "_meta",
-    "cursor",
-    "requestId",
-    "progressToken",
-    "level",
-    "protocolVersion",
-    "capabilities",
-    "arguments",
-    "inputResponses",
-    "requestState",
-];
-
-/// Marks `field` as seen; a second time is an error, as a repeated member is ambiguous.
-fn first_time(seen: &mut u16, fields: &[&str], i: usize) -> Result<(), ScanError> {
+/// Marks member `i` as seen; a second time is an error, as a repeated member is ambiguous.
+fn first_time(seen: &mut u16, i: usize, name: &str) -> Result<(), ScanError> {
     if *seen & (1 << i) != 0 {
-        return Err(ScanError::Invalid(format!(
-            "duplicate field `{}`",
-            fields[i]
-        )));
+        return Err(ScanError::Invalid(format!("duplicate field `{name}`")));
     }
     *seen |= 1 << i;
     Ok(())
@@ -119,18 +99,25 @@ fn null_next(s: &mut Scanner<'_>) -> Result<bool, ScanError> {
 
 impl<'a> RefPeek<'a> {
     fn read(s: &mut Scanner<'a>) -> Result<RefPeek<'a>, ScanError> {
-        const REF: [&str; 3] = ["type", "name", "uri"];
         let mut r = RefPeek::default();
         let mut seen = 0u16;
         s.members(|key, s| {
-            let Some(i) = REF.iter().position(|f| *f == key.text()) else {
-                return s.value().map(drop);
-            };
-            first_time(&mut seen, &REF, i)?;
-            match i {
-                0 => r.kind = string_value(s, "type")?,
-                1 => r.name = raw_value(s)?,
-                _ => r.uri = raw_value(s)?,
+            let name = key.text();
+            let mut mark = |bit| first_time(&mut seen, bit, &name);
+            match &*name {
+                "type" => {
+                    mark(0)?;
+                    r.kind = string_value(s, "type")?;
+                }
+                "name" => {
+                    mark(1)?;
+                    r.name = raw_value(s)?;
+                }
+                "uri" => {
+                    mark(2)?;
+                    r.uri = raw_value(s)?;
+                }
+                _ => s.value().map(drop)?,
             }
             Ok(())
         })?;
@@ -160,38 +147,66 @@ impl<'a> ParamsPeek<'a> {
         let mut p = ParamsPeek::default();
         let mut seen = 0u16;
         s.members(|key, s| {
-            let i = match &*key.text() {
-                "name" => 0,
-                "uri" => 1,
-                "ref" => 2,
-                "_meta" => 3,
-                "cursor" => 4,
-                "requestId" => 5,
-                "progressToken" => 6,
-                "level" => 7,
-                "protocolVersion" => 8,
-                "capabilities" => 9,
-                "arguments" => 10,
-                "inputResponses" => 11,
-                "requestState" => 12,
-                _ => return s.value().map(drop),
-            };
-            first_time(&mut seen, &FIELDS, i)?;
-            match i {
-                0 => p.name = raw_value(s)?,
-                1 => p.uri = raw_value(s)?,
-                2 if !null_next(s)? => p.reference = Some(RefPeek::read(s)?),
-                3 if !null_next(s)? => p.meta = Some(Members::read(s)?),
-                4 => p.cursor = string_value(s, "cursor")?,
-                5 => p.request_id = raw_value(s)?,
-                6 => p.progress_token = raw_value(s)?,
-                7 => p.level = string_value(s, "level")?,
-                8 => p.protocol_version = string_value(s, "protocolVersion")?,
-                9 => p.capabilities = raw_value(s)?,
-                10 => p.arguments = raw_value(s)?,
-                11 => p.input_responses = raw_value(s)?,
-                12 => p.request_state = raw_value(s)?,
-                _ => {}
+            let name = key.text();
+            let mut mark = |bit| first_time(&mut seen, bit, &name);
+            match &*name {
+                "name" => {
+                    mark(0)?;
+                    p.name = raw_value(s)?;
+                }
+                "uri" => {
+                    mark(1)?;
+                    p.uri = raw_value(s)?;
+                }
+                "ref" => {
+                    mark(2)?;
+                    if !null_next(s)? {
+                        p.reference = Some(RefPeek::read(s)?);
+                    }
+                }
+                "_meta" => {
+                    mark(3)?;
+                    if !null_next(s)? {
+                        p.meta = Some(Members::read(s)?);
+                    }
+                }
+                "cursor" => {
+                    mark(4)?;
+                    p.cursor = string_value(s, "cursor")?;
+                }
+                "requestId" => {
+                    mark(5)?;
+                    p.request_id = raw_value(s)?;
+                }
+                "progressToken" => {
+                    mark(6)?;
+                    p.progress_token = raw_value(s)?;
+                }
+                "level" => {
+                    mark(7)?;
+                    p.level = string_value(s, "level")?;
+                }
+                "protocolVersion" => {
+                    mark(8)?;
+                    p.protocol_version = string_value(s, "protocolVersion")?;
+                }
+                "capabilities" => {
+                    mark(9)?;
+                    p.capabilities = raw_value(s)?;
+                }
+                "arguments" => {
+                    mark(10)?;
+                    p.arguments = raw_value(s)?;
+                }
+                "inputResponses" => {
+                    mark(11)?;
+                    p.input_responses = raw_value(s)?;
+                }
+                "requestState" => {
+                    mark(12)?;
+                    p.request_state = raw_value(s)?;
+                }
+                _ => s.value().map(drop)?,
             }
             Ok(())
         })?;
@@ -267,16 +282,6 @@ pub enum RefKind {
 /// Decode a raw JSON string (`"a\u0041"` -> `aA`); `None` if it is not a string.
 pub fn raw_str(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     str_value(raw.get())
-}
-
-/// Decode the JSON string whose text is `raw` (valid JSON, as every span here is); one
-/// without escapes is borrowed as it is, without a parse.
-pub fn str_value(raw: &str) -> Option<Cow<'_, str>> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20) {
-        return Some(Cow::Borrowed(inner));
-    }
-    serde_json::from_str(raw).ok()
 }
 
 #[cfg(test)]

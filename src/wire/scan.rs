@@ -4,8 +4,9 @@
 //!
 //! It replaces serde_json on the per-message path (the envelope and the `params` read):
 //! serde_json's borrowed `RawValue` parts cost a visitor, an `ignore_value` pass and a
-//! UTF-8 check per part, several times the cost of one pass over the bytes (BENCHMARKS.md,
-//! "Our own scanner"). The text is a `&str`, so UTF-8 is checked once, by whoever made it.
+//! UTF-8 check per part, and the parse bench has this scanner ahead of them at every size
+//! (BENCHMARKS.md, "Our own JSON scanner"). The text is a `&str`, so UTF-8 is checked
+//! once, by whoever made it.
 //! Nesting is tracked on a bit stack, not by recursion: any depth is accepted, as serde_json
 //! accepts it, and no input can exhaust the call stack.
 
@@ -35,36 +36,38 @@ impl std::fmt::Display for ScanError {
     }
 }
 
-/// A member's key as written: the text between its quotes, where its opening quote is, and
+/// A member's key as written: its text with its quotes, where its opening quote is, and
 /// whether it has escapes (then [`Key::text`] decodes it).
 #[derive(Debug, Clone, Copy)]
 pub struct Key<'a> {
-    /// The text between the quotes, escapes as written.
-    pub raw: &'a str,
-    /// Whether `raw` has escapes.
+    /// The key with its quotes, escapes as written.
+    quoted: &'a str,
+    /// Whether it has escapes.
     pub escaped: bool,
     /// Offset of the opening quote in the scanned text.
     pub at: usize,
 }
 
 impl<'a> Key<'a> {
-    /// The key's value: `raw` itself, or decoded when it has escapes.
+    /// The key's value: the text between its quotes, decoded when it has escapes.
     pub fn text(&self) -> Cow<'a, str> {
+        let inner = &self.quoted[1..self.quoted.len() - 1];
         if !self.escaped {
-            return Cow::Borrowed(self.raw);
+            return Cow::Borrowed(inner);
         }
-        decode_escaped(self.raw).map_or(Cow::Borrowed(self.raw), Cow::Owned)
+        str_value(self.quoted).unwrap_or(Cow::Borrowed(inner))
     }
 }
 
-/// Decode the body of a JSON string that has escapes (`a\u0041` -> `aA`). `None` for an
-/// escape that names no character (a lone surrogate).
-pub fn decode_escaped(raw: &str) -> Option<String> {
-    let mut quoted = String::with_capacity(raw.len() + 2);
-    quoted.push('"');
-    quoted.push_str(raw);
-    quoted.push('"');
-    serde_json::from_str(&quoted).ok()
+/// Decode the JSON string whose text is `raw` (valid JSON, as every span here is); one
+/// without escapes is borrowed as it is, without a parse. `None` if it is not a string, or
+/// an escape names no character (a lone surrogate).
+pub fn str_value(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.bytes().any(|b| b == b'\\' || b == b'"' || b < 0x20) {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str(raw).ok()
 }
 
 /// A position in a JSON text being scanned.
@@ -141,8 +144,8 @@ impl<'a> Scanner<'a> {
         &mut self,
         mut member: impl FnMut(Key<'a>, &mut Scanner<'a>) -> Scan<()>,
     ) -> Scan<Range<usize>> {
-        let start = self.open(b'{', b'}', "expected an object")?;
-        if self.at > start + 1 {
+        let (start, empty) = self.open(b'{', b'}', "expected an object")?;
+        if empty {
             return Ok(start..self.at);
         }
         loop {
@@ -162,8 +165,8 @@ impl<'a> Scanner<'a> {
 
     /// Read the array that comes next, calling `item` with each element's range.
     pub fn items(&mut self, mut item: impl FnMut(Range<usize>)) -> Scan<Range<usize>> {
-        let start = self.open(b'[', b']', "expected an array")?;
-        if self.at > start + 1 {
+        let (start, empty) = self.open(b'[', b']', "expected an array")?;
+        if empty {
             return Ok(start..self.at);
         }
         loop {
@@ -175,21 +178,19 @@ impl<'a> Scanner<'a> {
     }
 
     /// Past the `open` byte that must come next, and past `close` too if the container is
-    /// empty (so the scanner is more than one byte past the start only then). Returns where
-    /// the container starts.
-    fn open(&mut self, open: u8, close: u8, what: &'static str) -> Scan<usize> {
+    /// empty. Returns where the container starts, and whether it was empty.
+    fn open(&mut self, open: u8, close: u8, what: &'static str) -> Scan<(usize, bool)> {
         self.ws();
         let start = self.at;
         if self.bytes().get(start) != Some(&open) {
             return self.fail(what);
         }
         self.at += 1;
-        if self.peek() == Some(close) {
+        let empty = self.peek() == Some(close);
+        if empty {
             self.at += 1;
-        } else {
-            self.at = start + 1;
         }
-        Ok(start)
+        Ok((start, empty))
     }
 
     /// After an element: true past a `,`, false past `close`.
@@ -215,12 +216,16 @@ impl<'a> Scanner<'a> {
             return self.fail("expected a string key");
         }
         let escaped = self.string()?;
-        let raw = &self.text[at + 1..self.at - 1];
+        let quoted = &self.text[at..self.at];
         if self.peek() != Some(b':') {
             return self.fail("expected ':' after a key");
         }
         self.at += 1;
-        Ok(Key { raw, escaped, at })
+        Ok(Key {
+            quoted,
+            escaped,
+            at,
+        })
     }
 
     /// Skip the string whose opening quote is here; true if it has escapes.
@@ -310,20 +315,14 @@ impl<'a> Scanner<'a> {
             self.ws();
             match self.bytes().get(self.at) {
                 Some(b'{') => {
-                    self.at += 1;
-                    if self.peek() == Some(b'}') {
-                        self.at += 1;
-                    } else {
+                    if !self.open(b'{', b'}', "expected an object")?.1 {
                         stack.push(true);
                         self.key()?;
                         continue;
                     }
                 }
                 Some(b'[') => {
-                    self.at += 1;
-                    if self.peek() == Some(b']') {
-                        self.at += 1;
-                    } else {
+                    if !self.open(b'[', b']', "expected an array")?.1 {
                         stack.push(false);
                         continue;
                     }

@@ -47,8 +47,7 @@ pub struct RequestMeta {
     /// kept), checked against the called tool's arguments once the tool is known; `None`
     /// where there are no headers (stdio).
     pub param_headers: Option<crate::protocol::param_headers::Received>,
-    /// Whether `params` carry `requestState` or `inputResponses` (a multi round-trip retry),
-    /// or could not be read (so might): only then is the request checked for a parked call.
+    /// Whether `params` carry `requestState` or `inputResponses` (a multi round-trip retry).
     pub retry: bool,
     /// Where the request's routing keys sit, from that same pass (`None` when `params`
     /// could not be read: the router then answers with the reason).
@@ -64,23 +63,24 @@ pub fn carries_envelope(frame: &[u8]) -> bool {
 }
 
 impl RequestMeta {
+    /// Could this be a retry resuming a parked call? Yes if `params` say so, or could not be
+    /// read (then only the resume check can tell).
+    pub fn may_be_retry(&self) -> bool {
+        self.retry || self.spans.is_none()
+    }
+
     /// What a 2026-07-28 request's `params` say (empty where they say nothing), read once.
     pub fn of(env: &Envelope) -> RequestMeta {
         match env.params_str().map(ParamsPeek::parse) {
-            Some(Ok(peek)) => RequestMeta::from_peek(env, &peek),
+            Some(Ok(peek)) => RequestMeta::read(&env.frame, &peek),
             _ => RequestMeta::default(),
         }
     }
 
-    /// The same, from a read of `params` already made: `_meta`'s envelope, the name that
-    /// `Mcp-Name` must equal, and where the routing keys sit (with the cuts that take the
-    /// envelope out for a handshake-era server), so the router reads nothing again.
-    pub fn from_peek(env: &Envelope, peek: &ParamsPeek<'_>) -> RequestMeta {
-        RequestMeta::read(&env.frame, peek)
-    }
-
-    /// The same, given the frame `peek` was read from (for
-    /// [`Envelope::parse_reading_params`], which reads `params` in the envelope's own pass).
+    /// The same, from a read of `params` already made (the ingress's, in the envelope's own
+    /// pass: [`Envelope::parse_reading_params`]) of `frame`: `_meta`'s envelope, and where the
+    /// routing keys sit (with the cuts that take the envelope out for a handshake-era server),
+    /// so the router reads nothing again.
     pub fn read(frame: &[u8], peek: &ParamsPeek<'_>) -> RequestMeta {
         let mut spans = peek.spans(frame);
         let meta = peek.meta.as_ref();

@@ -53,7 +53,7 @@ pub fn upstream_request(frame: &Bytes, client_capabilities: &[u8]) -> Option<Ups
     if let Some(stripped) = strip_client_tasks(&env) {
         return upstream_request(&stripped, client_capabilities);
     }
-    let meta = RequestMeta::from_peek(&env, &peek);
+    let meta = RequestMeta::read(&env.frame, &peek);
     let mut add = String::new();
     if meta.protocol_version.is_none() {
         add.push_str(&format!(
