@@ -155,7 +155,7 @@ pub fn envelope(data: &[u8]) {
     let _ = split_batch(&frame);
     // Reading `params` in the envelope's pass changes nothing about the envelope.
     let plain = Envelope::parse(frame.clone());
-    let with = Envelope::parse_reading_params(frame.clone(), |_, _, _| ());
+    let with = Envelope::parse_reading_params(frame.clone(), |_, _| ());
     match (&plain, &with) {
         (Ok(a), Ok((b, _))) => assert_eq!(
             (a.kind, &a.method, &a.id, &a.params, &a.payload),

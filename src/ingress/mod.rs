@@ -136,7 +136,7 @@ pub async fn receive(router: &Arc<Router>, frame: Bytes, facts: Facts<'_>) -> An
     }
     // A frame that may be a 2026 request has its `params` read in the envelope's own pass.
     let parsed = if may_be_modern(&frame, headers, &session) {
-        Envelope::parse_reading_params(frame, |_, frame, peek| RequestMeta::read(frame, peek))
+        Envelope::parse_reading_params(frame, RequestMeta::read)
             .map(|(env, meta)| (env, Some(meta.unwrap_or_default())))
     } else {
         Envelope::parse(frame).map(|env| (env, None))

@@ -6,6 +6,7 @@
 mod store;
 pub mod stream;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -111,12 +112,15 @@ pub enum Asker<U> {
 
 /// One client session: its era and capabilities, its streams, and what it has in flight.
 pub struct Session<U: Link> {
-    /// The `Mcp-Session-Id` (HTTP) or a fixed name (stdio).
-    pub id: String,
+    /// The `Mcp-Session-Id` (HTTP) or a fixed name (stdio, and every transient session).
+    pub id: Cow<'static, str>,
     /// A small number for maps and for choosing a pool member.
     pub key: u64,
     era: Era,
-    caps: ClientCaps,
+    /// What the client can receive; a transient session's is read from `caps_declared` (its
+    /// slice of the request) only if something asks.
+    caps: std::sync::OnceLock<ClientCaps>,
+    caps_declared: Option<Bytes>,
     /// Messages tied to no request: the GET stream over HTTP, stdout over stdio.
     pub unsolicited: Sink,
     state: Mutex<SessionState<U>>,
@@ -179,13 +183,15 @@ impl<U: Link> Session<U> {
         unsolicited: Sink,
         replay_cap: usize,
     ) -> Arc<Self> {
-        Self::with_request(id, era, caps, unsolicited, replay_cap, None)
+        let s = Self::with_request(id.into(), era, None, unsolicited, replay_cap, None);
+        let _ = s.caps.set(caps);
+        s
     }
 
     fn with_request(
-        id: String,
+        id: Cow<'static, str>,
         era: Era,
-        caps: ClientCaps,
+        caps_declared: Option<Bytes>,
         unsolicited: Sink,
         replay_cap: usize,
         request: Option<ModernRequest>,
@@ -194,7 +200,8 @@ impl<U: Link> Session<U> {
             id,
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             era,
-            caps,
+            caps: std::sync::OnceLock::new(),
+            caps_declared,
             unsolicited,
             state: Mutex::new(SessionState {
                 log_level: None,
@@ -239,15 +246,13 @@ impl<U: Link> Session<U> {
         stream_cap: usize,
     ) -> Arc<Self> {
         let s = Self::with_request(
-            "modern".into(),
+            Cow::Borrowed("modern"),
             Era::Modern,
             meta.client_capabilities
                 .clone()
                 .filter(|r| r.end <= frame.len())
-                .map_or_else(ClientCaps::default, |r| {
-                    ClientCaps::parse_shared(frame.slice(r))
-                }),
-            Sink::Stream(ReplyStream::new(0, 2)),
+                .map(|r| frame.slice(r)),
+            Sink::Discard,
             stream_cap,
             Some(ModernRequest {
                 method,
@@ -283,7 +288,11 @@ impl<U: Link> Session<U> {
 
     /// What the client said it can receive.
     pub fn caps(&self) -> &ClientCaps {
-        &self.caps
+        self.caps.get_or_init(|| {
+            self.caps_declared
+                .clone()
+                .map_or_else(ClientCaps::default, ClientCaps::parse_shared)
+        })
     }
 
     /// The session's changing state (a poisoned lock is taken over: the state stays consistent per

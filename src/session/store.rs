@@ -37,7 +37,7 @@ impl<U: Link> SessionStore<U> {
             self.count.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
-        self.shard(&s.id).insert(s.id.clone(), s);
+        self.shard(&s.id).insert(s.id.to_string(), s);
         true
     }
 

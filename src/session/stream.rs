@@ -139,6 +139,9 @@ pub enum Sink {
     /// The replies of one admitted call, passed through the call pipeline's reply stages on
     /// their way to the sink inside (see `router::pipeline`).
     Staged(Arc<StagedSink>),
+    /// Nowhere: a 2026-07-28 request's transient session has no stream for messages tied
+    /// to no request (2026 clients get those on `subscriptions/listen`).
+    Discard,
 }
 
 /// A stage every message for an admitted call passes on its way back to the client:
@@ -189,6 +192,7 @@ impl Sink {
                 Ok(())
             }
             Sink::Staged(s) => s.inner.send(s.staged(msg, false)),
+            Sink::Discard => Ok(()),
         }
     }
 
@@ -201,6 +205,7 @@ impl Sink {
                 Ok(())
             }
             Sink::Staged(s) => s.inner.finish(s.staged(msg, true)),
+            Sink::Discard => Ok(()),
         }
     }
 
@@ -209,7 +214,7 @@ impl Sink {
         match self {
             Sink::Stream(s) => Some(s),
             Sink::Staged(s) => s.inner.stream(),
-            Sink::Channel(_) => None,
+            Sink::Channel(_) | Sink::Discard => None,
         }
     }
 }

@@ -208,17 +208,17 @@ impl Envelope {
         Ok(shape.with(frame))
     }
 
-    /// Parse one frame and read its `params` in the same pass: `read` is given the method,
-    /// the frame and what the read found, and its answer comes back beside the envelope.
+    /// Parse one frame and read its `params` in the same pass: `read` is given the frame and
+    /// what the read found, and its answer comes back beside the envelope.
     /// `None` when there are no `params`, they are no object, or they could not be read as
     /// [`ParamsPeek::parse`] reads them (which then says why).
     pub fn parse_reading_params<T>(
         frame: Bytes,
-        read: impl FnOnce(&Method, &[u8], &ParamsPeek<'_>) -> T,
+        read: impl FnOnce(&[u8], &ParamsPeek<'_>) -> T,
     ) -> Result<(Envelope, Option<T>), WireError> {
         let text = utf8(&frame)?;
         let (shape, peek) = Shape::read(text, true)?;
-        let out = peek.map(|p| read(&shape.method, text.as_bytes(), &p));
+        let out = peek.map(|p| read(text.as_bytes(), &p));
         Ok((shape.with(frame), out))
     }
 }
@@ -557,13 +557,14 @@ mod tests {
     #[test]
     fn params_read_in_the_envelope_pass_as_a_separate_read_finds_them() {
         let frame = r#"{"jsonrpc":"2.0","params":{"name":"t","_meta":{"progressToken":3}},"id":1,"method":"tools/call"}"#;
-        let read = |m: &Method, f: &[u8], p: &ParamsPeek<'_>| (m.clone(), p.spans(f));
+        let read = |f: &[u8], p: &ParamsPeek<'_>| p.spans(f);
         let (env, spans) =
             Envelope::parse_reading_params(Bytes::from_static(frame.as_bytes()), read).unwrap();
         let alone = ParamsPeek::parse(env.params_str().unwrap())
             .unwrap()
             .spans(&env.frame);
-        assert_eq!(spans, Some((Method::ToolsCall, alone)));
+        assert_eq!(env.method, Method::ToolsCall);
+        assert_eq!(spans, Some(alone));
         // Params the router's read refuses still make a message (the router says why).
         let dup =
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#;

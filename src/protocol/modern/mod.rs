@@ -89,25 +89,29 @@ impl RequestMeta {
                 .cuts(frame, |k| ENVELOPE_KEYS.contains(&k))
                 .unwrap_or_default();
         }
-        let text = |key: &str| {
-            meta.and_then(|m| m.get(key))
-                .and_then(raw_str)
-                .map(Cow::into_owned)
-        };
+        // One look at each member's key (the first of a repeated key counts).
+        let (mut version, mut caps, mut level) = (None, None, None);
+        for (k, v) in meta.map_or(&[][..], |m| &m.0[..]) {
+            let slot = match &*k.0 {
+                "io.modelcontextprotocol/protocolVersion" => &mut version,
+                "io.modelcontextprotocol/clientCapabilities" => &mut caps,
+                "io.modelcontextprotocol/logLevel" => &mut level,
+                _ => continue,
+            };
+            slot.get_or_insert(*v);
+        }
         // The version a 2026 client sends is almost always ours: no copy of it then.
-        let protocol_version = text("io.modelcontextprotocol/protocolVersion").map(|v| {
+        let protocol_version = version.and_then(raw_str).map(|v| {
             if v == VERSION {
                 Cow::Borrowed(VERSION)
             } else {
-                Cow::Owned(v)
+                Cow::Owned(v.into_owned())
             }
         });
         RequestMeta {
             protocol_version,
-            client_capabilities: meta
-                .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
-                .map(|c| crate::wire::envelope::span_of(frame, c.get())),
-            log_level: text("io.modelcontextprotocol/logLevel"),
+            client_capabilities: caps.map(|c| crate::wire::envelope::span_of(frame, c.get())),
+            log_level: level.and_then(raw_str).map(Cow::into_owned),
             param_headers: None,
             retry: peek.request_state.is_some() || peek.input_responses.is_some(),
             spans: Some(spans),
