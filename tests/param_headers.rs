@@ -164,3 +164,65 @@ fn stdio_front_calls_a_header_routed_tool() {
     };
     assert_eq!(text_of(&reply["result"]), "routed to Zürich", "{reply}");
 }
+
+/// A 2026 upstream that moves a tool's argument to another header says its tool list changed
+/// on the listen stream Switchyard keeps open to it; Switchyard learns the new header from
+/// that, so a session that listed the tool before goes on calling it without listing again
+/// (it would be refused with -32020 if Switchyard kept sending the old header).
+#[tokio::test(flavor = "multi_thread")]
+async fn param_headers_relearned_when_the_upstream_tool_list_changes() {
+    let (_py, py_url) = start_py_server();
+    let router = start_router(&py_http_config(&py_url));
+    let mut c = RawClient::new(&router.url);
+    c.initialize("2025-11-25", "{}").await;
+    let mut events = EventStream::open(&c, c.request("GET", "", &[])).await;
+    assert_eq!(events.status, 200);
+    let listed = c.call(json!(1), "tools/list", json!({})).await;
+    assert!(
+        listed.response()["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "zoned")),
+        "{:?}",
+        listed.response()
+    );
+    let zoned = json!({"name": "zoned", "arguments": {"zone": "Zürich"}});
+    let r = c.call(json!(2), "tools/call", zoned.clone()).await;
+    assert_eq!(text_of(&r.response()["result"]), "zoned to Zürich", "{r:?}");
+
+    let r = c
+        .call(
+            json!(3),
+            "tools/call",
+            json!({"name": "rezone", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(text_of(&r.response()["result"]), "rezoned", "{r:?}");
+    let heard = events
+        .until(Duration::from_secs(10), |m| {
+            m["method"] == "notifications/tools/list_changed"
+        })
+        .await;
+    assert!(heard.is_some(), "the list change reached the session");
+    // The new header is learned by a tools/list Switchyard sends when it hears the change:
+    // until that answer is in, a call may still carry the old header and be refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut id = 4;
+    loop {
+        let r = c.call(json!(id), "tools/call", zoned.clone()).await;
+        let reply = r.response().clone();
+        if reply.get("result").is_some() {
+            assert_eq!(text_of(&reply["result"]), "zoned to Zürich", "{reply}");
+            break;
+        }
+        assert_eq!(
+            reply["error"]["code"], -32020,
+            "only the old header's refusal: {reply}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still refused 10 s after the list change: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        id += 1;
+    }
+}

@@ -185,6 +185,28 @@ def route(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Regio
     return f"routed to {region}"
 
 
+def zoned_tool(header: str):
+    """`zoned`, whose `zone` argument goes in the Mcp-Param-<header> header too."""
+
+    def zoned(zone: Annotated[str, Field(json_schema_extra={"x-mcp-header": header})]) -> str:
+        return f"zoned to {zone}"
+
+    return zoned
+
+
+server.add_tool(zoned_tool("Zone"), name="zoned", description="Echoes its zone.")
+
+
+@server.tool()
+async def rezone(ctx: Context) -> str:
+    """Moves `zoned`'s argument from the Mcp-Param-Zone header to Mcp-Param-Area, and says
+    the tool list changed (on 2026-07-28 listen streams)."""
+    server.remove_tool("zoned")
+    server.add_tool(zoned_tool("Area"), name="zoned", description="Echoes its zone.")
+    await ctx.notify_tools_changed()
+    return "rezoned"
+
+
 @server.tool()
 def seen_auth(ctx: Context) -> str:
     """The Authorization header this server received with the request ("none" if absent)."""
