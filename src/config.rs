@@ -54,9 +54,18 @@ pub struct Limits {
     pub page_size: usize,
     /// Messages queued toward one client before it is shed as not reading.
     pub client_queue: usize,
-    /// How long an HTTP client may take to send a request's head; a connection that sends
-    /// half of one and stalls is closed after it.
+    /// How long an HTTP client may take to send a request's head (from the connection's
+    /// start, or from the first byte of a later one); a connection that sends half of one and
+    /// stalls is closed after it.
     pub header_read_timeout: Duration,
+    /// How long an HTTP connection may sit between requests (no request being answered, no
+    /// byte of the next one) before it is closed.
+    pub idle_timeout: Duration,
+    /// Open HTTP connections at most; one more is refused at once (503).
+    pub max_connections: usize,
+    /// Open HTTP connections from one client address at most (behind a proxy every client
+    /// has the proxy's address: raise it there).
+    pub max_connections_per_address: usize,
 }
 
 /// Whether clients share one upstream session or each gets its own.
@@ -176,6 +185,9 @@ struct RawLimits {
     page_size: Option<usize>,
     client_queue: Option<usize>,
     header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -274,6 +286,9 @@ impl Config {
             header_read_timeout: Duration::from_millis(
                 l.header_read_timeout_ms.unwrap_or(10_000).max(1),
             ),
+            idle_timeout: Duration::from_millis(l.idle_timeout_ms.unwrap_or(60_000).max(1)),
+            max_connections: l.max_connections.unwrap_or(16_384).max(1),
+            max_connections_per_address: l.max_connections_per_address.unwrap_or(4_096).max(1),
         };
 
         let mut servers = Vec::new();

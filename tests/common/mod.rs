@@ -586,3 +586,28 @@ pub fn wait_until_listed(url: &str, tool: &str) {
         }
     });
 }
+
+/// Call the demo server's `echo` through Switchyard: its text comes back, as a whole JSON
+/// body sent with its length (not chunked).
+pub async fn echo_works(c: &RawClient, tag: &str) {
+    let r = c
+        .call(
+            serde_json::json!(tag),
+            "tools/call",
+            serde_json::json!({"name": "demo__echo", "arguments": {"text": tag}}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.response()["id"], serde_json::json!(tag));
+    assert_eq!(text_of(&r.response()["result"]), tag, "{:?}", r.response());
+    // A whole JSON reply goes out with its length, not chunked.
+    assert_eq!(
+        r.headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some(r.body.len().to_string().as_str()),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.headers.get("transfer-encoding").is_none());
+}

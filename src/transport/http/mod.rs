@@ -30,6 +30,7 @@ use crate::wire::envelope::code;
 use crate::wire::{json, sse};
 
 mod body;
+pub mod hygiene;
 mod mcp_headers;
 mod session_streams;
 
@@ -50,14 +51,18 @@ pub struct HttpFront {
     pub router: Arc<Router>,
     /// Requests being handled, for draining on shutdown.
     in_flight: AtomicUsize,
+    /// Open connections, in all and per client address.
+    pub connections: Arc<hygiene::ConnectionCaps>,
 }
 
 impl HttpFront {
     /// A front for `router`.
     pub fn new(router: Arc<Router>) -> Arc<HttpFront> {
+        let connections = hygiene::ConnectionCaps::new(&router.config.limits);
         Arc::new(HttpFront {
             router,
             in_flight: AtomicUsize::new(0),
+            connections,
         })
     }
 
@@ -75,7 +80,7 @@ pub async fn serve(
 ) {
     tokio::pin!(stop);
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -86,8 +91,20 @@ pub async fn serve(
                 }
             },
         };
+        let admitted = match front.connections.admit(peer.ip()) {
+            Ok(a) => a,
+            Err(_) => {
+                // Refused at once (the cap logged it): a 503 if the socket takes it, then closed.
+                let _ = tcp.try_write(hygiene::REFUSAL);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(serve_connection(front.clone(), tcp));
+        let front = front.clone();
+        tokio::spawn(async move {
+            serve_connection(front, tcp).await;
+            drop(admitted);
+        });
     }
 }
 
@@ -97,20 +114,30 @@ pub async fn serve_connection<I>(front: Arc<HttpFront>, io: I)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let header_read_timeout = front.router.config.limits.header_read_timeout;
-    let svc = hyper::service::service_fn(move |req| {
-        let front = front.clone();
-        async move { Ok::<_, Infallible>(handle(&front, req).await) }
-    });
-    // A client that sends half a request head and stalls holds a socket and a task: it is
-    // closed once the head is overdue.
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .serve_connection(TokioIo::new(io), svc)
-        .await
-    {
-        tracing::debug!("connection ended: {e}");
+    let limits = &front.router.config.limits;
+    let (header, idle) = (limits.header_read_timeout, limits.idle_timeout);
+    let clock = hygiene::Clock::new();
+    let svc = {
+        let clock = clock.clone();
+        hyper::service::service_fn(move |req| {
+            let front = front.clone();
+            let answering = clock.request_started();
+            async move {
+                let resp = handle(&front, req).await;
+                Ok::<_, Infallible>(resp.map(|b| hygiene::Tracked::new(b, answering)))
+            }
+        })
+    };
+    // A client that sends half a request head and stalls, or keeps a connection open and
+    // sends nothing, holds a socket and a task: the watchdog closes it once overdue.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(hygiene::Watched::new(io, clock.clone())), svc);
+    tokio::select! {
+        ended = conn => if let Err(e) = ended {
+            tracing::debug!("connection ended: {e}");
+        },
+        why = clock.overdue(header, idle) => tracing::debug!("connection closed: {why}"),
     }
 }
 
@@ -139,8 +166,9 @@ pub async fn handle(front: &Arc<HttpFront>, req: Request<Incoming>) -> Response<
     let path = req.uri().path();
     if path == "/healthz" && req.method() == HttpMethod::GET {
         let body = format!(
-            "{{\"status\":\"ok\",\"sessions\":{}}}",
-            router.sessions.len()
+            "{{\"status\":\"ok\",\"sessions\":{},\"connections\":{}}}",
+            router.sessions.len(),
+            front.connections.open()
         );
         return full(StatusCode::OK, Some("application/json"), Bytes::from(body));
     }
