@@ -96,6 +96,22 @@ fn run_line(line: &str, limit: Duration) -> Outcome {
         assert_eq!(j["requests"].as_u64(), Some(o.ok + errors), "{j}");
         assert!(j["total"].as_u64() >= Some(o.ok), "{j}");
         assert!(j["loadgen_cpu_s"].as_f64().is_some_and(|s| s > 0.0), "{j}");
+        // Its own threads, as asked, and how busy they were (a share of them, above zero).
+        let asked = line
+            .split_whitespace()
+            .skip_while(|w| *w != "--threads")
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(n) = asked {
+            assert_eq!(j["loadgen_threads"].as_u64(), Some(n), "{j}");
+        }
+        assert!(j["loadgen_threads"].as_u64().is_some_and(|n| n >= 1), "{j}");
+        assert!(
+            j["loadgen_busy"]
+                .as_f64()
+                .is_some_and(|b| b > 0.0 && b < 1.5),
+            "{j}"
+        );
     }
     o
 }

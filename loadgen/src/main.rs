@@ -86,6 +86,10 @@ struct RunArgs {
     /// No live progress line
     #[arg(long)]
     quiet: bool,
+    /// Worker threads of the load generator itself (default: one per core); its report says
+    /// how busy they were, so a run can show the load generator was not the bottleneck
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -173,10 +177,30 @@ fn loopback(addr: &SocketAddr) -> Result<(), String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = match &cli.command {
+        Command::Run(a) => a.threads,
+        _ => None,
+    }
+    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    .max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(rt) => rt.block_on(run_command(cli, threads)),
+        Err(e) => {
+            eprintln!("switchyard-loadgen: no runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command(cli: Cli, threads: usize) -> ExitCode {
     let result: Result<(), String> = async {
-        match Cli::parse().command {
+        match cli.command {
             Command::MockServer { stdio: true, .. } => {
                 mock::serve_stdio().await;
                 Ok(())
@@ -221,6 +245,7 @@ async fn main() -> ExitCode {
                     processes,
                     json,
                     quiet,
+                    threads: _,
                 } = *a;
                 let target = match (url, stdio) {
                     (Some(u), None) => Target::Http {
@@ -256,6 +281,7 @@ async fn main() -> ExitCode {
                     check_ids: !no_check,
                     processes,
                     quiet,
+                    threads,
                 };
                 let report = run::run(cfg).await?;
                 report.print();

@@ -28,6 +28,8 @@ pub struct RunConfig {
     pub check_ids: bool,
     pub processes: usize,
     pub quiet: bool,
+    /// The load generator's own worker threads (for the report).
+    pub threads: usize,
 }
 
 #[derive(Default)]
@@ -57,6 +59,9 @@ pub struct Report {
     /// spawned (none for HTTP targets): per request, what each side cost.
     pub loadgen_cpu_s: Option<f64>,
     pub server_cpu_s: Option<f64>,
+    /// The load generator's worker threads, and the wall time its CPU was measured over.
+    pub threads: usize,
+    pub wall_s: f64,
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -69,6 +74,7 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
     let cfg = Arc::new(cfg);
     let procs = Arc::new(StdioPool::start(&cfg.target, cfg.era, cfg.processes).await?);
     let cpu_at_start = (crate::cpu::process_seconds("self"), procs.cpu_seconds());
+    let wall_at_start = std::time::Instant::now();
     let counters = Arc::new(Counters::default());
     let start = Instant::now() + cfg.ramp_up;
     let measure_from = start + cfg.warmup;
@@ -194,6 +200,8 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
         total: 0,
         loadgen_cpu_s: None,
         server_cpu_s: None,
+        threads: cfg.threads,
+        wall_s: 0.0,
     };
     for t in tasks {
         let r = t.await.map_err(|e| format!("worker failed: {e}"))?;
@@ -211,6 +219,7 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
     report.total = counters.done.load(Ordering::Relaxed);
     let since = |end: Option<f64>, start: Option<f64>| Some(end? - start?);
     report.loadgen_cpu_s = since(crate::cpu::process_seconds("self"), cpu_at_start.0);
+    report.wall_s = wall_at_start.elapsed().as_secs_f64();
     report.server_cpu_s = since(procs.cpu_seconds(), cpu_at_start.1);
     // Requests scheduled in the measured window, answered (late ones included).
     report.achieved_rps = report.hist.len() as f64 / cfg.duration.as_secs_f64();
@@ -267,6 +276,20 @@ impl Report {
             (Some(l), None) => println!("cpu us/req    loadgen {:.1}", per_request(l)),
             _ => {}
         }
+        if let Some(busy) = self.loadgen_busy() {
+            println!(
+                "loadgen       {} threads, {:.0}% busy (its CPU over wall time x threads)",
+                self.threads,
+                busy * 100.0
+            );
+        }
+    }
+
+    /// The load generator's CPU over its wall time times its threads: near 1, it may have
+    /// been the bottleneck.
+    pub fn loadgen_busy(&self) -> Option<f64> {
+        let cpu = self.loadgen_cpu_s?;
+        (self.wall_s > 0.0).then(|| cpu / (self.wall_s * self.threads.max(1) as f64))
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -283,6 +306,8 @@ impl Report {
             "total": self.total,
             "loadgen_cpu_s": self.loadgen_cpu_s,
             "server_cpu_s": self.server_cpu_s,
+            "loadgen_threads": self.threads,
+            "loadgen_busy": self.loadgen_busy(),
             "errors": self.errors,
             "latency_us": {
                 "p50": self.percentile_us(0.5),
