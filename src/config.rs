@@ -124,7 +124,9 @@ pub struct ServerConfig {
     pub sharing: Sharing,
     /// Which protocol era to speak to it.
     pub era: UpstreamEra,
-    /// Processes of a shared stdio server, calls spread over them by session.
+    /// Connections to a shared server (stdio processes, or HTTP upstream sessions), spread
+    /// over the worker shards (member `i` on shard `i % workers`); each session is served by
+    /// one member, on its own shard where that shard has any.
     pub pool: usize,
     /// How long a call to it may take (the global limit unless set).
     pub request_timeout: Duration,
@@ -404,16 +406,7 @@ impl Config {
             };
             let pool = match &s.pool {
                 None => 1,
-                Some(p) if *p.get_ref() >= 1 && *p.get_ref() <= 64 => {
-                    if !matches!(transport, Transport::Stdio { .. }) {
-                        return Err(at(
-                            p.span(),
-                            &field("pool"),
-                            "only stdio servers have a process pool",
-                        ));
-                    }
-                    *p.get_ref()
-                }
+                Some(p) if *p.get_ref() >= 1 && *p.get_ref() <= 64 => *p.get_ref(),
                 Some(p) => return Err(at(p.span(), &field("pool"), "must be between 1 and 64")),
             };
             let shared_client_capabilities = match &s.client_capabilities {

@@ -4,7 +4,8 @@
 //! The layers, from the bytes up: [`wire`] (framing and the envelope, no I/O), [`protocol`]
 //! (MCP rules, no I/O), [`session`] and [`upstream`] (the state of each client and each
 //! server connection), [`router`] (where each message goes), [`ingress`] (the one entry
-//! every transport hands its frames to), [`transport`] (the listeners).
+//! every transport hands its frames to), [`transport`] (the listeners), [`shard`] (the worker
+//! threads connections and upstream actors are served on).
 
 pub mod config;
 pub mod demo;
@@ -14,6 +15,7 @@ pub mod lines;
 pub mod protocol;
 pub mod router;
 pub mod session;
+pub mod shard;
 pub mod transport;
 pub mod upstream;
 pub mod wire;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use switchyard::config::Config;
 use switchyard::router::Router;
-use switchyard::transport;
+use switchyard::{shard, transport};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -27,7 +27,8 @@ enum Command {
         /// Override `listen.http` (loopback only), e.g. 127.0.0.1:0 for any free port.
         #[arg(long)]
         listen: Option<String>,
-        /// Runtime worker threads (default: one per core); 1 runs everything on one thread.
+        /// Worker shards (default: one per core): each a thread that accepts its own
+        /// connections and runs its share of the upstream actors.
         #[arg(long)]
         workers: Option<usize>,
     },
@@ -95,7 +96,11 @@ fn main() -> ExitCode {
                 router.shutdown().await;
                 Ok(())
             }
-            Command::Serve { config, listen, .. } => serve(load(config.as_ref())?, listen).await,
+            Command::Serve {
+                config,
+                listen,
+                workers,
+            } => serve(load(config.as_ref())?, listen, workers).await,
         }
     });
     // A write to a client that stopped reading (a shed stdio client) may be stuck in a
@@ -110,7 +115,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(mut config: Config, listen: Option<String>) -> Result<(), String> {
+async fn serve(
+    mut config: Config,
+    listen: Option<String>,
+    workers: Option<usize>,
+) -> Result<(), String> {
     if let Some(addr) = listen {
         let addr: std::net::SocketAddr = addr
             .parse()
@@ -122,16 +131,39 @@ async fn serve(mut config: Config, listen: Option<String>) -> Result<(), String>
         }
         config.listen.http = addr;
     }
-    let listener = tokio::net::TcpListener::bind(config.listen.http)
-        .await
+    let workers = workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 256);
+    let listeners = shard::listeners(config.listen.http, workers)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen.http))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let local = listeners[0].local_addr().map_err(|e| e.to_string())?;
+    let shards = shard::Shards::start(workers).map_err(|e| format!("worker shards: {e}"))?;
     let path = config.listen.path.clone();
-    let router = Router::new(config);
-    let front = transport::http::HttpFront::new(router.clone());
+    let router = Router::with_shards(config, shards.handles().to_vec());
+    let caps = transport::http::hygiene::ConnectionCaps::new(&router.config.limits, workers);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut fronts = Vec::new();
+    let mut accepting = Vec::new();
+    for (listener, shard) in listeners.into_iter().zip(shards.handles()) {
+        let front = transport::http::HttpFront::with_caps(router.clone(), caps.clone());
+        fronts.push(front.clone());
+        let mut stopped = stopped.clone();
+        accepting.push(shard.spawn(async move {
+            // Registered with this shard's own reactor, so its connections are served here.
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => {
+                    let stop = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    transport::http::serve(front, l, stop).await;
+                }
+                Err(e) => tracing::error!("a worker shard cannot listen: {e}"),
+            }
+        }));
+    }
     // Announced on stdout so scripts and tests can find a port chosen with `--listen 127.0.0.1:0`.
     println!("switchyard listening on http://{local}{path}");
-    tracing::info!("listening on http://{local}{path}");
+    tracing::info!(workers, "listening on http://{local}{path}");
 
     let reaper = {
         let router = router.clone();
@@ -143,17 +175,25 @@ async fn serve(mut config: Config, listen: Option<String>) -> Result<(), String>
             }
         })
     };
-    transport::http::serve(front.clone(), listener, shutdown_signal()).await;
-    tracing::info!(
-        "shutting down: draining {} in-flight requests",
-        front.in_flight()
-    );
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    for a in accepting {
+        let _ = a.await;
+    }
+    let in_flight = || fronts.iter().map(|f| f.in_flight()).sum::<usize>();
+    tracing::info!("shutting down: draining {} in-flight requests", in_flight());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while front.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+    while in_flight() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     reaper.abort();
     router.shutdown().await;
+    drop(fronts);
+    drop(router);
+    // Off the runtime: a shard's thread is joined, which must not block a runtime thread.
+    tokio::task::spawn_blocking(move || shards.stop())
+        .await
+        .map_err(|e| format!("worker shards: {e}"))?;
     Ok(())
 }
 

@@ -171,6 +171,78 @@ impl Listeners {
     }
 }
 
+/// The router's side of a listen request.
+mod open {
+    use std::sync::Arc;
+
+    use super::super::subscriptions::subscribable;
+    use super::super::{Router, Sink};
+    use super::*;
+    use crate::protocol::modern::{self, Refusal};
+    use crate::wire::envelope::code;
+    use crate::wire::{Envelope, Method};
+
+    impl Router {
+        /// Open a 2026-07-28 listen stream on `sink`: grant what the upstreams can tell (list
+        /// changes of any list they serve; subscriptions to resources of handshake-era upstreams
+        /// that offer them), acknowledge it, and register the stream.
+        pub(in crate::router) async fn listen(
+            self: &Arc<Self>,
+            session: &Arc<Session>,
+            env: &Envelope,
+            sink: Sink,
+        ) -> Result<(), Refusal> {
+            #[derive(serde::Deserialize, Default)]
+            struct Params {
+                #[serde(default)]
+                notifications: Option<Filter>,
+            }
+            let bad = |m: &str| modern::refuse(400, code::INVALID_PARAMS, m);
+            let params: Params = match env.params_str() {
+                Some(p) => serde_json::from_str(p).map_err(|e| bad(&format!("bad params: {e}")))?,
+                None => Params::default(),
+            };
+            let wanted = params
+                .notifications
+                .ok_or_else(|| bad("params.notifications is required"))?;
+            self.wait_ready(session).await;
+            let offers = |cap: &str| {
+                (0..self.servers.len()).any(|i| {
+                    self.instance(i, session)
+                        .ok()
+                        .and_then(|h| h.shared.info.load_full())
+                        .is_some_and(|info| info.has(cap))
+                })
+            };
+            let mut granted = Filter {
+                tools: wanted.tools && offers("tools"),
+                prompts: wanted.prompts && offers("prompts"),
+                resources: wanted.resources && offers("resources"),
+                uris: Vec::new(),
+            };
+            let mut uris = Vec::new();
+            if !wanted.uris.is_empty() {
+                self.merge(session, &Method::ResourcesList).await;
+                self.merge(session, &Method::ResourcesTemplatesList).await;
+                let routes = session.state().routes.clone();
+                for uri in wanted.uris {
+                    let Some(idx) = self.resolve_uri(&routes, &uri) else {
+                        continue;
+                    };
+                    let can = self.instance(idx, session).is_ok_and(|h| subscribable(&h));
+                    if can && self.subscribe_uri(session, idx, &uri, true).await.is_ok() {
+                        granted.uris.push(uri.clone());
+                        uris.push((idx, uri));
+                    }
+                }
+            }
+            let id = env.id_bytes().unwrap_or_default();
+            self.listeners.add(id, granted, uris, session, sink);
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

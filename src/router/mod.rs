@@ -67,6 +67,9 @@ pub struct Server {
     pub config: ServerConfig,
     /// The shared connections (a pool); empty for per-client servers.
     pub instances: Vec<UpstreamHandle>,
+    /// Which of `instances` run on each worker shard (instance `i` on shard `i % shards`;
+    /// empty when the router has no shards).
+    by_shard: Vec<Vec<usize>>,
     /// Live per-client upstreams of this server (decremented when each actor ends).
     per_client: Arc<AtomicUsize>,
 }
@@ -118,6 +121,13 @@ pub fn error_reply(id: &[u8], code: i64, message: &str) -> Bytes {
 impl Router {
     /// Starts an actor for every shared upstream and returns the router that owns them.
     pub fn new(config: Config) -> Arc<Router> {
+        Router::with_shards(config, Vec::new())
+    }
+
+    /// The same, with the shared upstreams' actors spread over worker shards: instance `i`
+    /// of a pool runs on shard `i % shards.len()`, and a session is served by the instances
+    /// on its own shard where there are any (see [`Router::instance`]).
+    pub fn with_shards(config: Config, shards: Vec<tokio::runtime::Handle>) -> Arc<Router> {
         Arc::new_cyclic(|weak: &Weak<Router>| {
             let events: Arc<dyn UpstreamEvents> = Arc::new(Events(weak.clone()));
             let servers = config
@@ -125,17 +135,29 @@ impl Router {
                 .iter()
                 .enumerate()
                 .map(|(idx, sc)| {
-                    let instances = match sc.sharing {
+                    let instances: Vec<UpstreamHandle> = match sc.sharing {
                         Sharing::Shared => (0..sc.pool)
                             .map(|i| {
-                                spawn_upstream(weak, &config, idx, sc, i, None, events.clone())
+                                let at = Placement {
+                                    instance: i,
+                                    on: (!shards.is_empty()).then(|| &shards[i % shards.len()]),
+                                };
+                                spawn_upstream(weak, &config, idx, sc, at, None, events.clone())
                             })
                             .collect(),
                         Sharing::PerClient => Vec::new(),
                     };
+                    let by_shard = (0..shards.len())
+                        .map(|k| {
+                            (0..instances.len())
+                                .filter(|i| i % shards.len() == k)
+                                .collect()
+                        })
+                        .collect();
                     Server {
                         config: sc.clone(),
                         instances,
+                        by_shard,
                         per_client: Arc::new(AtomicUsize::new(0)),
                     }
                 })
@@ -353,64 +375,6 @@ impl Router {
             resume,
         ));
         Ok(true)
-    }
-
-    /// Open a 2026-07-28 listen stream on `sink`: grant what the upstreams can tell (list
-    /// changes of any list they serve; subscriptions to resources of handshake-era upstreams
-    /// that offer them), acknowledge it, and register the stream.
-    async fn listen(
-        self: &Arc<Self>,
-        session: &Arc<Session>,
-        env: &Envelope,
-        sink: Sink,
-    ) -> Result<(), Refusal> {
-        #[derive(serde::Deserialize, Default)]
-        struct Params {
-            #[serde(default)]
-            notifications: Option<listen::Filter>,
-        }
-        let bad = |m: &str| modern::refuse(400, code::INVALID_PARAMS, m);
-        let params: Params = match env.params_str() {
-            Some(p) => serde_json::from_str(p).map_err(|e| bad(&format!("bad params: {e}")))?,
-            None => Params::default(),
-        };
-        let wanted = params
-            .notifications
-            .ok_or_else(|| bad("params.notifications is required"))?;
-        self.wait_ready(session).await;
-        let offers = |cap: &str| {
-            (0..self.servers.len()).any(|i| {
-                self.instance(i, session)
-                    .ok()
-                    .and_then(|h| h.shared.info.load_full())
-                    .is_some_and(|info| info.has(cap))
-            })
-        };
-        let mut granted = listen::Filter {
-            tools: wanted.tools && offers("tools"),
-            prompts: wanted.prompts && offers("prompts"),
-            resources: wanted.resources && offers("resources"),
-            uris: Vec::new(),
-        };
-        let mut uris = Vec::new();
-        if !wanted.uris.is_empty() {
-            self.merge(session, &Method::ResourcesList).await;
-            self.merge(session, &Method::ResourcesTemplatesList).await;
-            let routes = session.state().routes.clone();
-            for uri in wanted.uris {
-                let Some(idx) = self.resolve_uri(&routes, &uri) else {
-                    continue;
-                };
-                let can = self.instance(idx, session).is_ok_and(|h| subscribable(&h));
-                if can && self.subscribe_uri(session, idx, &uri, true).await.is_ok() {
-                    granted.uris.push(uri.clone());
-                    uris.push((idx, uri));
-                }
-            }
-        }
-        let id = env.id_bytes().unwrap_or_default();
-        self.listeners.add(id, granted, uris, session, sink);
-        Ok(())
     }
 
     /// Handle one message from a client session. Replies go to `sink`; this never waits on an

@@ -26,7 +26,18 @@ impl Router {
             ));
         }
         if !server.instances.is_empty() {
-            return Ok(server.instances[(session.key as usize) % server.instances.len()].clone());
+            // The instances on the session's own shard, where it has any: its calls then
+            // never leave that thread. Fixed per session, so its upstream state stays put.
+            let key = session.key as usize;
+            let local = session
+                .home
+                .and_then(|k| server.by_shard.get(k))
+                .filter(|on| !on.is_empty());
+            let i = match local {
+                Some(on) => on[key % on.len()],
+                None => key % server.instances.len(),
+            };
+            return Ok(server.instances[i].clone());
         }
         let mut st = session.state();
         if let Some(h) = st.upstreams.get(&idx).filter(|h| !h.is_closed()) {
@@ -44,7 +55,10 @@ impl Router {
             &self.config,
             idx,
             &server.config,
-            0,
+            Placement {
+                instance: 0,
+                on: None,
+            },
             Some((session, server.per_client.clone())),
             self.events(),
         );
@@ -161,15 +175,23 @@ impl Router {
 /// Start one upstream connection for server `idx`: shared by every session (`owner` is
 /// `None`), or serving one session, whose server-wide count of live per-client upstreams it
 /// holds a place in until its actor ends.
+/// Which member of its server's pool an upstream is, and the shard its actor runs on (`None`:
+/// where it is spawned from; a per-client upstream runs where its session's first call is).
+pub(super) struct Placement<'a> {
+    pub(super) instance: usize,
+    pub(super) on: Option<&'a tokio::runtime::Handle>,
+}
+
 pub(super) fn spawn_upstream(
     router: &Weak<Router>,
     config: &Config,
     idx: usize,
     sc: &ServerConfig,
-    instance: usize,
+    at: Placement<'_>,
     owner: Option<(&Arc<Session>, Arc<AtomicUsize>)>,
     events: Arc<dyn UpstreamEvents>,
 ) -> UpstreamHandle {
+    let Placement { instance, on } = at;
     let name = if sc.pool > 1 {
         format!("{}#{instance}", sc.name)
     } else {
@@ -220,12 +242,17 @@ pub(super) fn spawn_upstream(
         ),
         Transport::Http { .. } => Box::pin(crate::upstream::http::HttpActor { parts }.run()),
     };
-    tokio::spawn(async move {
+    let actor = async move {
         run.await;
         if let Some(live) = live {
             live.fetch_sub(1, Ordering::Relaxed);
         }
-    });
+    };
+    // On its shard, or (a per-client upstream) where its session's first call is served.
+    match on {
+        Some(shard) => drop(shard.spawn(actor)),
+        None => drop(tokio::spawn(actor)),
+    }
     handle
 }
 

@@ -116,6 +116,9 @@ pub struct Session<U: Link> {
     pub id: Cow<'static, str>,
     /// A small number for maps and for choosing a pool member.
     pub key: u64,
+    /// The worker shard it was started on, if any: its calls go to the upstream instances
+    /// that run there.
+    pub home: Option<usize>,
     era: Era,
     /// What the client can receive; a transient session's is read from `caps_declared` (its
     /// slice of the request) only if something asks.
@@ -199,6 +202,7 @@ impl<U: Link> Session<U> {
         Arc::new(Session {
             id,
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            home: crate::shard::current(),
             era,
             caps: std::sync::OnceLock::new(),
             caps_declared,

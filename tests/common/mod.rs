@@ -179,11 +179,17 @@ pub struct Router {
 
 /// Start `switchyard serve` with this configuration (its `[listen]` is overridden to a free port).
 pub fn start_router(config: &str) -> Router {
+    start_router_with(config, &[])
+}
+
+/// The same, with more `serve` arguments (`--workers N`).
+pub fn start_router_with(config: &str, args: &[&str]) -> Router {
     let dir = TempDir::new("router");
     let path = dir.write("switchyard.toml", config);
     let mut child = Command::new(switchyard_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)
+        .args(args)
         .env(
             "SWITCHYARD_LOG",
             std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| "warn".into()),

@@ -50,6 +50,8 @@ pub struct ConnectionCaps {
     max_total: usize,
     max_per_address: usize,
     open: AtomicUsize,
+    /// Open connections on each worker shard (one slot when there are none).
+    on_shard: Vec<AtomicUsize>,
     by_address: [Mutex<HashMap<IpAddr, usize>>; ADDRESS_SHARDS],
     /// Refusals are logged at most once a second, with how many went unlogged.
     last_log_s: AtomicU64,
@@ -58,12 +60,13 @@ pub struct ConnectionCaps {
 }
 
 impl ConnectionCaps {
-    /// Caps from the configuration.
-    pub fn new(limits: &Limits) -> Arc<ConnectionCaps> {
+    /// Caps from the configuration, for connections on `shards` worker shards.
+    pub fn new(limits: &Limits, shards: usize) -> Arc<ConnectionCaps> {
         Arc::new(ConnectionCaps {
             max_total: limits.max_connections,
             max_per_address: limits.max_connections_per_address,
             open: AtomicUsize::new(0),
+            on_shard: (0..shards.max(1)).map(|_| AtomicUsize::new(0)).collect(),
             by_address: Default::default(),
             last_log_s: AtomicU64::new(u64::MAX),
             unlogged: AtomicU64::new(0),
@@ -74,6 +77,19 @@ impl ConnectionCaps {
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now on each worker shard.
+    pub fn open_by_shard(&self) -> Vec<usize> {
+        self.on_shard
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    fn shard_slot(&self) -> &AtomicUsize {
+        let k = crate::shard::current().unwrap_or(0);
+        &self.on_shard[k.min(self.on_shard.len() - 1)]
     }
 
     fn shard(&self, peer: &IpAddr) -> &Mutex<HashMap<IpAddr, usize>> {
@@ -97,10 +113,13 @@ impl ConnectionCaps {
             }
         };
         match refused {
-            None => Ok(Admitted {
-                caps: self.clone(),
-                peer,
-            }),
+            None => {
+                self.shard_slot().fetch_add(1, Ordering::Relaxed);
+                Ok(Admitted {
+                    caps: self.clone(),
+                    peer,
+                })
+            }
             Some(why) => {
                 self.open.fetch_sub(1, Ordering::AcqRel);
                 if why == Refused::PerAddress {
@@ -129,6 +148,7 @@ impl ConnectionCaps {
                 }
             }
         }
+        self.shard_slot().fetch_sub(1, Ordering::Relaxed);
         self.open.fetch_sub(1, Ordering::AcqRel);
     }
 
@@ -376,7 +396,7 @@ mod tests {
 
     #[test]
     fn caps_count_in_all_and_per_address_and_give_places_back() {
-        let caps = ConnectionCaps::new(&limits(3, 2));
+        let caps = ConnectionCaps::new(&limits(3, 2), 1);
         let a: IpAddr = "127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}"));
         let b: IpAddr = "127.0.0.2".parse().unwrap_or_else(|e| panic!("{e}"));
         let a1 = caps.admit(a).ok();
@@ -391,8 +411,10 @@ mod tests {
         assert_eq!(caps.open(), 2);
         let a3 = caps.admit(a).ok();
         assert!(a3.is_some(), "a place given back is taken again");
+        assert_eq!(caps.open_by_shard(), vec![3]);
         drop((a2, a3, b1));
         assert_eq!(caps.open(), 0);
+        assert_eq!(caps.open_by_shard(), vec![0]);
         assert!(caps
             .by_address
             .iter()

@@ -56,9 +56,18 @@ pub struct HttpFront {
 }
 
 impl HttpFront {
-    /// A front for `router`.
+    /// A front for `router`, with caps of its own on open connections.
     pub fn new(router: Arc<Router>) -> Arc<HttpFront> {
-        let connections = hygiene::ConnectionCaps::new(&router.config.limits);
+        let connections = hygiene::ConnectionCaps::new(&router.config.limits, 1);
+        HttpFront::with_caps(router, connections)
+    }
+
+    /// A front for `router` counting its connections in `connections` (shared by the
+    /// fronts of every worker shard, so the caps hold in all).
+    pub fn with_caps(
+        router: Arc<Router>,
+        connections: Arc<hygiene::ConnectionCaps>,
+    ) -> Arc<HttpFront> {
         Arc::new(HttpFront {
             router,
             in_flight: AtomicUsize::new(0),
@@ -166,9 +175,10 @@ pub async fn handle(front: &Arc<HttpFront>, req: Request<Incoming>) -> Response<
     let path = req.uri().path();
     if path == "/healthz" && req.method() == HttpMethod::GET {
         let body = format!(
-            "{{\"status\":\"ok\",\"sessions\":{},\"connections\":{}}}",
+            "{{\"status\":\"ok\",\"sessions\":{},\"connections\":{},\"connections_by_worker\":{:?}}}",
             router.sessions.len(),
-            front.connections.open()
+            front.connections.open(),
+            front.connections.open_by_shard()
         );
         return full(StatusCode::OK, Some("application/json"), Bytes::from(body));
     }
