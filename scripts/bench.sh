@@ -4,12 +4,14 @@
 #       and over stdio (the load generator spawns the mock itself)     -> "direct-stdio"
 #   (b) through Switchyard to the mock over stdio, and over HTTP       -> "via-stdio", "via-http"
 #   (c) at a minimal hyper responder with a fixed body (one HTTP hop)   -> "hop"
-# first closed-loop (saturating), then open-loop at half the direct saturating rate.
+# first closed-loop (saturating), then open-loop at half the direct saturating rate, then
+# each routed path at half and at a tenth of its own saturating rate (direct beside it).
 # Prints throughput, latency percentiles, CPU microseconds per request of each server
 # process (Switchyard's own CPU, not the mock's), and the through/direct ratios.
 #
 # Usage: scripts/bench.sh  (env: SESSIONS=256 DURATION=10 WARMUP=2 TOOL_ARGS='{"text":"hello"}'
-#                          WORKERS=N for Switchyard's runtime threads,
+#                          WORKERS=N for Switchyard's worker shards,
+#                          POOL=N for the pool of each server it fronts (default 1),
 #                          ERA=legacy|modern for the clients' protocol era,
 #                          UPSTREAM_ERA=legacy|2026-07-28 for how Switchyard speaks to the mock)
 set -euo pipefail
@@ -54,6 +56,7 @@ command = "$LG"
 args = ["mock-server", "--stdio"]
 prefix = ""
 era = "$UPSTREAM_ERA"
+pool = ${POOL:-1}
 TOML
 cat > "$OUT/via-http.toml" <<TOML
 [[servers]]
@@ -61,6 +64,7 @@ name = "mock"
 url = "$MOCK_URL"
 prefix = ""
 era = "$UPSTREAM_ERA"
+pool = ${POOL:-1}
 TOML
 export SWITCHYARD_LOG=warn
 WORKERS=${WORKERS:+--workers $WORKERS}
@@ -94,7 +98,7 @@ run_stdio() {
 }
 
 # Switchyard's stdio child (the mock it fronts), measured beside Switchyard itself.
-CHILD_PID=$(pgrep -P "$SYS_PID" | head -1)
+CHILD_PID=$(pgrep -P "$SYS_PID" | head -1)  # with POOL > 1, the first of its children
 RATE= run direct "$MOCK_URL" "$MOCK_PID"
 RATE= run_stdio direct-stdio
 RATE= run via-stdio "$SYS_URL" "$SYS_PID" "$CHILD_PID"
@@ -106,6 +110,21 @@ RATE=$HALF run_stdio direct-stdio-fixed
 RATE=$HALF run via-stdio-fixed "$SYS_URL" "$SYS_PID" "$CHILD_PID"
 RATE=$HALF run via-http-fixed "$SYH_URL" "$SYH_PID" "$MOCK_PID"
 RATE=$HALF run hop-fixed "$HOP_URL" "$HOP_PID"
+# At half and at a tenth of each routed path's own saturating rate (issue 10's latency
+# goals), with the mock straight over HTTP at the same rate beside it.
+rate_of() { python3 -c "import json; print(max(1, round(json.load(open('$OUT/$1.json'))['achieved_rps'] * $2)))"; }
+for path in stdio http; do
+  for pct in 50 10; do
+    r=$(rate_of "via-$path" "0.$pct")
+    echo "$r" > "$OUT/at-$path-$pct.rate"
+    RATE=$r run "direct-at-$path-$pct" "$MOCK_URL" "$MOCK_PID"
+    if [ "$path" = stdio ]; then
+      RATE=$r run "via-stdio-at-$pct" "$SYS_URL" "$SYS_PID" "$CHILD_PID"
+    else
+      RATE=$r run "via-http-at-$pct" "$SYH_URL" "$SYH_PID" "$MOCK_PID"
+    fi
+  done
+done
 
 python3 - "$OUT" "$SESSIONS" "$DURATION" "$HALF" <<'PY' | tee "$OUT/summary.md"
 import json, os, sys
@@ -151,5 +170,18 @@ for n in ["via-stdio", "via-http"]:
           f"p99 {f['latency_us']['p99']/d[1]['latency_us']['p99']:.2f}x direct "
           f"(goal: p99 <= 1.5x direct + 250us = {(1.5*d[1]['latency_us']['p99']+250)/1000:.3f} ms, got {f['latency_us']['p99']/1000:.3f} ms); "
           f"router CPU {cpu_us:.1f} us/req = {cpu_us/rows['hop'][2]:.2f}x the hop responder's {rows['hop'][2]:.1f}")
+print()
+print("At a share of each routed path's own saturating rate, direct at the same rate (goal: p99 at most direct's + 0.25 ms):\n")
+print("| path | share | req/s | direct p50 ms | direct p99 ms | via p50 ms | via p99 ms | errors | goal met |")
+print("|---|---|---|---|---|---|---|---|---|")
+for path in ["stdio", "http"]:
+    for pct in [50, 10]:
+        rate = open(f"{out}/at-{path}-{pct}.rate").read().strip()
+        dr, _ = load(f"direct-at-{path}-{pct}")
+        vr, _ = load(f"via-{path}-at-{pct}")
+        dl, vl = dr["latency_us"], vr["latency_us"]
+        errs = sum(dr["errors"].values()) + sum(vr["errors"].values())
+        met = "yes" if vl["p99"] <= dl["p99"] + 250 else "no"
+        print(f"| via-{path} | {pct}% | {rate} | {dl['p50']/1000:.3f} | {dl['p99']/1000:.3f} | {vl['p50']/1000:.3f} | {vl['p99']/1000:.3f} | {errs} | {met} |")
 PY
 echo "bench: results in $OUT"
