@@ -92,15 +92,84 @@ pub enum Session {
     Stdio(StdioSession),
 }
 
+/// HTTP connections that sessions share (`--connections`): each session uses one, taking
+/// turns with the others on it (HTTP/1.1 carries one exchange at a time).
+pub struct SharedConnections(Vec<Arc<tokio::sync::Mutex<SendRequest<Full<Bytes>>>>>);
+
+impl SharedConnections {
+    /// Open `n` connections to `uri`.
+    pub async fn open(uri: &Uri, n: usize) -> Result<SharedConnections, String> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n.max(1) {
+            let (sender, _) = connect(uri).await?;
+            out.push(Arc::new(tokio::sync::Mutex::new(sender)));
+        }
+        Ok(SharedConnections(out))
+    }
+
+    fn for_session(&self, i: usize) -> Arc<tokio::sync::Mutex<SendRequest<Full<Bytes>>>> {
+        self.0[i % self.0.len()].clone()
+    }
+}
+
+/// A session's way to the server: a connection of its own, or one it shares.
+enum Link {
+    Own(SendRequest<Full<Bytes>>),
+    Shared(Arc<tokio::sync::Mutex<SendRequest<Full<Bytes>>>>),
+}
+
+/// Open one HTTP/1.1 connection; returns its sender and the Host header for it.
+async fn connect(uri: &Uri) -> Result<(SendRequest<Full<Bytes>>, HeaderValue), String> {
+    let host = uri.host().ok_or("connect: no host in URL")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    tokio::spawn(conn);
+    let host =
+        HeaderValue::try_from(format!("{host}:{port}")).map_err(|e| format!("connect: {e}"))?;
+    Ok((sender, host))
+}
+
+/// One request and its whole response on `sender`.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<(hyper::StatusCode, hyper::HeaderMap, Bytes), String> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("connection: {e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("connection: {e}"))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("connection: {e}"))?
+        .to_bytes();
+    Ok((status, headers, body))
+}
+
 impl Session {
+    /// Session number `i`: over HTTP on a connection of its own, or on one of `shared`.
     pub async fn connect(
         target: &Target,
         era: Era,
         check_ids: bool,
         procs: &StdioPool,
+        shared: Option<(&SharedConnections, usize)>,
     ) -> Result<Session, String> {
         match target {
-            Target::Http { uri } => HttpSession::connect(uri, era, check_ids)
+            Target::Http { uri } => HttpSession::connect(uri, era, check_ids, shared)
                 .await
                 .map(Session::Http),
             Target::Stdio { .. } => Ok(Session::Stdio(StdioSession {
@@ -120,7 +189,7 @@ impl Session {
 }
 
 pub struct HttpSession {
-    sender: SendRequest<Full<Bytes>>,
+    link: Link,
     uri: Uri,
     host: HeaderValue,
     era: Era,
@@ -130,21 +199,27 @@ pub struct HttpSession {
 }
 
 impl HttpSession {
-    async fn connect(uri: &Uri, era: Era, check_ids: bool) -> Result<HttpSession, String> {
-        let host = uri.host().ok_or("connect: no host in URL")?;
-        let port = uri.port_u16().unwrap_or(80);
-        let tcp = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        tokio::spawn(conn);
-        let host =
-            HeaderValue::try_from(format!("{host}:{port}")).map_err(|e| format!("connect: {e}"))?;
+    async fn connect(
+        uri: &Uri,
+        era: Era,
+        check_ids: bool,
+        shared: Option<(&SharedConnections, usize)>,
+    ) -> Result<HttpSession, String> {
+        let (link, host) = match shared {
+            Some((conns, i)) => {
+                let host = uri.host().ok_or("connect: no host in URL")?;
+                let port = uri.port_u16().unwrap_or(80);
+                let host = HeaderValue::try_from(format!("{host}:{port}"))
+                    .map_err(|e| format!("connect: {e}"))?;
+                (Link::Shared(conns.for_session(i)), host)
+            }
+            None => {
+                let (sender, host) = connect(uri).await?;
+                (Link::Own(sender), host)
+            }
+        };
         let mut s = HttpSession {
-            sender,
+            link,
             uri: uri.clone(),
             host,
             era,
@@ -211,26 +286,14 @@ impl HttpSession {
         let req = b
             .body(Full::new(body))
             .map_err(|e| format!("request: {e}"))?;
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection: {e}"))?;
-        let resp = self
-            .sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("connection: {e}"))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
+        let (status, headers, body) = match &mut self.link {
+            Link::Own(sender) => exchange(sender, req).await?,
+            // Held until the whole response is read: the connection carries one at a time.
+            Link::Shared(conn) => exchange(&mut *conn.lock().await, req).await?,
+        };
         let sse = headers
             .get("content-type")
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("connection: {e}"))?
-            .to_bytes();
         if !status.is_success() {
             return Err(format!(
                 "http-{}: {}",

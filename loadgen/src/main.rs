@@ -90,6 +90,10 @@ struct RunArgs {
     /// how busy they were, so a run can show the load generator was not the bottleneck
     #[arg(long)]
     threads: Option<usize>,
+    /// HTTP connections the sessions share, taking turns on each (default: one per
+    /// session), as a host serving many users over a small pool would
+    #[arg(long)]
+    connections: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -246,6 +250,7 @@ async fn run_command(cli: Cli, threads: usize) -> ExitCode {
                     json,
                     quiet,
                     threads: _,
+                    connections,
                 } = *a;
                 let target = match (url, stdio) {
                     (Some(u), None) => Target::Http {
@@ -282,6 +287,7 @@ async fn run_command(cli: Cli, threads: usize) -> ExitCode {
                     processes,
                     quiet,
                     threads,
+                    connections: connections.map(|n| n.max(1)),
                 };
                 let report = run::run(cfg).await?;
                 report.print();

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::client::{kind_of, with_timeout, Era, Request, Session, StdioPool, Target};
+use crate::client::{
+    kind_of, with_timeout, Era, Request, Session, SharedConnections, StdioPool, Target,
+};
 
 pub struct RunConfig {
     pub target: Target,
@@ -30,6 +32,8 @@ pub struct RunConfig {
     pub quiet: bool,
     /// The load generator's own worker threads (for the report).
     pub threads: usize,
+    /// HTTP connections the sessions share; `None`: one of its own each.
+    pub connections: Option<usize>,
 }
 
 #[derive(Default)]
@@ -73,6 +77,10 @@ fn new_hist() -> Histogram<u64> {
 pub async fn run(cfg: RunConfig) -> Result<Report, String> {
     let cfg = Arc::new(cfg);
     let procs = Arc::new(StdioPool::start(&cfg.target, cfg.era, cfg.processes).await?);
+    let shared = match (&cfg.target, cfg.connections) {
+        (Target::Http { uri }, Some(n)) => Some(Arc::new(SharedConnections::open(uri, n).await?)),
+        _ => None,
+    };
     let cpu_at_start = (crate::cpu::process_seconds("self"), procs.cpu_seconds());
     let wall_at_start = std::time::Instant::now();
     let counters = Arc::new(Counters::default());
@@ -108,6 +116,7 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
     for i in 0..cfg.sessions {
         let cfg = cfg.clone();
         let procs = procs.clone();
+        let shared = shared.clone();
         let counters = counters.clone();
         let connected = connected.clone();
         tasks.push(tokio::spawn(async move {
@@ -121,7 +130,13 @@ pub async fn run(cfg: RunConfig) -> Result<Report, String> {
             tokio::time::sleep_until(at.into()).await;
             let mut session = match with_timeout(
                 cfg.timeout,
-                Session::connect(&cfg.target, cfg.era, cfg.check_ids, &procs),
+                Session::connect(
+                    &cfg.target,
+                    cfg.era,
+                    cfg.check_ids,
+                    &procs,
+                    shared.as_deref().map(|c| (c, i)),
+                ),
             )
             .await
             {

@@ -131,10 +131,12 @@ where
         hyper::service::service_fn(move |req| {
             let front = front.clone();
             let answering = clock.request_started();
-            async move {
+            // Boxed: hyper keeps room for one request's future per connection for as long as
+            // the connection lives; a box holds those ~4 KiB only while a request runs.
+            Box::pin(async move {
                 let resp = handle(&front, req).await;
                 Ok::<_, Infallible>(resp.map(|b| hygiene::Tracked::new(b, answering)))
-            }
+            })
         })
     };
     // A client that sends half a request head and stalls, or keeps a connection open and
