@@ -260,3 +260,55 @@ pub fn channel(shared: UpstreamShared, cap: usize) -> (UpstreamHandle, mpsc::Rec
         rx,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An actor's mailbox, fed from several shards' threads at once, wakes the actor once per
+    /// batch: once it is asleep, the first command wakes it and the rest find it already woken.
+    #[test]
+    fn a_mailbox_wakes_its_actor_once_per_batch() {
+        let (handle, mut rx) = channel(UpstreamShared::new(0, "s".into(), None), 1024);
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        for round in 1..=3 {
+            assert!(rx.poll_recv(&mut cx).is_pending(), "the actor sleeps");
+            let senders: Vec<_> = (0..4)
+                .map(|t| {
+                    let h = handle.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..50 {
+                            let cmd = Cmd::Reply(Bytes::from(format!("{t}-{i}")));
+                            assert!(h.send(cmd).is_ok(), "room in the mailbox");
+                        }
+                    })
+                })
+                .collect();
+            for s in senders {
+                assert!(s.join().is_ok());
+            }
+            assert_eq!(
+                wakes.0.load(Ordering::Relaxed),
+                round,
+                "one wake for 200 commands"
+            );
+            let mut got = 0;
+            while let std::task::Poll::Ready(Some(_)) = rx.poll_recv(&mut cx) {
+                got += 1;
+            }
+            assert_eq!(got, 200);
+        }
+    }
+}
