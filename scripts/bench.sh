@@ -16,6 +16,7 @@
 #                          UPSTREAM_ERA=legacy|2026-07-28 for how Switchyard speaks to the mock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 SESSIONS=${SESSIONS:-256}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
@@ -39,25 +40,14 @@ start() {
   "$@" > "$log" 2> "$log.err" &
   PID=$!
   PIDS+=("$PID")
-  for _ in $(seq 100); do
-    URL=$(grep -o 'http://[^ ]*' "$log" | head -1 || true)
-    [ -n "$URL" ] && return 0
-    sleep 0.05
-  done
+  URL=$(wait_for_url "$log")
+  [ -n "$URL" ] && return 0
   echo "bench: $* did not start" >&2; cat "$log.err" >&2; exit 1
 }
 
 start "$OUT/mock.log" "$LG" mock-server --http 127.0.0.1:0; MOCK_URL=$URL; MOCK_PID=$PID
 start "$OUT/hop.log" "$LG" hop-server --http 127.0.0.1:0; HOP_URL=$URL; HOP_PID=$PID
-cat > "$OUT/via-stdio.toml" <<TOML
-[[servers]]
-name = "mock"
-command = "$LG"
-args = ["mock-server", "--stdio"]
-prefix = ""
-era = "$UPSTREAM_ERA"
-pool = ${POOL:-1}
-TOML
+stdio_mock_servers "$LG" "$UPSTREAM_ERA" "${POOL:-1}" > "$OUT/via-stdio.toml"
 cat > "$OUT/via-http.toml" <<TOML
 [[servers]]
 name = "mock"

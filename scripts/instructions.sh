@@ -13,6 +13,7 @@
 # and the counters are dumped. Needs valgrind (Debian: apt-get install valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 command -v valgrind >/dev/null || { echo "instructions: valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
 RATE=${RATE:-200}
 DURATION=${DURATION:-8}
@@ -22,26 +23,14 @@ mkdir -p "$OUT"
 cargo build --release --workspace -q
 LG=$PWD/target/release/switchyard-loadgen
 SY=$PWD/target/release/switchyard
-cat > "$OUT/config.toml" <<TOML
-[[servers]]
-name = "mock"
-command = "$LG"
-args = ["mock-server", "--stdio"]
-prefix = ""
-era = "legacy"
-TOML
+stdio_mock_servers "$LG" legacy 1 > "$OUT/config.toml"
 for era in $ERAS; do
   dir=$OUT/$era
   mkdir -p "$dir"
   SWITCHYARD_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.%p" \
     "$SY" serve --listen 127.0.0.1:0 --config "$OUT/config.toml" > "$dir/router.log" 2> "$dir/router.err" &
   vpid=$!
-  url=""
-  for _ in $(seq 300); do
-    url=$(grep -o 'http://[^ ]*' "$dir/router.log" | head -1 || true)
-    [ -n "$url" ] && break
-    sleep 0.1
-  done
+  url=$(wait_for_url "$dir/router.log" 30)  # valgrind starts it slowly
   [ -n "$url" ] || { echo "instructions: the router did not start" >&2; cat "$dir/router.err" >&2; exit 1; }
   run() {
     "$LG" run --url "$url" --era "$era" --sessions 4 --duration "$1" --warmup "$2" --rate "$RATE" \

@@ -8,6 +8,7 @@
 # Usage: scripts/memory.sh   (env: SESSIONS=10000 STREAMS=1000 ACTIVE=10000 SHARED_CONNECTIONS=100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 SESSIONS=${SESSIONS:-10000}
 STREAMS=${STREAMS:-1000}
 ACTIVE=${ACTIVE:-10000}
@@ -25,21 +26,13 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # sets SY_PID and URL.
 start_router() {
   local n=$1
-  cat > "$OUT/sy.toml" <<TOML
-[limits]
-max_sessions = $((n + 100))
-max_connections_per_address = $((n + 100))
-[[servers]]
-name = "mock"
-command = "$LG"
-args = ["mock-server", "--stdio"]
-prefix = ""
-pool = 2
-TOML
+  {
+    printf '[limits]\nmax_sessions = %d\nmax_connections_per_address = %d\n' $((n + 100)) $((n + 100))
+    stdio_mock_servers "$LG" auto 2
+  } > "$OUT/sy.toml"
   SWITCHYARD_LOG=warn "$SY" serve --listen 127.0.0.1:0 --config "$OUT/sy.toml" > "$OUT/sy.out" 2>/dev/null &
   SY_PID=$!; PIDS+=("$SY_PID")
-  URL=""
-  for _ in $(seq 100); do URL=$(grep -o 'http://[^ ]*' "$OUT/sy.out" || true); [ -n "$URL" ] && break; sleep 0.05; done
+  URL=$(wait_for_url "$OUT/sy.out")
 }
 
 measure() { # label sessions [--streams]

@@ -8,6 +8,7 @@
 # SESSIONS (default 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 RATE=${RATE:-3000}
 DURATION=${DURATION:-15}
 SESSIONS=${SESSIONS:-16}
@@ -17,23 +18,11 @@ LG=$PWD/target/release/switchyard-loadgen
 SY=$PWD/target/release/switchyard
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-cat > "$dir/config.toml" <<TOML
-[[servers]]
-name = "mock"
-command = "$LG"
-args = ["mock-server", "--stdio"]
-prefix = ""
-era = "legacy"
-TOML
+stdio_mock_servers "$LG" legacy 1 > "$dir/config.toml"
 for era in $ERAS; do
   SWITCHYARD_LOG=warn "$SY" serve --listen 127.0.0.1:0 --config "$dir/config.toml" > "$dir/router.log" 2> "$dir/router.err" &
   pid=$!
-  url=""
-  for _ in $(seq 100); do
-    url=$(grep -o 'http://[^ ]*' "$dir/router.log" | head -1 || true)
-    [ -n "$url" ] && break
-    sleep 0.1
-  done
+  url=$(wait_for_url "$dir/router.log" 10)
   [ -n "$url" ] || { echo "user_cpu: the router did not start" >&2; cat "$dir/router.err" >&2; exit 1; }
   run() {
     "$LG" run --url "$url" --era "$era" --sessions "$SESSIONS" --duration "$1" --warmup "$2" \

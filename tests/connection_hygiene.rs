@@ -195,12 +195,15 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
 }
 
 /// Beyond `max_connections_per_address` from one address, and beyond `max_connections` in
-/// all, a connection is refused at once with a 503; a place given back is taken again.
+/// all, a connection is refused at once with a 503, whichever worker accepted it; a place
+/// given back is taken again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_caps_are_refused_at_once() {
-    let router = start_router(&demo_config(
-        "max_connections = 4\nmax_connections_per_address = 3",
-    ));
+    // Two workers, each with its own listener: the caps count across both.
+    let router = start_router_with(
+        &demo_config("max_connections = 4\nmax_connections_per_address = 3"),
+        &["--workers", "2"],
+    );
     let addr = addr_of(&router);
     let refused = |got: &[u8]| String::from_utf8_lossy(got).starts_with("HTTP/1.1 503");
 

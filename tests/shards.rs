@@ -90,3 +90,66 @@ async fn one_sessions_requests_over_many_connections_are_each_answered_once() {
     assert_eq!(unique.len(), all.len(), "every reply exactly once");
     echo_works(&first, "and the first connection still").await;
 }
+
+/// A session is served by the pool members on the shard it started on: with a pool of four
+/// on two shards (members 0 and 2 on shard 0, 1 and 3 on shard 1), every session started on
+/// shard k gets a member with k's parity, and each of those members serves some.
+#[test]
+fn a_session_is_served_by_a_pool_member_on_its_own_shard() {
+    use switchyard::config::Config;
+    use switchyard::protocol::{negotiate, ClientCaps};
+    use switchyard::router::{Router, Session};
+    use switchyard::session::{ReplyStream, Sink};
+    use switchyard::shard::Shards;
+
+    let shards = Shards::start(2).expect("shards");
+    let config = format!(
+        "[[servers]]\nname = \"demo\"\ncommand = {:?}\nargs = [\"demo-server\"]\npool = 4\n",
+        env!("CARGO_BIN_EXE_switchyard")
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let members = rt.block_on(async {
+        let router = Router::with_shards(
+            Config::parse(&config, "test").expect("config"),
+            shards.handles().to_vec(),
+        );
+        let mut members = Vec::new();
+        for (k, shard) in shards.handles().iter().enumerate() {
+            for _ in 0..8 {
+                let router = router.clone();
+                let name = shard
+                    .spawn(async move {
+                        let s = Session::new(
+                            "t".into(),
+                            negotiate(None),
+                            ClientCaps::default(),
+                            Sink::Stream(ReplyStream::new(0, 2)),
+                            8,
+                        );
+                        assert_eq!(s.home, switchyard::shard::current());
+                        router.instance(0, &s).map(|h| h.shared.name.clone())
+                    })
+                    .await
+                    .expect("on the shard")
+                    .expect("a member");
+                members.push((k, name));
+            }
+        }
+        router.shutdown().await;
+        members
+    });
+    shards.stop();
+    for (k, name) in &members {
+        let member: usize = name
+            .strip_prefix("demo#")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a pool member's name: {name}"));
+        assert_eq!(member % 2, *k, "{members:?}");
+    }
+    // Both members of each shard serve some of its sessions.
+    let used: HashSet<_> = members.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(used.len(), 4, "{members:?}");
+}

@@ -101,7 +101,7 @@ impl SharedConnections {
     pub async fn open(uri: &Uri, n: usize) -> Result<SharedConnections, String> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n.max(1) {
-            let (sender, _) = connect(uri).await?;
+            let sender = connect(uri).await?;
             out.push(Arc::new(tokio::sync::Mutex::new(sender)));
         }
         Ok(SharedConnections(out))
@@ -118,11 +118,17 @@ enum Link {
     Shared(Arc<tokio::sync::Mutex<SendRequest<Full<Bytes>>>>),
 }
 
-/// Open one HTTP/1.1 connection; returns its sender and the Host header for it.
-async fn connect(uri: &Uri) -> Result<(SendRequest<Full<Bytes>>, HeaderValue), String> {
+/// The Host header for `uri`.
+pub fn host_header(uri: &Uri) -> Result<HeaderValue, String> {
     let host = uri.host().ok_or("connect: no host in URL")?;
     let port = uri.port_u16().unwrap_or(80);
-    let tcp = tokio::net::TcpStream::connect((host, port))
+    HeaderValue::try_from(format!("{host}:{port}")).map_err(|e| format!("connect: {e}"))
+}
+
+/// Open one HTTP/1.1 connection to `uri`.
+pub async fn connect(uri: &Uri) -> Result<SendRequest<Full<Bytes>>, String> {
+    let host = uri.host().ok_or("connect: no host in URL")?;
+    let tcp = tokio::net::TcpStream::connect((host, uri.port_u16().unwrap_or(80)))
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
@@ -130,9 +136,7 @@ async fn connect(uri: &Uri) -> Result<(SendRequest<Full<Bytes>>, HeaderValue), S
         .await
         .map_err(|e| format!("connect: {e}"))?;
     tokio::spawn(conn);
-    let host =
-        HeaderValue::try_from(format!("{host}:{port}")).map_err(|e| format!("connect: {e}"))?;
-    Ok((sender, host))
+    Ok(sender)
 }
 
 /// One request and its whole response on `sender`.
@@ -205,18 +209,10 @@ impl HttpSession {
         check_ids: bool,
         shared: Option<(&SharedConnections, usize)>,
     ) -> Result<HttpSession, String> {
-        let (link, host) = match shared {
-            Some((conns, i)) => {
-                let host = uri.host().ok_or("connect: no host in URL")?;
-                let port = uri.port_u16().unwrap_or(80);
-                let host = HeaderValue::try_from(format!("{host}:{port}"))
-                    .map_err(|e| format!("connect: {e}"))?;
-                (Link::Shared(conns.for_session(i)), host)
-            }
-            None => {
-                let (sender, host) = connect(uri).await?;
-                (Link::Own(sender), host)
-            }
+        let host = host_header(uri)?;
+        let link = match shared {
+            Some((conns, i)) => Link::Shared(conns.for_session(i)),
+            None => Link::Own(connect(uri).await?),
         };
         let mut s = HttpSession {
             link,

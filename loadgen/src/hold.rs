@@ -10,29 +10,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::Uri;
-use hyper_util::rt::TokioIo;
 
-use crate::client::LEGACY;
-
-async fn connect(uri: &Uri) -> Result<SendRequest<Full<Bytes>>, String> {
-    let host = uri.host().ok_or("no host in URL")?;
-    let tcp = tokio::net::TcpStream::connect((host, uri.port_u16().unwrap_or(80)))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    tokio::spawn(conn);
-    Ok(sender)
-}
-
-fn host(uri: &Uri) -> String {
-    format!(
-        "{}:{}",
-        uri.host().unwrap_or("127.0.0.1"),
-        uri.port_u16().unwrap_or(80)
-    )
-}
+use crate::client::{connect, host_header, LEGACY};
 
 /// Initialize one session; returns its id.
 async fn initialize(sender: &mut SendRequest<Full<Bytes>>, uri: &Uri) -> Result<String, String> {
@@ -40,7 +19,7 @@ async fn initialize(sender: &mut SendRequest<Full<Bytes>>, uri: &Uri) -> Result<
         r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{LEGACY}","capabilities":{{}},"clientInfo":{{"name":"switchyard-loadgen","version":"1"}}}}}}"#
     );
     let req = hyper::Request::post(uri.path())
-        .header("host", host(uri))
+        .header("host", host_header(uri)?)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .body(Full::new(Bytes::from(body)))
@@ -90,7 +69,7 @@ pub async fn hold(
         for id in &ids {
             let mut sender = connect(&uri).await?;
             let req = hyper::Request::get(uri.path())
-                .header("host", host(&uri))
+                .header("host", host_header(&uri)?)
                 .header("accept", "text/event-stream")
                 .header("mcp-session-id", id)
                 .header("mcp-protocol-version", LEGACY)

@@ -67,9 +67,9 @@ pub struct Server {
     pub config: ServerConfig,
     /// The shared connections (a pool); empty for per-client servers.
     pub instances: Vec<UpstreamHandle>,
-    /// Which of `instances` run on each worker shard (instance `i` on shard `i % shards`;
-    /// empty when the router has no shards).
-    by_shard: Vec<Vec<usize>>,
+    /// The worker shards its instances are spread over (instance `i` on shard `i % shards`;
+    /// 0 when the router has none).
+    shards: usize,
     /// Live per-client upstreams of this server (decremented when each actor ends).
     per_client: Arc<AtomicUsize>,
 }
@@ -135,7 +135,7 @@ impl Router {
                 .iter()
                 .enumerate()
                 .map(|(idx, sc)| {
-                    let instances: Vec<UpstreamHandle> = match sc.sharing {
+                    let instances = match sc.sharing {
                         Sharing::Shared => (0..sc.pool)
                             .map(|i| {
                                 let at = Placement {
@@ -147,17 +147,10 @@ impl Router {
                             .collect(),
                         Sharing::PerClient => Vec::new(),
                     };
-                    let by_shard = (0..shards.len())
-                        .map(|k| {
-                            (0..instances.len())
-                                .filter(|i| i % shards.len() == k)
-                                .collect()
-                        })
-                        .collect();
                     Server {
                         config: sc.clone(),
                         instances,
-                        by_shard,
+                        shards: shards.len(),
                         per_client: Arc::new(AtomicUsize::new(0)),
                     }
                 })

@@ -26,16 +26,13 @@ impl Router {
             ));
         }
         if !server.instances.is_empty() {
-            // The instances on the session's own shard, where it has any: its calls then
-            // never leave that thread. Fixed per session, so its upstream state stays put.
-            let key = session.key as usize;
-            let local = session
-                .home
-                .and_then(|k| server.by_shard.get(k))
-                .filter(|on| !on.is_empty());
-            let i = match local {
-                Some(on) => on[key % on.len()],
-                None => key % server.instances.len(),
+            // The instances on the session's own shard k (k, k + shards, ...), where it has
+            // any: its calls then never leave that thread. Fixed per session, so its
+            // upstream state stays put.
+            let (key, n, shards) = (session.key as usize, server.instances.len(), server.shards);
+            let i = match session.home.filter(|&k| k < shards && k < n) {
+                Some(k) => k + shards * (key % (n - k).div_ceil(shards)),
+                None => key % n,
             };
             return Ok(server.instances[i].clone());
         }
@@ -172,9 +169,6 @@ impl Router {
     }
 }
 
-/// Start one upstream connection for server `idx`: shared by every session (`owner` is
-/// `None`), or serving one session, whose server-wide count of live per-client upstreams it
-/// holds a place in until its actor ends.
 /// Which member of its server's pool an upstream is, and the shard its actor runs on (`None`:
 /// where it is spawned from; a per-client upstream runs where its session's first call is).
 pub(super) struct Placement<'a> {
@@ -182,6 +176,9 @@ pub(super) struct Placement<'a> {
     pub(super) on: Option<&'a tokio::runtime::Handle>,
 }
 
+/// Start one upstream connection for server `idx`: shared by every session (`owner` is
+/// `None`), or serving one session, whose server-wide count of live per-client upstreams it
+/// holds a place in until its actor ends.
 pub(super) fn spawn_upstream(
     router: &Weak<Router>,
     config: &Config,

@@ -103,21 +103,17 @@ impl<'a> RefPeek<'a> {
         let mut seen = 0u16;
         s.members(|key, s| {
             let name = key.text();
-            let mut mark = |bit| first_time(&mut seen, bit, &name);
-            match &*name {
-                "type" => {
-                    mark(0)?;
-                    r.kind = string_value(s, "type")?;
-                }
-                "name" => {
-                    mark(1)?;
-                    r.name = raw_value(s)?;
-                }
-                "uri" => {
-                    mark(2)?;
-                    r.uri = raw_value(s)?;
-                }
-                _ => s.value().map(drop)?,
+            let bit = match &*name {
+                "type" => 0,
+                "name" => 1,
+                "uri" => 2,
+                _ => return s.value().map(drop),
+            };
+            first_time(&mut seen, bit, &name)?;
+            match bit {
+                0 => r.kind = string_value(s, "type")?,
+                1 => r.name = raw_value(s)?,
+                _ => r.uri = raw_value(s)?,
             }
             Ok(())
         })?;
@@ -148,65 +144,39 @@ impl<'a> ParamsPeek<'a> {
         let mut seen = 0u16;
         s.members(|key, s| {
             let name = key.text();
-            let mut mark = |bit| first_time(&mut seen, bit, &name);
-            match &*name {
-                "name" => {
-                    mark(0)?;
-                    p.name = raw_value(s)?;
-                }
-                "uri" => {
-                    mark(1)?;
-                    p.uri = raw_value(s)?;
-                }
-                "ref" => {
-                    mark(2)?;
-                    if !null_next(s)? {
-                        p.reference = Some(RefPeek::read(s)?);
-                    }
-                }
-                "_meta" => {
-                    mark(3)?;
-                    if !null_next(s)? {
-                        p.meta = Some(Members::read(s)?);
-                    }
-                }
-                "cursor" => {
-                    mark(4)?;
-                    p.cursor = string_value(s, "cursor")?;
-                }
-                "requestId" => {
-                    mark(5)?;
-                    p.request_id = raw_value(s)?;
-                }
-                "progressToken" => {
-                    mark(6)?;
-                    p.progress_token = raw_value(s)?;
-                }
-                "level" => {
-                    mark(7)?;
-                    p.level = string_value(s, "level")?;
-                }
-                "protocolVersion" => {
-                    mark(8)?;
-                    p.protocol_version = string_value(s, "protocolVersion")?;
-                }
-                "capabilities" => {
-                    mark(9)?;
-                    p.capabilities = raw_value(s)?;
-                }
-                "arguments" => {
-                    mark(10)?;
-                    p.arguments = raw_value(s)?;
-                }
-                "inputResponses" => {
-                    mark(11)?;
-                    p.input_responses = raw_value(s)?;
-                }
-                "requestState" => {
-                    mark(12)?;
-                    p.request_state = raw_value(s)?;
-                }
-                _ => s.value().map(drop)?,
+            let bit = match &*name {
+                "name" => 0,
+                "uri" => 1,
+                "ref" => 2,
+                "_meta" => 3,
+                "cursor" => 4,
+                "requestId" => 5,
+                "progressToken" => 6,
+                "level" => 7,
+                "protocolVersion" => 8,
+                "capabilities" => 9,
+                "arguments" => 10,
+                "inputResponses" => 11,
+                "requestState" => 12,
+                _ => return s.value().map(drop),
+            };
+            first_time(&mut seen, bit, &name)?;
+            // `ref` and `_meta` given as `null` are consumed by the check and read as absent.
+            match bit {
+                0 => p.name = raw_value(s)?,
+                1 => p.uri = raw_value(s)?,
+                2 if !null_next(s)? => p.reference = Some(RefPeek::read(s)?),
+                3 if !null_next(s)? => p.meta = Some(Members::read(s)?),
+                4 => p.cursor = string_value(s, "cursor")?,
+                5 => p.request_id = raw_value(s)?,
+                6 => p.progress_token = raw_value(s)?,
+                7 => p.level = string_value(s, "level")?,
+                8 => p.protocol_version = string_value(s, "protocolVersion")?,
+                9 => p.capabilities = raw_value(s)?,
+                10 => p.arguments = raw_value(s)?,
+                11 => p.input_responses = raw_value(s)?,
+                12 => p.request_state = raw_value(s)?,
+                _ => {}
             }
             Ok(())
         })?;

@@ -87,12 +87,7 @@ impl ConnectionCaps {
             .collect()
     }
 
-    fn shard_slot(&self) -> &AtomicUsize {
-        let k = crate::shard::current().unwrap_or(0);
-        &self.on_shard[k.min(self.on_shard.len() - 1)]
-    }
-
-    fn shard(&self, peer: &IpAddr) -> &Mutex<HashMap<IpAddr, usize>> {
+    fn address_bucket(&self, peer: &IpAddr) -> &Mutex<HashMap<IpAddr, usize>> {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(peer);
         &self.by_address[(h as usize) % ADDRESS_SHARDS]
@@ -103,7 +98,11 @@ impl ConnectionCaps {
         let refused = if self.open.fetch_add(1, Ordering::AcqRel) >= self.max_total {
             Some(Refused::Total)
         } else {
-            let mut counts = self.shard(&peer).lock().unwrap_or_else(|e| e.into_inner());
+            let mut counts = self
+                .address_bucket(&peer)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // A new entry is never refused (the cap is at least 1), so none is left at 0.
             let n = counts.entry(peer).or_insert(0);
             if *n >= self.max_per_address {
                 Some(Refused::PerAddress)
@@ -114,33 +113,38 @@ impl ConnectionCaps {
         };
         match refused {
             None => {
-                self.shard_slot().fetch_add(1, Ordering::Relaxed);
+                let shard = crate::shard::current()
+                    .unwrap_or(0)
+                    .min(self.on_shard.len() - 1);
+                self.on_shard[shard].fetch_add(1, Ordering::Relaxed);
                 Ok(Admitted {
                     caps: self.clone(),
                     peer,
+                    shard,
                 })
             }
             Some(why) => {
                 self.open.fetch_sub(1, Ordering::AcqRel);
-                if why == Refused::PerAddress {
-                    self.forget_if_none(peer);
+                if let Some(unlogged) = self.log_now(self.epoch.elapsed().as_secs()) {
+                    tracing::warn!(
+                        %peer,
+                        limit = why.setting(),
+                        open = self.open(),
+                        refused_unlogged_since_last = unlogged,
+                        "connection refused"
+                    );
                 }
-                self.log_refusal(why, peer);
                 Err(why)
             }
         }
     }
 
-    fn forget_if_none(&self, peer: IpAddr) {
-        let mut counts = self.shard(&peer).lock().unwrap_or_else(|e| e.into_inner());
-        if counts.get(&peer) == Some(&0) {
-            counts.remove(&peer);
-        }
-    }
-
-    fn release(&self, peer: IpAddr) {
+    fn release(&self, peer: IpAddr, shard: usize) {
         {
-            let mut counts = self.shard(&peer).lock().unwrap_or_else(|e| e.into_inner());
+            let mut counts = self
+                .address_bucket(&peer)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some(n) = counts.get_mut(&peer) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -148,31 +152,25 @@ impl ConnectionCaps {
                 }
             }
         }
-        self.shard_slot().fetch_sub(1, Ordering::Relaxed);
+        self.on_shard[shard].fetch_sub(1, Ordering::Relaxed);
         self.open.fetch_sub(1, Ordering::AcqRel);
     }
 
-    // A flood of refusals must not become a flood of log lines.
-    fn log_refusal(&self, why: Refused, peer: IpAddr) {
-        let now = self.epoch.elapsed().as_secs();
+    /// A flood of refusals must not become a flood of log lines: the first refusal in each
+    /// second (`now_s`) is logged, with how many went unlogged since the last one (`Some`);
+    /// the others are only counted (`None`).
+    fn log_now(&self, now_s: u64) -> Option<u64> {
         let last = self.last_log_s.load(Ordering::Relaxed);
-        if last == now
+        if last == now_s
             || self
                 .last_log_s
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
                 .is_err()
         {
             self.unlogged.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
-        let unlogged = self.unlogged.swap(0, Ordering::Relaxed);
-        tracing::warn!(
-            %peer,
-            limit = why.setting(),
-            open = self.open(),
-            refused_unlogged_since_last = unlogged,
-            "connection refused"
-        );
+        Some(self.unlogged.swap(0, Ordering::Relaxed))
     }
 }
 
@@ -180,11 +178,13 @@ impl ConnectionCaps {
 pub struct Admitted {
     caps: Arc<ConnectionCaps>,
     peer: IpAddr,
+    /// The worker shard it was counted on.
+    shard: usize,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.caps.release(self.peer);
+        self.caps.release(self.peer, self.shard);
     }
 }
 
@@ -419,6 +419,23 @@ mod tests {
             .by_address
             .iter()
             .all(|s| s.lock().unwrap_or_else(|e| e.into_inner()).is_empty()));
+    }
+
+    #[test]
+    fn refusals_are_logged_once_a_second_with_a_count_of_the_rest() {
+        let caps = ConnectionCaps::new(&limits(1, 1), 1);
+        assert_eq!(caps.log_now(5), Some(0), "the first is logged");
+        assert_eq!(
+            (caps.log_now(5), caps.log_now(5), caps.log_now(5)),
+            (None, None, None)
+        );
+        assert_eq!(
+            caps.log_now(6),
+            Some(3),
+            "the next second, with the three unlogged"
+        );
+        assert_eq!(caps.log_now(6), None);
+        assert_eq!(caps.log_now(9), Some(1));
     }
 
     #[test]

@@ -132,7 +132,7 @@ where
             let front = front.clone();
             let answering = clock.request_started();
             // Boxed: hyper keeps room for one request's future per connection for as long as
-            // the connection lives; a box holds those ~4 KiB only while a request runs.
+            // the connection lives; a box holds that room only while a request runs.
             Box::pin(async move {
                 let resp = handle(&front, req).await;
                 Ok::<_, Infallible>(resp.map(|b| hygiene::Tracked::new(b, answering)))
