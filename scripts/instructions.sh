@@ -6,9 +6,10 @@
 #
 # Usage: bash scripts/instructions.sh [ERA...]   (default: legacy modern)
 # Environment: RATE (requests/s, default 200), DURATION (seconds measured, default 8),
-# OUT (default target/instructions/<UTC time>).
+# UPSTREAM (stdio or http, default stdio), OUT (default target/instructions/<UTC time>).
 #
-# The router runs under callgrind with a stdio upstream (the mock, handshake era); the load
+# The router runs under callgrind with the mock as its upstream (handshake era, over
+# stdio or HTTP; the HTTP mock is not counted, it runs outside valgrind); the load
 # generator warms it up, the counters are zeroed, a measured run at a fixed rate follows,
 # and the counters are dumped. Needs valgrind (Debian: apt-get install valgrind).
 set -euo pipefail
@@ -23,7 +24,19 @@ mkdir -p "$OUT"
 cargo build --release --workspace -q
 LG=$PWD/target/release/switchyard-loadgen
 SY=$PWD/target/release/switchyard
-stdio_mock_servers "$LG" legacy 1 > "$OUT/config.toml"
+UPSTREAM=${UPSTREAM:-stdio}
+MOCK_PID=
+trap '[ -z "$MOCK_PID" ] || kill "$MOCK_PID" 2>/dev/null || true' EXIT
+case $UPSTREAM in
+  stdio) stdio_mock_servers "$LG" legacy 1 > "$OUT/config.toml" ;;
+  http)
+    "$LG" mock-server --http 127.0.0.1:0 > "$OUT/mock.log" 2>&1 &
+    MOCK_PID=$!
+    mock_url=$(wait_for_url "$OUT/mock.log")
+    [ -n "$mock_url" ] || { echo "instructions: the HTTP mock did not start" >&2; exit 1; }
+    printf '[[servers]]\nname = "mock"\nurl = "%s"\nprefix = ""\nera = "legacy"\n' "$mock_url" > "$OUT/config.toml" ;;
+  *) echo "instructions: UPSTREAM is stdio or http, not $UPSTREAM" >&2; exit 2 ;;
+esac
 for era in $ERAS; do
   dir=$OUT/$era
   mkdir -p "$dir"
@@ -43,14 +56,14 @@ for era in $ERAS; do
   sleep 1
   kill "$vpid"; wait "$vpid" 2>/dev/null || true
   dump=$(ls "$dir"/callgrind.*.1)
-  python3 - "$era" "$dump" "$dir/run.json" <<'PY'
+  python3 - "$era" "$dump" "$dir/run.json" "$UPSTREAM" <<'PY'
 import json, re, subprocess, sys
-era, dump, run = sys.argv[1:]
+era, dump, run, upstream = sys.argv[1:]
 r = json.load(open(run))
 out = subprocess.run(["callgrind_annotate", dump], capture_output=True, text=True).stdout
 total = int(re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", out).group(1).replace(",", ""))
 errors = sum(r["errors"].values())
-print(f"{era}: {total / max(r['total'], 1):,.0f} instructions per request "
+print(f"{era} via {upstream}: {total / max(r['total'], 1):,.0f} instructions per request "
       f"({total:,} over {r['total']} requests, {errors} errors)")
 PY
 done
