@@ -130,6 +130,9 @@ pub struct ServerConfig {
     pub pool: usize,
     /// How long a call to it may take (the global limit unless set).
     pub request_timeout: Duration,
+    /// HTTP servers: keep-alive connections one upstream session (one pool member) opens at
+    /// most; calls beyond them wait for a free one.
+    pub max_connections: usize,
     /// Per-client upstream sessions at most (per-client sharing).
     pub max_clients: usize,
     /// A per-client upstream unused this long is stopped.
@@ -212,6 +215,7 @@ struct RawServer {
     era: Option<Spanned<String>>,
     pool: Option<Spanned<usize>>,
     request_timeout_ms: Option<u64>,
+    max_connections: Option<Spanned<usize>>,
     max_clients: Option<usize>,
     idle_timeout_s: Option<u64>,
     client_capabilities: Option<Spanned<Vec<String>>>,
@@ -409,6 +413,24 @@ impl Config {
                 Some(p) if *p.get_ref() >= 1 && *p.get_ref() <= 64 => *p.get_ref(),
                 Some(p) => return Err(at(p.span(), &field("pool"), "must be between 1 and 64")),
             };
+            let max_connections = match &s.max_connections {
+                None => DEFAULT_UPSTREAM_CONNECTIONS,
+                Some(m) if !matches!(transport, Transport::Http { .. }) => {
+                    return Err(at(
+                        m.span(),
+                        &field("max_connections"),
+                        "is for `url` servers only",
+                    ))
+                }
+                Some(m) if (1..=4096).contains(m.get_ref()) => *m.get_ref(),
+                Some(m) => {
+                    return Err(at(
+                        m.span(),
+                        &field("max_connections"),
+                        "must be between 1 and 4096",
+                    ))
+                }
+            };
             let shared_client_capabilities = match &s.client_capabilities {
                 None => "{}".to_string(),
                 Some(c) if sharing == Sharing::PerClient => {
@@ -449,6 +471,7 @@ impl Config {
                     .request_timeout_ms
                     .map(Duration::from_millis)
                     .unwrap_or(limits.request_timeout),
+                max_connections,
                 max_clients: s.max_clients.unwrap_or(256).max(1),
                 idle_timeout: Duration::from_secs(s.idle_timeout_s.unwrap_or(300).max(1)),
                 shared_client_capabilities,
@@ -466,6 +489,9 @@ impl Config {
         })
     }
 }
+
+/// Connections one HTTP upstream session opens at most, unless `max_connections` says.
+pub const DEFAULT_UPSTREAM_CONNECTIONS: usize = 256;
 
 /// The client capabilities a shared server may be told of (`client_capabilities`): the
 /// server-to-client requests Switchyard can deliver to the client that caused them.
@@ -529,6 +555,23 @@ mod tests {
             "[[servers]]\nname = \"a\"\ncommand = \"x\"\nsharing = \"per-client\"\nclient_capabilities = [\"roots\"]\n"
         )
         .contains("a per-client server declares its own client's capabilities"));
+    }
+
+    #[test]
+    fn max_connections_is_for_http_servers_and_bounded() {
+        let url = "[[servers]]\nname = \"r\"\nurl = \"http://127.0.0.1:9/mcp\"\n";
+        let c = Config::parse(url, "t").unwrap();
+        assert_eq!(c.servers[0].max_connections, DEFAULT_UPSTREAM_CONNECTIONS);
+        let c = Config::parse(&format!("{url}max_connections = 8\n"), "t").unwrap();
+        assert_eq!(c.servers[0].max_connections, 8);
+        assert_eq!(
+            err(&format!("{url}max_connections = 0\n")),
+            "t.toml:4: servers[0].max_connections: must be between 1 and 4096"
+        );
+        assert_eq!(
+            err("[[servers]]\nname = \"a\"\ncommand = \"x\"\nmax_connections = 2\n"),
+            "t.toml:4: servers[0].max_connections: is for `url` servers only"
+        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! A Streamable HTTP upstream (2025 handshake era): one upstream session, each message a
-//! POST from a small task that reports the reply (JSON or an SSE stream) back to the actor,
-//! plus a GET stream for the server's own notifications. A 404 means the upstream session
-//! expired: the actor answers what was in flight and initializes again.
+//! A Streamable HTTP upstream, of either era: one upstream session, each message a POST on
+//! one of the session's keep-alive connections, its exchange polled by the actor itself
+//! (`conns`), its reply (JSON or an SSE stream) reported back to the actor; for the handshake
+//! era also a GET stream for the server's own notifications. A 404 means the upstream
+//! session expired: the actor answers what was in flight and initializes again.
 
+mod conns;
 mod requests;
 
+use conns::*;
 use requests::*;
 
 use std::sync::Arc;
@@ -15,9 +18,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -31,8 +31,6 @@ use crate::protocol::modern;
 use crate::wire::envelope::{code, is_batch, split_batch};
 use crate::wire::sse::SseDecoder;
 use crate::wire::{json, Envelope, Kind};
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// Reconnects of one request's SSE stream (2025-11-25 polling) before giving up.
 const MAX_RESUMES: usize = 5;
@@ -59,8 +57,7 @@ enum Report {
 /// One upstream session: what every request of it carries.
 #[derive(Clone)]
 struct Conn {
-    client: HttpClient,
-    uri: Uri,
+    target: Arc<Target>,
     headers: Arc<Vec<(HeaderName, HeaderValue)>>,
     session: Option<HeaderValue>,
     version: HeaderValue,
@@ -102,10 +99,15 @@ impl HttpActor {
                 }
             }
         }
-        let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let target = match Target::from_uri(&uri) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                tracing::error!(server = %name, "bad url {url}: {e}");
+                return;
+            }
+        };
         let base = Conn {
-            client,
-            uri,
+            target,
             headers: Arc::new(fixed),
             session: None,
             version: HeaderValue::from_static(crate::protocol::LATEST_LEGACY),
@@ -288,20 +290,15 @@ impl HttpActor {
     async fn serve(&mut self, conn: Conn, held: Vec<Cmd>) -> Ended {
         let name = self.parts.config.name.clone();
         let (rtx, mut reports) = mpsc::channel::<Report>(1024);
-        let none = Bytes::from_static(b"{}");
+        let mut conns =
+            Connections::new(conn.clone(), rtx.clone(), self.parts.config.max_connections);
         let (stop_get, stopped) = oneshot::channel::<()>();
         if !conn.modern {
             // The handshake era's session: initialized, what clients had set up, the GET stream.
-            post_in_background(
-                &conn,
-                json::message(None, "notifications/initialized", None),
-                None,
-                none.clone(),
-                false,
-                &rtx,
-            );
+            let initialized = json::message(None, "notifications/initialized", None);
+            conns.post(initialized, None, b"{}", false);
             for frame in (self.parts.replay)() {
-                post_in_background(&conn, frame, None, none.clone(), false, &rtx);
+                conns.post(frame, None, b"{}", false);
             }
             tokio::spawn(get_stream(conn.clone(), rtx.clone(), stopped));
         }
@@ -310,39 +307,46 @@ impl HttpActor {
             self.parts.handle.shared.clone(),
             self.parts.config.request_timeout,
         );
-        let mut tasks = Tasks::default();
         let (handle, events) = (self.parts.handle.clone(), self.parts.events.clone());
         // Carry out what the id map decided: requests become POSTs (a 2026-07-28 one tracked,
         // so abandoning it closes its stream).
-        let carry_out = |pendings: &mut Pendings, tasks: &mut Tasks| {
+        let carry_out = |pendings: &mut Pendings, conns: &mut Connections| {
             let mut wire = |p: &Pendings, w: Wire| match w {
-                Wire::Write { frame, uid } => send(&conn, p, frame, uid, &rtx, tasks),
-                Wire::Abandoned(uid) => tasks.cancel(uid),
+                Wire::Write { frame, uid } => send(conns, p, frame, uid),
+                Wire::Abandoned(uid) => conns.cancel(uid),
             };
             super::effects::carry_out(pendings, &handle, events.as_ref(), &mut wire);
         };
         for cmd in held {
             pendings.command(cmd, Instant::now());
         }
-        carry_out(&mut pendings, &mut tasks);
+        carry_out(&mut pendings, &mut conns);
         let ended = loop {
             let next_deadline = pendings.next_deadline().map(tokio::time::Instant::from_std);
-            tokio::select! {
-                Some(report) = reports.recv() => match report {
-                    Report::Frame { env, related } => pendings.inbound(env, related),
-                    Report::Failed { expired: true, .. } => break Ended::Expired,
-                    Report::Failed { uid: Some(uid), why, .. } => pendings.fail_one(uid, code::UPSTREAM_UNAVAILABLE, &why),
-                    Report::Failed { uid: None, why, .. } => tracing::warn!(server = %name, "upstream message failed: {why}"),
-                },
-                _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                    pendings.expire(Instant::now());
-                }
+            let woke = tokio::select! {
+                Some(report) = reports.recv() => Woke::Report(report),
+                event = conns.next() => Woke::Conns(event),
+                _ = async { match next_deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => Woke::Deadline,
                 cmd = self.parts.rx.recv() => match cmd {
                     None | Some(Cmd::Shutdown) => break Ended::Shutdown,
-                    Some(cmd) => pendings.command(cmd, Instant::now()),
+                    Some(cmd) => Woke::Command(cmd),
                 },
+            };
+            let mut expired = false;
+            match woke {
+                Woke::Report(report) => expired = apply(&mut pendings, report, &name),
+                Woke::Conns(event) => {
+                    for report in conns.ended(event) {
+                        expired |= apply(&mut pendings, report, &name);
+                    }
+                }
+                Woke::Deadline => pendings.expire(Instant::now()),
+                Woke::Command(cmd) => pendings.command(cmd, Instant::now()),
             }
-            carry_out(&mut pendings, &mut tasks);
+            if expired {
+                break Ended::Expired;
+            }
+            carry_out(&mut pendings, &mut conns);
         };
         let _ = stop_get.send(());
         let why = match ended {
@@ -350,12 +354,39 @@ impl HttpActor {
             Ended::Shutdown => "the router is shutting down",
         };
         pendings.fail_all(why);
-        carry_out(&mut pendings, &mut tasks);
+        carry_out(&mut pendings, &mut conns);
+        tracing::debug!(server = %name, connections = conns.opened, "upstream session ended");
+        drop(conns);
         if matches!(ended, Ended::Shutdown) {
             delete_session(&conn).await;
         }
         ended
     }
+}
+
+/// Learn what an exchange reported; true when it shows the upstream session expired.
+fn apply(pendings: &mut Pendings, report: Report, name: &str) -> bool {
+    match report {
+        Report::Frame { env, related } => pendings.inbound(env, related),
+        Report::Failed { expired: true, .. } => return true,
+        Report::Failed {
+            uid: Some(uid),
+            why,
+            ..
+        } => pendings.fail_one(uid, code::UPSTREAM_UNAVAILABLE, &why),
+        Report::Failed { uid: None, why, .. } => {
+            tracing::warn!(server = %name, "upstream message failed: {why}")
+        }
+    }
+    false
+}
+
+/// What woke an HTTP upstream's actor.
+enum Woke {
+    Report(Report),
+    Conns(Event),
+    Deadline,
+    Command(Cmd),
 }
 
 /// Most pages of a tool list read at connect time (a guard against endless cursors).

@@ -1,6 +1,7 @@
-//! The HTTP exchanges of an upstream connection: each request POSTed (with the Mcp-*
-//! headers a 2026 server needs) and its reply read as JSON or SSE, resumed after a cut;
-//! the GET stream of a handshake-era session, and its DELETE.
+//! The HTTP exchanges of an upstream session: each request POSTed (with the Mcp-* headers a
+//! 2026 server needs) and its reply read as JSON or SSE, resumed after a cut; the GET
+//! stream of a handshake-era session, and its DELETE. Which connection carries them is
+//! [`super::conns`]'s business.
 
 use super::*;
 
@@ -39,7 +40,8 @@ pub(super) fn request(
     };
     let mut b = Request::builder()
         .method(method.clone())
-        .uri(conn.uri.clone());
+        .uri(conn.target.path.clone())
+        .header(hyper::header::HOST, &conn.target.authority);
     for (k, v) in conn.headers.iter() {
         b = b.header(k, v);
     }
@@ -90,11 +92,11 @@ pub(super) async fn exchange(
     conn: &Conn,
     frame: Bytes,
 ) -> Result<(Option<HeaderValue>, Envelope), String> {
-    let resp = conn
-        .client
-        .request(request(conn, hyper::Method::POST, frame, b"{}", false)?)
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = send_once(
+        conn,
+        request(conn, hyper::Method::POST, frame, b"{}", false)?,
+    )
+    .await?;
     if !resp.status().is_success() {
         return Err(format!("HTTP {}", resp.status()));
     }
@@ -116,131 +118,71 @@ pub(super) async fn exchange(
 /// Send a frame for request `uid` (or a message that is not a request). A 2026-07-28 upstream
 /// gets requests only: it has no notifications from clients over HTTP (a cancellation is a
 /// closed stream), and it sends no requests to answer.
-pub(super) fn send(
-    conn: &Conn,
-    pendings: &Pendings,
-    frame: Bytes,
-    uid: Option<u64>,
-    reports: &mpsc::Sender<Report>,
-    tasks: &mut Tasks,
-) {
+pub(super) fn send(conns: &mut Connections, pendings: &Pendings, frame: Bytes, uid: Option<u64>) {
     match uid {
         Some(uid) => {
-            let strip = !conn.modern && pendings.from_modern_client(uid);
-            let task = post_in_background(
-                conn,
-                frame,
-                Some(uid),
-                pendings.caps_of(uid),
-                strip,
-                reports,
-            );
-            if conn.modern {
-                tasks.track(uid, task);
-            }
+            let strip = !conns.modern() && pendings.from_modern_client(uid);
+            conns.post(frame, Some(uid), &pendings.caps_of(uid), strip);
         }
-        None if conn.modern => {
+        None if conns.modern() => {
             tracing::debug!("message for a 2026-07-28 upstream dropped (not a request)")
         }
-        None => {
-            post_in_background(conn, frame, None, Bytes::from_static(b"{}"), false, reports);
-        }
+        None => conns.post(frame, None, b"{}", false),
     }
 }
 
-/// The tasks carrying requests to a 2026-07-28 upstream, by our request id: over HTTP that
-/// era cancels a request by closing its stream, which aborting the task does.
-#[derive(Default)]
-pub(super) struct Tasks(std::collections::HashMap<u64, tokio::task::AbortHandle>);
-
-impl Tasks {
-    pub(super) fn track(&mut self, uid: u64, task: tokio::task::AbortHandle) {
-        if self.0.len() >= 1024 {
-            self.0.retain(|_, t| !t.is_finished());
-        }
-        self.0.insert(uid, task);
-    }
-
-    pub(super) fn cancel(&mut self, uid: u64) {
-        if let Some(t) = self.0.remove(&uid) {
-            t.abort();
-        }
-    }
-}
-
-pub(super) fn post_in_background(
+/// Report the reply to a POST (request `uid`, or a message that is no request): its
+/// messages, or why it has none.
+pub(super) async fn handle_reply(
     conn: &Conn,
-    frame: Bytes,
     uid: Option<u64>,
-    caps: Bytes,
-    strip_envelope: bool,
+    resp: Response<Incoming>,
     reports: &mpsc::Sender<Report>,
-) -> tokio::task::AbortHandle {
-    let conn = conn.clone();
-    let reports = reports.clone();
-    tokio::spawn(async move {
-        let failed = |why: String, expired: bool| Report::Failed { uid, why, expired };
-        let resp = match request(&conn, hyper::Method::POST, frame, &caps, strip_envelope) {
-            Ok(req) => conn.client.request(req).await,
-            Err(e) => {
-                let _ = reports.send(failed(e, false)).await;
-                return;
-            }
-        };
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = reports
-                    .send(failed(format!("request failed: {e}"), false))
-                    .await;
-                return;
-            }
-        };
-        match resp.status() {
-            // A 2026-07-28 server answers refusals with a 4xx and a JSON-RPC error: that error
-            // is the request's response (404 means an unknown method, not an expired session).
-            s if conn.modern && s.is_client_error() && uid.is_some() => {
-                let got = read_replies(conn.max_frame, resp, uid, reports.clone()).await;
-                if !matches!(got, Ok((true, _))) {
-                    let _ = reports.send(failed(format!("HTTP {s}"), false)).await;
-                }
-            }
-            // server-everything answers 400 for an unknown session; the spec says 404.
-            StatusCode::NOT_FOUND => {
-                let _ = reports
-                    .send(failed("upstream session expired".into(), true))
-                    .await;
-            }
-            StatusCode::BAD_REQUEST if conn.session.is_some() && uid.is_some() => {
-                let body = resp
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let text = String::from_utf8_lossy(&body);
-                let expired = text.contains("session") || text.contains("Session");
-                let _ = reports
-                    .send(failed(format!("HTTP 400: {text}"), expired))
-                    .await;
-            }
-            s if s.is_success() => {
-                let got = read_replies(conn.max_frame, resp, uid, reports.clone()).await;
-                if let (Some(uid), Ok((false, Some(last)))) = (uid, &got) {
-                    resume(&conn, uid, last.clone(), &reports).await;
-                } else if let (Some(_), Ok((false, None)) | Err(_)) = (uid, &got) {
-                    let why = got
-                        .err()
-                        .unwrap_or_else(|| "the reply ended without a response".into());
-                    let _ = reports.send(failed(why, false)).await;
-                }
-            }
-            s => {
+) {
+    let failed = |why: String, expired: bool| Report::Failed { uid, why, expired };
+    match resp.status() {
+        // A 2026-07-28 server answers refusals with a 4xx and a JSON-RPC error: that error
+        // is the request's response (404 means an unknown method, not an expired session).
+        s if conn.modern && s.is_client_error() && uid.is_some() => {
+            let got = read_replies(conn.max_frame, resp, uid, reports.clone()).await;
+            if !matches!(got, Ok((true, _))) {
                 let _ = reports.send(failed(format!("HTTP {s}"), false)).await;
             }
         }
-    })
-    .abort_handle()
+        // server-everything answers 400 for an unknown session; the spec says 404.
+        StatusCode::NOT_FOUND => {
+            let _ = reports
+                .send(failed("upstream session expired".into(), true))
+                .await;
+        }
+        StatusCode::BAD_REQUEST if conn.session.is_some() && uid.is_some() => {
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&body);
+            let expired = text.contains("session") || text.contains("Session");
+            let _ = reports
+                .send(failed(format!("HTTP 400: {text}"), expired))
+                .await;
+        }
+        s if s.is_success() => {
+            let got = read_replies(conn.max_frame, resp, uid, reports.clone()).await;
+            if let (Some(uid), Ok((false, Some(last)))) = (uid, &got) {
+                resume(conn, uid, last.clone(), reports).await;
+            } else if let (Some(_), Ok((false, None)) | Err(_)) = (uid, &got) {
+                let why = got
+                    .err()
+                    .unwrap_or_else(|| "the reply ended without a response".into());
+                let _ = reports.send(failed(why, false)).await;
+            }
+        }
+        s => {
+            let _ = reports.send(failed(format!("HTTP {s}"), false)).await;
+        }
+    }
 }
 
 /// The server closed a request's SSE stream before its response: reconnect with
@@ -259,7 +201,7 @@ pub(super) async fn resume(
         if let Ok(v) = HeaderValue::try_from(last.as_str()) {
             req.headers_mut().insert("last-event-id", v);
         }
-        let Ok(resp) = conn.client.request(req).await else {
+        let Ok(resp) = send_once(conn, req).await else {
             continue;
         };
         if !resp.status().is_success() {
@@ -368,7 +310,7 @@ pub(super) async fn get_stream(
             req.headers_mut().insert("last-event-id", v);
         }
         let run = async {
-            match conn.client.request(req).await {
+            match send_once(&conn, req).await {
                 Ok(resp) if resp.status().is_success() => {
                     read_replies(conn.max_frame, resp, None, reports.clone())
                         .await
@@ -399,6 +341,6 @@ pub(super) async fn delete_session(conn: &Conn) {
         return;
     }
     if let Ok(req) = request(conn, hyper::Method::DELETE, Bytes::new(), b"{}", false) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), conn.client.request(req)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), send_once(conn, req)).await;
     }
 }

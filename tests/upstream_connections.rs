@@ -1,0 +1,167 @@
+//! The connections Switchyard keeps to a Streamable HTTP upstream (the Python SDK's server,
+//! under uvicorn), counted by a TCP forwarder in front of it: calls reuse kept-alive
+//! connections, no more of them open than `max_connections` (calls beyond wait), and a
+//! connection the server closed while idle costs no call.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Connections made through the forwarder: in all, and open at once at most.
+#[derive(Default)]
+struct Counts {
+    accepted: AtomicUsize,
+    open: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// A TCP forwarder to `127.0.0.1:to`; returns its URL for the MCP endpoint and its counts.
+async fn counting_forwarder(to: u16) -> (String, Arc<Counts>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            c.accepted.fetch_add(1, Ordering::SeqCst);
+            let now = c.open.fetch_add(1, Ordering::SeqCst) + 1;
+            c.peak.fetch_max(now, Ordering::SeqCst);
+            let c = c.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+                c.open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}/mcp"), counts)
+}
+
+fn port_of(url: &str) -> u16 {
+    url.trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches("/mcp")
+        .parse()
+        .expect("a port")
+}
+
+/// A handshake-era client's `py__shout` call; panics unless it is answered.
+async fn shout(c: &RawClient, id: i64, text: &str) {
+    let r = c
+        .call(
+            json!(id),
+            "tools/call",
+            json!({"name": "py__shout", "arguments": {"text": text}}),
+        )
+        .await;
+    assert_eq!(
+        text_of(&r.response()["result"]),
+        text.to_uppercase(),
+        "call {id}: {:?}",
+        r.response()
+    );
+}
+
+async fn client(url: &str) -> RawClient {
+    let mut c = RawClient::new(url);
+    c.initialize("2025-11-25", "{}").await;
+    c
+}
+
+fn config(url: &str, era: &str, extra: &str) -> String {
+    format!("[[servers]]\nname = \"py\"\nurl = \"{url}\"\nera = \"{era}\"\n{extra}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_reuse_kept_alive_connections() {
+    for era in ["legacy", "2026-07-28"] {
+        let (_py, py_url) = start_py_server();
+        let (url, counts) = counting_forwarder(port_of(&py_url)).await;
+        let router = start_router(&config(&url, era, ""));
+        let first = client(&router.url).await;
+        shout(&first, 1, "warm").await;
+        let before = counts.accepted.load(Ordering::SeqCst);
+        // Four clients, fifteen calls each, one at a time per client.
+        let mut runs = Vec::new();
+        for k in 0..4 {
+            let url = router.url.clone();
+            runs.push(tokio::spawn(async move {
+                let c = client(&url).await;
+                for i in 0..15 {
+                    shout(&c, i, &format!("c{k} n{i}")).await;
+                }
+            }));
+        }
+        for run in runs {
+            run.await.expect("a client's calls");
+        }
+        let new = counts.accepted.load(Ordering::SeqCst) - before;
+        assert!(
+            new <= 4,
+            "upstream era {era}: 60 calls, at most 4 at once, opened {new} connections"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_max_connections_wait_for_a_free_one() {
+    for (era, lasting) in [("legacy", 1), ("2026-07-28", 0)] {
+        let (_py, py_url) = start_py_server();
+        let (url, counts) = counting_forwarder(port_of(&py_url)).await;
+        let router = start_router(&config(&url, era, "max_connections = 2\n"));
+        let first = client(&router.url).await;
+        shout(&first, 1, "warm").await;
+        let mut calls = Vec::new();
+        for i in 0..6 {
+            let url = router.url.clone();
+            calls.push(tokio::spawn(async move {
+                let c = client(&url).await;
+                let r = c
+                    .call(
+                        json!(i),
+                        "tools/call",
+                        json!({"name": "py__slow", "arguments": {"ms": 300}}),
+                    )
+                    .await;
+                r.response()["result"].is_object()
+            }));
+        }
+        for call in calls {
+            assert!(
+                call.await.expect("a call"),
+                "upstream era {era}: every queued call is answered"
+            );
+        }
+        // The handshake era's GET stream stays open beside the two for calls.
+        let peak = counts.peak.load(Ordering::SeqCst);
+        assert!(
+            peak <= 2 + lasting,
+            "upstream era {era}: {peak} connections open at once with max_connections = 2"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_closed_while_idle_costs_no_call() {
+    for era in ["legacy", "2026-07-28"] {
+        let (_py, py_url) = start_py_server();
+        let (url, counts) = counting_forwarder(port_of(&py_url)).await;
+        let router = start_router(&config(&url, era, ""));
+        let c = client(&router.url).await;
+        shout(&c, 1, "before").await;
+        let before = counts.accepted.load(Ordering::SeqCst);
+        // uvicorn closes a connection idle for 5 s.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        shout(&c, 2, "after").await;
+        assert!(
+            counts.accepted.load(Ordering::SeqCst) > before,
+            "upstream era {era}: the server kept its idle connection, so this test proved nothing"
+        );
+    }
+}
