@@ -74,18 +74,35 @@ async fn client(url: &str) -> RawClient {
     c
 }
 
-fn config(url: &str, era: &str, extra: &str) -> String {
-    format!("[[servers]]\nname = \"py\"\nurl = \"{url}\"\nera = \"{era}\"\n{extra}")
+/// The Python server behind a counting forwarder, Switchyard in front speaking `era` to it
+/// (`extra`: more of its `[[servers]]` entry), and a client whose first call has been answered.
+struct Setup {
+    _py: Proc,
+    router: Router,
+    counts: Arc<Counts>,
+    first: RawClient,
+}
+
+async fn setup(era: &str, extra: &str) -> Setup {
+    let (py, py_url) = start_py_server();
+    let (url, counts) = counting_forwarder(port_of(&py_url)).await;
+    let router = start_router(&format!(
+        "[[servers]]\nname = \"py\"\nurl = \"{url}\"\nera = \"{era}\"\n{extra}"
+    ));
+    let first = client(&router.url).await;
+    shout(&first, 1, "warm").await;
+    Setup {
+        _py: py,
+        router,
+        counts,
+        first,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_reuse_kept_alive_connections() {
     for era in ["legacy", "2026-07-28"] {
-        let (_py, py_url) = start_py_server();
-        let (url, counts) = counting_forwarder(port_of(&py_url)).await;
-        let router = start_router(&config(&url, era, ""));
-        let first = client(&router.url).await;
-        shout(&first, 1, "warm").await;
+        let Setup { router, counts, .. } = &setup(era, "").await;
         let before = counts.accepted.load(Ordering::SeqCst);
         // Four clients, fifteen calls each, one at a time per client.
         let mut runs = Vec::new();
@@ -112,11 +129,7 @@ async fn calls_reuse_kept_alive_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_beyond_max_connections_wait_for_a_free_one() {
     for (era, lasting) in [("legacy", 1), ("2026-07-28", 0)] {
-        let (_py, py_url) = start_py_server();
-        let (url, counts) = counting_forwarder(port_of(&py_url)).await;
-        let router = start_router(&config(&url, era, "max_connections = 2\n"));
-        let first = client(&router.url).await;
-        shout(&first, 1, "warm").await;
+        let Setup { router, counts, .. } = &setup(era, "max_connections = 2\n").await;
         let mut calls = Vec::new();
         for i in 0..6 {
             let url = router.url.clone();
@@ -150,15 +163,13 @@ async fn calls_beyond_max_connections_wait_for_a_free_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_the_server_closed_while_idle_costs_no_call() {
     for era in ["legacy", "2026-07-28"] {
-        let (_py, py_url) = start_py_server();
-        let (url, counts) = counting_forwarder(port_of(&py_url)).await;
-        let router = start_router(&config(&url, era, ""));
-        let c = client(&router.url).await;
-        shout(&c, 1, "before").await;
+        let Setup {
+            counts, first: c, ..
+        } = &setup(era, "").await;
         let before = counts.accepted.load(Ordering::SeqCst);
         // uvicorn closes a connection idle for 5 s.
         tokio::time::sleep(Duration::from_secs(6)).await;
-        shout(&c, 2, "after").await;
+        shout(c, 2, "after").await;
         assert!(
             counts.accepted.load(Ordering::SeqCst) > before,
             "upstream era {era}: the server kept its idle connection, so this test proved nothing"

@@ -58,7 +58,10 @@ impl Target {
             TcpStream::connect((self.host.as_str(), self.port)),
         )
         .await
-        .map_err(|_| format!("no connection to {}:{} within 10 s", self.host, self.port))?
+        .map_err(|_| {
+            let (host, port) = (&self.host, self.port);
+            format!("no connection to {host}:{port} within {CONNECT_TIMEOUT:?}")
+        })?
         .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
         // Small frames both ways: Nagle would hold a request back for the previous one's ACK.
         let _ = tcp.set_nodelay(true);
@@ -102,7 +105,8 @@ pub(super) enum Event {
 
 /// The connections of one upstream session and the requests on or waiting for them.
 pub(super) struct Connections {
-    conn: Conn,
+    /// Shared by every exchange (one count per call, not one per field).
+    conn: Arc<Conn>,
     reports: mpsc::Sender<Report>,
     /// Idle connections, the most recently used last (taken first: the others can age out).
     idle: Vec<Sender>,
@@ -120,7 +124,7 @@ pub(super) struct Connections {
 impl Connections {
     pub(super) fn new(conn: Conn, reports: mpsc::Sender<Report>, max: usize) -> Connections {
         Connections {
-            conn,
+            conn: Arc::new(conn),
             reports,
             idle: Vec::new(),
             open: 0,
@@ -167,9 +171,9 @@ impl Connections {
     fn connect(&mut self) {
         self.open += 1;
         self.opened += 1;
-        let conn = self.conn.clone();
+        let target = self.conn.target.clone();
         self.work.push(Box::pin(async move {
-            Event::Connected(Box::new(conn.target.connect().await))
+            Event::Connected(Box::new(target.connect().await))
         }));
     }
 
@@ -276,7 +280,7 @@ impl Connections {
 /// One request on one connection: send it, report its reply, and hand the connection back
 /// once it is ready for another request.
 async fn exchange_on(
-    conn: Conn,
+    conn: Arc<Conn>,
     reports: mpsc::Sender<Report>,
     mut sender: Sender,
     job: Job,
