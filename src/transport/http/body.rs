@@ -11,36 +11,6 @@ pub enum HttpBody {
     Sse(Box<SseBody>),
 }
 
-impl Body for HttpBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            HttpBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            HttpBody::Sse(s) => s.poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
-        }
-    }
-
-    // A whole body says its length, so it goes out with Content-Length instead of being
-    // chunked (less to write, and less for the client to read).
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        match self {
-            HttpBody::Full(b) => {
-                hyper::body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            HttpBody::Sse(_) => hyper::body::SizeHint::default(),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, HttpBody::Full(None))
-    }
-}
-
 /// Reads a [`ReplyStream`] as SSE, from after a sequence number.
 pub struct SseBody {
     stream: Arc<ReplyStream>,
@@ -67,7 +37,7 @@ impl Drop for GetGuard {
 }
 
 impl SseBody {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    pub(super) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if let Some(p) = self.prefix.take() {
             return Poll::Ready(Some(p));
         }

@@ -7,17 +7,10 @@
 //! the clock when it ends, so nothing is woken per message.
 
 use std::collections::HashMap;
-use std::io::IoSlice;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::config::Limits;
 
@@ -220,7 +213,7 @@ impl Clock {
     /// Bytes arrived: an idle connection starts reading a head. (Bytes that arrive while a
     /// request is answered may be its body or the next head: they start nothing, so a head
     /// begun then is timed as idleness once the answer is done.)
-    fn on_read(&self) {
+    pub(super) fn on_read(&self) {
         let mark = self.mark.load(Ordering::Relaxed);
         if mark & HEAD != 0 || self.busy.load(Ordering::Acquire) > 0 {
             return;
@@ -283,101 +276,6 @@ pub struct Answering(Arc<Clock>);
 impl Drop for Answering {
     fn drop(&mut self) {
         self.0.request_finished();
-    }
-}
-
-/// A response body that marks its request answered when it is dropped.
-pub struct Tracked<B> {
-    inner: B,
-    _answering: Answering,
-}
-
-impl<B> Tracked<B> {
-    /// `inner`, answering the request `answering` stands for.
-    pub fn new(inner: B, answering: Answering) -> Tracked<B> {
-        Tracked {
-            inner,
-            _answering: answering,
-        }
-    }
-}
-
-impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-}
-
-/// A connection's byte stream, telling its [`Clock`] when bytes arrive.
-pub struct Watched<I> {
-    io: I,
-    clock: Arc<Clock>,
-}
-
-impl<I> Watched<I> {
-    /// `io`, watched by `clock`.
-    pub fn new(io: I, clock: Arc<Clock>) -> Watched<I> {
-        Watched { io, clock }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let me = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut me.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            me.clock.on_read();
-        }
-        polled
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

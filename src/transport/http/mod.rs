@@ -4,7 +4,6 @@
 //! otherwise as an SSE stream whose event ids (`<stream>-<seq>`) let the client resume with
 //! `Last-Event-ID` after a cut.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -13,11 +12,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method as HttpMethod, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::ingress::{self, Answer, CancelOnDrop, Facts, ModernReply, SessionSlot};
@@ -30,12 +26,14 @@ use crate::wire::envelope::code;
 use crate::wire::{json, sse};
 
 mod body;
+mod h1;
 pub mod hygiene;
 mod mcp_headers;
 mod session_streams;
 
 use body::*;
 pub use body::{GetGuard, HttpBody, SseBody};
+pub use h1::Socket;
 use mcp_headers::McpHeaders;
 use session_streams::*;
 
@@ -117,37 +115,16 @@ pub async fn serve(
     }
 }
 
-/// Serve HTTP/1.1 on one connection (any byte stream: a TCP socket, or an in-memory pipe in
-/// the fuzzer) until it closes.
-pub async fn serve_connection<I>(front: Arc<HttpFront>, io: I)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+/// Serve HTTP/1.1 on one connection (a TCP socket, or an in-memory pipe in the fuzzer)
+/// until it closes.
+pub async fn serve_connection<S: Socket>(front: Arc<HttpFront>, io: S) {
     let limits = &front.router.config.limits;
     let (header, idle) = (limits.header_read_timeout, limits.idle_timeout);
     let clock = hygiene::Clock::new();
-    let svc = {
-        let clock = clock.clone();
-        hyper::service::service_fn(move |req| {
-            let front = front.clone();
-            let answering = clock.request_started();
-            // Boxed: hyper keeps room for one request's future per connection for as long as
-            // the connection lives; a box holds that room only while a request runs.
-            Box::pin(async move {
-                let resp = handle(&front, req).await;
-                Ok::<_, Infallible>(resp.map(|b| hygiene::Tracked::new(b, answering)))
-            })
-        })
-    };
     // A client that sends half a request head and stalls, or keeps a connection open and
     // sends nothing, holds a socket and a task: the watchdog closes it once overdue.
-    let conn = hyper::server::conn::http1::Builder::new()
-        .header_read_timeout(None)
-        .serve_connection(TokioIo::new(hygiene::Watched::new(io, clock.clone())), svc);
     tokio::select! {
-        ended = conn => if let Err(e) = ended {
-            tracing::debug!("connection ended: {e}");
-        },
+        () = h1::serve(front.clone(), io, clock.clone()) => {}
         why = clock.overdue(header, idle) => tracing::debug!("connection closed: {why}"),
     }
 }
@@ -160,9 +137,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Answers one HTTP request on the MCP endpoint (or `/healthz`): checks Host and Origin, then hands
-/// the body to the ingress.
-pub async fn handle(front: &Arc<HttpFront>, req: Request<Incoming>) -> Response<HttpBody> {
+/// Answers one HTTP request (its body read whole, within `max_frame_bytes`) on the MCP
+/// endpoint (or `/healthz`): checks Host and Origin, then hands the body to the ingress.
+pub async fn handle(front: &Arc<HttpFront>, req: Request<Bytes>) -> Response<HttpBody> {
     front.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(&front.in_flight);
     let router = &front.router;
@@ -262,7 +239,7 @@ fn accepts(h: &HeaderMap, mime: &str) -> bool {
     })
 }
 
-async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
+async fn post(router: &Arc<Router>, req: Request<Bytes>) -> Response<HttpBody> {
     let (parts, body) = req.into_parts();
     let h = &parts.headers;
     if !(accepts(h, "application/json") && accepts(h, "text/event-stream")) {
@@ -290,27 +267,6 @@ async fn post(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody
     }
     let mcp = McpHeaders::read(h);
     let session_header = mcp.session_id().map(str::to_owned);
-    let max = router.config.limits.max_frame_bytes;
-    let body = match http_body_util::Limited::new(body, max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                code::INVALID_REQUEST,
-                &format!("message over the {max}-byte limit"),
-            )
-        }
-        Err(_) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                code::PARSE_ERROR,
-                "could not read the body",
-            )
-        }
-    };
-
     let facts = Facts {
         headers: Some(&mcp),
         session: SessionSlot::Named(session_header.as_deref()),

@@ -45,7 +45,7 @@ pub(super) fn no_session_method(h: &HeaderMap) -> Option<Response<HttpBody>> {
     }
 }
 
-pub(super) fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
+pub(super) fn get(router: &Arc<Router>, req: Request<Bytes>) -> Response<HttpBody> {
     let h = req.headers();
     if let Some(r) = no_session_method(h) {
         return r;
@@ -112,7 +112,7 @@ pub(super) fn get(router: &Arc<Router>, req: Request<Incoming>) -> Response<Http
     sse_response(body, None)
 }
 
-pub(super) fn delete(router: &Arc<Router>, req: Request<Incoming>) -> Response<HttpBody> {
+pub(super) fn delete(router: &Arc<Router>, req: Request<Bytes>) -> Response<HttpBody> {
     if let Some(r) = no_session_method(req.headers()) {
         return r;
     }
