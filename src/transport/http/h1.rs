@@ -40,6 +40,9 @@ const READ_AHEAD: usize = 64 * 1024;
 /// SSE events taken together into one write, at most.
 const WRITE_BATCH: usize = 64 * 1024;
 
+/// Bytes read and dropped after a refusal, at most, before the connection is closed.
+const DRAIN_AFTER_REFUSAL: usize = 1 << 20;
+
 /// A client connection's byte stream.
 pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Ready when a read would not wait. An idle connection waits here, holding no buffer;
@@ -125,6 +128,20 @@ async fn refuse<S: Socket>(io: &mut S, http10: bool, refused: Refusal, max_body:
     );
     let _ = write_both(io, &head, &body).await;
     let _ = io.shutdown().await;
+    // What the client still sends (the body refused, say) is read and dropped for a moment:
+    // closing with unread bytes would reset the connection, and the client could lose the
+    // answer before reading it.
+    let mut sink = vec![0u8; 1024];
+    let drain = async {
+        let mut left = DRAIN_AFTER_REFUSAL;
+        while left > 0 {
+            match io.read(&mut sink).await {
+                Ok(n) if n > 0 => left = left.saturating_sub(n),
+                _ => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
 /// Serve requests on `io` one after another until the client closes it, a request cannot be
@@ -166,8 +183,9 @@ pub(super) async fn serve<S: Socket>(front: Arc<HttpFront>, mut io: S, clock: Ar
         *req.headers_mut() = head.headers;
 
         let resp = {
-            let answer = handle(&front, req);
-            tokio::pin!(answer);
+            // Boxed: inline, the answer's future would make every connection's task as large
+            // as the largest answer for as long as the connection lives, idle or not.
+            let mut answer = Box::pin(handle(&front, req));
             // Biased: the answer first, so that one ready at once costs no read of the socket.
             tokio::select! {
                 biased;
@@ -280,24 +298,10 @@ async fn stream<S: Socket>(
         Delimit::Chunked => put_chunk(out, event),
         _ => out.put_slice(event),
     };
-    // The head goes out at once: the client learns it has a stream before the first event.
-    if write_both(io, &out, b"").await.is_err() {
-        return false;
-    }
+    // The head goes out with the events ready now (or alone): the client learns at once
+    // that it has a stream.
+    let mut ended = false;
     loop {
-        out.clear();
-        let first = tokio::select! {
-            biased;
-            event = poll_fn(|cx| sse.poll_next(cx)) => event,
-            () = client_gone(io, buf) => return false,
-        };
-        let mut ended = match first {
-            Some(event) => {
-                put(&mut out, &event);
-                false
-            }
-            None => true,
-        };
         while !ended && out.len() < WRITE_BATCH {
             match poll_fn(|cx| Poll::Ready(sse.poll_next(cx))).await {
                 Poll::Ready(Some(event)) => put(&mut out, &event),
@@ -308,11 +312,23 @@ async fn stream<S: Socket>(
         if ended && delimit == Delimit::Chunked {
             out.put_slice(b"0\r\n\r\n");
         }
-        if write_both(io, &out, b"").await.is_err() {
-            return false;
+        if !out.is_empty() {
+            if write_both(io, &out, b"").await.is_err() {
+                return false;
+            }
+            out.clear();
         }
         if ended {
             return true;
+        }
+        let next = tokio::select! {
+            biased;
+            event = poll_fn(|cx| sse.poll_next(cx)) => event,
+            () = client_gone(io, buf) => return false,
+        };
+        match next {
+            Some(event) => put(&mut out, &event),
+            None => ended = true,
         }
     }
 }

@@ -240,3 +240,16 @@ fn a_response_head_says_its_length_or_chunking_and_whether_it_closes() {
         "an empty chunk would end the body: never written"
     );
 }
+
+/// What an idle connection holds is mostly its task: the answer's future is boxed and the
+/// buffers are dropped between requests, so the task must stay small. (A future that grew
+/// past this bound by holding a buffer or an inline answer would be seen here first.)
+#[test]
+fn a_connection_task_stays_small() {
+    let config = crate::config::Config::parse("", "t").unwrap_or_else(|e| panic!("{e}"));
+    let front = crate::transport::http::HttpFront::new(crate::router::Router::new(config));
+    let (a, _b) = tokio::io::duplex(64);
+    let task = crate::transport::http::serve_connection(front, a);
+    let size = std::mem::size_of_val(&task);
+    assert!(size < 3 * 1024, "a connection's future is {size} bytes");
+}
