@@ -281,12 +281,18 @@ async fn a_body_over_the_limit_is_refused_before_it_is_sent() {
     session(&mut c).await;
 }
 
-/// Framing that would let a request hide inside another, and heads that are not HTTP, are
+/// Framing that would let a request hide inside another, heads that are not HTTP, and
+/// HTTP/1.1 heads without exactly one Host (which the DNS-rebinding check reads) are
 /// refused with their status, and the connection is closed (nothing after them is read).
 #[tokio::test]
 async fn malformed_framing_is_refused_and_the_connection_closed() {
     let router = start_router(&demo());
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 7] = [
+        ("GET /healthz HTTP/1.1\r\n\r\n", "400"),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n",
+            "400",
+        ),
         (
             "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
             "400",

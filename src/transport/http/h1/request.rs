@@ -128,6 +128,13 @@ pub(super) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, Refusal> {
         }
         headers.append(name, value);
     }
+    // HTTP/1.1 requires exactly one Host (RFC 9112, 3.2): the Host check against DNS
+    // rebinding must never be skipped by leaving it out or sending two.
+    match headers.get_all(hyper::header::HOST).iter().count() {
+        0 if !http10 => return Err(bad("a Host header is required")),
+        0 | 1 => {}
+        _ => return Err(bad("more than one Host header")),
+    }
     let framing = match (chunked, length) {
         // Both at once is how requests are smuggled past proxies: refused.
         (true, Some(_)) => {

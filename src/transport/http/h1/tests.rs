@@ -31,8 +31,9 @@ fn a_head_is_parsed_with_its_framing_and_connection_rules() {
     assert!(h.keep_alive && !h.http10 && !h.expect_continue);
     assert_eq!(h.headers.get("host").map(|v| v.as_bytes()), Some(&b"x"[..]));
 
-    let h =
-        complete(b"POST /mcp HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    let h = complete(
+        b"POST /mcp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(h.framing, BodyFraming::Chunked);
     assert!(!h.keep_alive);
 
@@ -42,7 +43,9 @@ fn a_head_is_parsed_with_its_framing_and_connection_rules() {
     let h = complete(b"GET /mcp HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
     assert!(h.keep_alive);
 
-    let h = complete(b"POST /mcp HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5, 5\r\n\r\n");
+    let h = complete(
+        b"POST /mcp HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5, 5\r\n\r\n",
+    );
     assert!(h.expect_continue);
     assert_eq!(
         h.framing,
@@ -51,7 +54,7 @@ fn a_head_is_parsed_with_its_framing_and_connection_rules() {
     );
 
     // Empty lines before a request line are skipped.
-    let h = complete(b"\r\nGET / HTTP/1.1\r\n\r\n");
+    let h = complete(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(h.uri.path(), "/");
 }
 
@@ -63,32 +66,34 @@ fn a_partial_head_waits_and_a_bad_one_is_refused_with_its_status() {
     ));
     assert!(matches!(head(b""), Ok(None)));
     assert_eq!(
-        status_of(b"POST /mcp HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+        status_of(
+            b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"
+        ),
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        status_of(b"POST /mcp HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+        status_of(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"),
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        status_of(b"POST /mcp HTTP/1.1\r\nContent-Length: +1\r\n\r\n"),
+        status_of(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n"),
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        status_of(b"POST /mcp HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+        status_of(b"POST /mcp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
         StatusCode::BAD_REQUEST,
         "both framings at once is a smuggling attempt"
     );
     assert_eq!(
-        status_of(b"POST /mcp HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+        status_of(b"POST /mcp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
         StatusCode::NOT_IMPLEMENTED
     );
     assert_eq!(
-        status_of(b"POST /mcp HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
+        status_of(b"POST /mcp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
         StatusCode::NOT_IMPLEMENTED
     );
     assert_eq!(
-        status_of(b"POST /mcp HTTP/1.1\r\nExpect: magic\r\n\r\n"),
+        status_of(b"POST /mcp HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n"),
         StatusCode::EXPECTATION_FAILED
     );
     assert_eq!(
@@ -96,7 +101,7 @@ fn a_partial_head_waits_and_a_bad_one_is_refused_with_its_status() {
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        status_of(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"),
+        status_of(b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n"),
         StatusCode::BAD_REQUEST
     );
 
