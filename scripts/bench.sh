@@ -13,7 +13,8 @@
 #                          WORKERS=N for Switchyard's worker shards,
 #                          POOL=N for the pool of each server it fronts (default 1),
 #                          ERA=legacy|modern for the clients' protocol era,
-#                          UPSTREAM_ERA=legacy|2026-07-28 for how Switchyard speaks to the mock)
+#                          UPSTREAM_ERA=legacy|2026-07-28 for how Switchyard speaks to the mock,
+#                          UPSTREAM_HTTP2=1 for HTTP/2 (prior knowledge) from Switchyard to the mock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -23,7 +24,8 @@ WARMUP=${WARMUP:-2}
 ARGS=${TOOL_ARGS:-'{"text":"hello"}'}
 ERA=${ERA:-legacy}
 UPSTREAM_ERA=${UPSTREAM_ERA:-legacy}
-export ERA UPSTREAM_ERA
+UPSTREAM_HTTP2=${UPSTREAM_HTTP2:-0}
+export ERA UPSTREAM_ERA UPSTREAM_HTTP2
 OUT=${OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
@@ -55,6 +57,7 @@ url = "$MOCK_URL"
 prefix = ""
 era = "$UPSTREAM_ERA"
 pool = ${POOL:-1}
+http2 = $([ "${UPSTREAM_HTTP2:-0}" = 1 ] && echo true || echo false)
 TOML
 export SWITCHYARD_LOG=warn
 WORKERS=${WORKERS:+--workers $WORKERS}
@@ -133,7 +136,8 @@ def server_us(r, cpu):
         return (r.get("server_cpu_s") or 0) * 1e6 / max(r["total"], 1)
     return us_per_req(r, cpu[0])
 print(f"sessions {sessions}, {duration}s measured per run, fixed rate {half} req/s (half of direct), "
-      f"clients {os.environ.get('ERA', 'legacy')}, upstream {os.environ.get('UPSTREAM_ERA', 'legacy')}\n")
+      f"clients {os.environ.get('ERA', 'legacy')}, upstream {os.environ.get('UPSTREAM_ERA', 'legacy')}"
+      f"{' over HTTP/2' if os.environ.get('UPSTREAM_HTTP2') == '1' else ''}\n")
 print("| run | req/s (closed loop) | p50 ms | p99 ms | errors | server CPU us/req | upstream mock CPU us/req | loadgen CPU us/req | p50 ms @ fixed | p99 ms @ fixed |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 rows = {}

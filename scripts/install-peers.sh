@@ -10,6 +10,7 @@ NODE_VERSION=22.23.3
 CONFORMANCE_VERSION=0.2.0-alpha.12
 EVERYTHING_VERSION=2026.8.31
 PY_MCP_VERSION=2.3.0
+HYPERCORN_VERSION=0.17.3
 
 mkdir -p "$PEERS/node"
 stamp="$PEERS/node/.stamp"
@@ -29,5 +30,10 @@ if [ "$("$PEERS/venv/bin/python" -c 'import mcp, importlib.metadata as m; print(
   echo "install-peers: python venv with mcp==$PY_MCP_VERSION"
   python3 -m venv "$PEERS/venv"
   "$PEERS/venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$PY_MCP_VERSION"
+fi
+# hypercorn: the Python SDK server under an ASGI server that speaks cleartext HTTP/2 too.
+if [ "$("$PEERS/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("hypercorn"))' 2>/dev/null)" != "$HYPERCORN_VERSION" ]; then
+  echo "install-peers: hypercorn==$HYPERCORN_VERSION into the python venv"
+  "$PEERS/venv/bin/pip" install --quiet --disable-pip-version-check "hypercorn==$HYPERCORN_VERSION"
 fi
 echo "install-peers: ok ($PEERS)"

@@ -1,7 +1,8 @@
 //! The connections Switchyard keeps to a Streamable HTTP upstream (the Python SDK's server,
-//! under uvicorn), counted by a TCP forwarder in front of it: calls reuse kept-alive
-//! connections, no more of them open than `max_connections` (calls beyond wait), and a
-//! connection the server closed while idle costs no call.
+//! under uvicorn, or under hypercorn for HTTP/2), counted by a TCP forwarder in front of it:
+//! calls reuse kept-alive connections, no more of them open than `max_connections` (calls
+//! beyond wait), a connection the server closed while idle costs no call, and with
+//! `http2 = true` one HTTP/2 connection carries calls at once.
 
 mod common;
 
@@ -11,15 +12,20 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Connections made through the forwarder: in all, and open at once at most.
+/// Connections made through the forwarder: in all, open at once at most, and those that
+/// began with the HTTP/2 preface.
 #[derive(Default)]
 struct Counts {
     accepted: AtomicUsize,
     open: AtomicUsize,
     peak: AtomicUsize,
+    http2: AtomicUsize,
 }
+
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// A TCP forwarder to `127.0.0.1:to`; returns its URL for the MCP endpoint and its counts.
 async fn counting_forwarder(to: u16) -> (String, Arc<Counts>) {
@@ -34,8 +40,17 @@ async fn counting_forwarder(to: u16) -> (String, Arc<Counts>) {
             c.peak.fetch_max(now, Ordering::SeqCst);
             let c = c.clone();
             tokio::spawn(async move {
-                if let Ok(mut server) = TcpStream::connect(("127.0.0.1", to)).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                // Every request head is longer than the preface, so these bytes come at once.
+                let mut first = [0u8; 24];
+                if client.read_exact(&mut first).await.is_ok() {
+                    if &first == HTTP2_PREFACE {
+                        c.http2.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if let Ok(mut server) = TcpStream::connect(("127.0.0.1", to)).await {
+                        if server.write_all(&first).await.is_ok() {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    }
                 }
                 c.open.fetch_sub(1, Ordering::SeqCst);
             });
@@ -84,7 +99,10 @@ struct Setup {
 }
 
 async fn setup(era: &str, extra: &str) -> Setup {
-    let (py, py_url) = start_py_server();
+    setup_on(start_py_server(), era, extra).await
+}
+
+async fn setup_on((py, py_url): (Proc, String), era: &str, extra: &str) -> Setup {
     let (url, counts) = counting_forwarder(port_of(&py_url)).await;
     let router = start_router(&format!(
         "[[servers]]\nname = \"py\"\nurl = \"{url}\"\nera = \"{era}\"\n{extra}"
@@ -173,6 +191,59 @@ async fn a_connection_the_server_closed_while_idle_costs_no_call() {
         assert!(
             counts.accepted.load(Ordering::SeqCst) > before,
             "upstream era {era}: the server kept its idle connection, so this test proved nothing"
+        );
+    }
+}
+
+/// With `http2 = true`, calls at once share one HTTP/2 connection (HTTP/1.1 would need one
+/// each: six slow calls would open five more), every one answered; hypercorn serves both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_carries_calls_at_once_on_one_connection() {
+    for (era, lasting) in [("legacy", 1), ("2026-07-28", 0)] {
+        let py = start_py_server_with_flags(&["--hypercorn"]);
+        let Setup { router, counts, .. } = &setup_on(py, era, "http2 = true\n").await;
+        // The first call opened the connection; the six at once open none.
+        let before = counts.accepted.load(Ordering::SeqCst);
+        let mut calls = Vec::new();
+        for i in 0..6 {
+            let url = router.url.clone();
+            calls.push(tokio::spawn(async move {
+                let c = client(&url).await;
+                let r = c
+                    .call(
+                        json!(i),
+                        "tools/call",
+                        json!({"name": "py__slow", "arguments": {"ms": 300}}),
+                    )
+                    .await;
+                r.response()["result"].is_object()
+            }));
+        }
+        for call in calls {
+            assert!(
+                call.await.expect("a call"),
+                "upstream era {era}: a call unanswered"
+            );
+        }
+        let (accepted, http2) = (
+            counts.accepted.load(Ordering::SeqCst),
+            counts.http2.load(Ordering::SeqCst),
+        );
+        assert_eq!(
+            accepted, http2,
+            "upstream era {era}: every connection spoke HTTP/2"
+        );
+        assert_eq!(
+            accepted - before,
+            0,
+            "upstream era {era}: six calls at once opened connections of their own"
+        );
+        // Besides it, only the handshake era's GET stream stays open (and its initialize's
+        // connection may not have closed yet).
+        let open = counts.open.load(Ordering::SeqCst);
+        assert!(
+            open <= 1 + 2 * lasting,
+            "upstream era {era}: {open} connections open"
         );
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::value::RawValue;
 use switchyard::wire::frame::{Line, LineDecoder};
 use switchyard::wire::{json, Envelope, Kind, Method};
@@ -176,7 +176,11 @@ pub async fn serve_stdio() {
     let _ = writer.await;
 }
 
-/// Serve Streamable HTTP on `addr` (any path); JSON replies only.
+/// How an HTTP/2 client with prior knowledge begins a connection.
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serve Streamable HTTP on `addr` (any path); JSON replies only. HTTP/1.1, or HTTP/2 on a
+/// connection that opens with its preface (cleartext, prior knowledge).
 pub async fn serve_http(addr: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!(
@@ -193,6 +197,14 @@ pub async fn serve_http(addr: SocketAddr) -> std::io::Result<()> {
                 let sessions = sessions.clone();
                 async move { Ok::<_, Infallible>(http_answer(req, &sessions).await) }
             });
+            // A client sends the preface in one write: if it is not all there, it is not one.
+            let mut first = [0u8; 24];
+            if matches!(tcp.peek(&mut first).await, Ok(24)) && &first == HTTP2_PREFACE {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+                return;
+            }
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tcp), svc)
                 .await;

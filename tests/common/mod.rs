@@ -250,6 +250,23 @@ pub fn start_py_server_with(port: u16, extra: &[&str]) -> (Proc, String) {
     (proc, format!("http://127.0.0.1:{port}/mcp"))
 }
 
+/// tests/peers/py_server.py on a free port with these flags (`--hypercorn`: under hypercorn,
+/// which speaks HTTP/1.1 and cleartext HTTP/2, a peer that `scripts/install-peers.sh` installs).
+pub fn start_py_server_with_flags(flags: &[&str]) -> (Proc, String) {
+    if flags.contains(&"--hypercorn") {
+        let found = Command::new(python())
+            .args(["-c", "import hypercorn"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "test peer missing: hypercorn in {}; run `bash scripts/install-peers.sh`",
+            python().display()
+        );
+    }
+    start_py_server_with(free_port(), flags)
+}
+
 pub fn wait_for_port(port: u16, limit: Duration) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

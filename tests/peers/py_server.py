@@ -273,5 +273,16 @@ if __name__ == "__main__":
         version = sys.argv[sys.argv.index("--only") + 1]
         app = pinned(server.streamable_http_app(), version)
         uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    elif "--hypercorn" in sys.argv:
+        # Under hypercorn: HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on one port.
+        import asyncio
+
+        from hypercorn.asyncio import serve
+        from hypercorn.config import Config
+
+        config = Config()
+        config.bind = [f"127.0.0.1:{sys.argv[1]}"]
+        config.loglevel = "WARNING"
+        asyncio.run(serve(server.streamable_http_app(), config))
     else:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))

@@ -5,6 +5,11 @@
 //! wake-up of another thread on the way (issue 10); the actor's shard serves the call
 //! start to end. Rare exchanges (the handshake, a resumed stream, the GET stream, the
 //! DELETE) take a connection of their own with [`send_once`].
+//!
+//! With `http2 = true` the session speaks HTTP/2 from the first byte (cleartext, prior
+//! knowledge) on one connection that carries every request at once (as many as the server's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` lets it; hyper holds the rest), so `max_connections`
+//! does not apply; a connection that closes is replaced by the next request.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -12,8 +17,8 @@ use std::pin::Pin;
 
 use futures_util::future::{AbortHandle, Abortable};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::*;
@@ -27,13 +32,16 @@ pub(super) struct Target {
     port: u16,
     /// The `Host` header.
     pub(super) authority: HeaderValue,
-    /// The request target, in origin form (path and query).
+    /// The request target, in origin form (path and query) for HTTP/1.1, absolute for
+    /// HTTP/2 (whose `:authority` and `:scheme` come from it).
     pub(super) path: Uri,
+    /// Speak HTTP/2 (prior knowledge).
+    pub(super) http2: bool,
 }
 
 impl Target {
     /// From an `http://` URL (the configuration admits no other).
-    pub(super) fn from_uri(uri: &Uri) -> Result<Target, String> {
+    pub(super) fn from_uri(uri: &Uri, http2: bool) -> Result<Target, String> {
         let host = uri.host().ok_or("the URL has no host")?;
         let authority = uri.authority().ok_or("the URL has no host")?;
         Ok(Target {
@@ -44,11 +52,15 @@ impl Target {
                 .to_owned(),
             port: uri.port_u16().unwrap_or(80),
             authority: HeaderValue::try_from(authority.as_str()).map_err(|e| e.to_string())?,
-            path: uri
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .parse()
-                .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?,
+            path: if http2 {
+                uri.clone()
+            } else {
+                uri.path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .parse()
+                    .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?
+            },
+            http2,
         })
     }
 
@@ -65,15 +77,75 @@ impl Target {
         .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
         // Small frames both ways: Nagle would hold a request back for the previous one's ACK.
         let _ = tcp.set_nodelay(true);
-        tokio::time::timeout(CONNECT_TIMEOUT, http1::handshake(TokioIo::new(tcp)))
+        let io = TokioIo::new(tcp);
+        let timed_out = |_| "the HTTP handshake timed out".to_string();
+        if self.http2 {
+            // The executor spawns on the current runtime: the shard's own thread.
+            let (sender, conn) =
+                tokio::time::timeout(CONNECT_TIMEOUT, http2::handshake(TokioExecutor::new(), io))
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(|e| e.to_string())?;
+            let driver: Driver = Box::pin(async move {
+                let _ = conn.await;
+            });
+            return Ok((Sender::H2(sender), driver));
+        }
+        let (sender, conn) = tokio::time::timeout(CONNECT_TIMEOUT, http1::handshake(io))
             .await
-            .map_err(|_| "the HTTP handshake timed out".to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(timed_out)?
+            .map_err(|e| e.to_string())?;
+        let driver: Driver = Box::pin(async move {
+            let _ = conn.await;
+        });
+        Ok((Sender::H1(sender), driver))
     }
 }
 
-type Sender = SendRequest<Full<Bytes>>;
-type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+/// A connection's sending half: HTTP/1.1 carries one request at a time, HTTP/2 any number.
+pub(super) enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    fn is_ready(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_ready(),
+            Sender::H2(s) => s.is_ready(),
+        }
+    }
+
+    /// Another handle on the same HTTP/2 connection (`None` for HTTP/1.1).
+    fn share(&self) -> Option<Sender> {
+        match self {
+            Sender::H1(_) => None,
+            Sender::H2(s) => Some(Sender::H2(s.clone())),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
+        match self {
+            Sender::H1(s) => s.try_send_request(req).await,
+            Sender::H2(s) => s.try_send_request(req).await,
+        }
+    }
+
+    /// Whether it can take another request once this one is done (an HTTP/1.1 connection
+    /// once its response has been read, and the server did not close it).
+    async fn reusable(&mut self) -> bool {
+        match self {
+            Sender::H1(s) => s.ready().await.is_ok(),
+            Sender::H2(_) => false,
+        }
+    }
+}
+
+/// What drives a connection's I/O; ends when the connection closes.
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Work = Pin<Box<dyn Future<Output = Event> + Send>>;
 
 /// One request for the upstream, waiting for a connection or on one.
@@ -158,13 +230,27 @@ impl Connections {
     fn submit(&mut self, job: Job) {
         while let Some(sender) = self.idle.pop() {
             if sender.is_ready() {
+                // An HTTP/2 connection stays where it is for the next request too.
+                if let Some(shared) = sender.share() {
+                    self.idle.push(sender);
+                    return self.start(job, shared);
+                }
                 return self.start(job, sender);
             }
             // Closed while idle; its driver's end has been or will be counted.
         }
         self.waiting.push_back(job);
-        if self.open < self.max {
+        if self.open < self.max_open() {
             self.connect();
+        }
+    }
+
+    /// Connections open at most: one with HTTP/2, which carries every request at once.
+    fn max_open(&self) -> usize {
+        if self.conn.target.http2 {
+            1
+        } else {
+            self.max
         }
     }
 
@@ -194,8 +280,17 @@ impl Connections {
         }
     }
 
-    /// A free connection: to the oldest waiting request, else idle.
+    /// A free connection: to the oldest waiting request, else idle. (A new HTTP/2 one takes
+    /// every waiting request at once.)
     fn give(&mut self, sender: Sender) {
+        if sender.share().is_some() {
+            while let Some(job) = self.waiting.pop_front() {
+                if let Some(shared) = sender.share() {
+                    self.start(job, shared);
+                }
+            }
+            return self.idle.push(sender);
+        }
         match self.waiting.pop_front() {
             Some(job) => self.start(job, sender),
             None => self.idle.push(sender),
@@ -249,7 +344,9 @@ impl Connections {
             },
             Event::Closed => {
                 self.open -= 1;
-                if !self.waiting.is_empty() && self.open < self.max {
+                // An HTTP/2 connection is kept idle while in use: the closed one goes.
+                self.idle.retain(Sender::is_ready);
+                if !self.waiting.is_empty() && self.open < self.max_open() {
                     self.connect();
                 }
             }
@@ -286,7 +383,7 @@ async fn exchange_on(
     job: Job,
 ) -> Event {
     let uid = job.uid;
-    let resp = match sender.try_send_request(job.req).await {
+    let resp = match sender.send(job.req).await {
         Ok(resp) => resp,
         Err(mut e) => {
             let retry = match e.take_message() {
@@ -317,10 +414,7 @@ async fn exchange_on(
         }
     };
     handle_reply(&conn, uid, resp, &reports).await;
-    let sender = match sender.ready().await {
-        Ok(()) => Some(sender),
-        Err(_) => None,
-    };
+    let sender = sender.reusable().await.then_some(sender);
     Event::Done {
         uid,
         sender,
@@ -336,5 +430,8 @@ pub(super) async fn send_once(
 ) -> Result<Response<Incoming>, String> {
     let (mut sender, driver) = conn.target.connect().await?;
     tokio::spawn(driver);
-    sender.send_request(req).await.map_err(|e| e.to_string())
+    sender
+        .send(req)
+        .await
+        .map_err(|e| e.into_error().to_string())
 }

@@ -77,7 +77,12 @@ impl HttpActor {
     /// Serves the mailbox until shutdown, reconnecting with backoff.
     pub async fn run(mut self) {
         let name = self.parts.config.name.clone();
-        let Transport::Http { url, headers } = &self.parts.config.transport else {
+        let Transport::Http {
+            url,
+            headers,
+            http2,
+        } = &self.parts.config.transport
+        else {
             return;
         };
         let uri: Uri = match url.parse() {
@@ -99,7 +104,7 @@ impl HttpActor {
                 }
             }
         }
-        let target = match Target::from_uri(&uri) {
+        let target = match Target::from_uri(&uri, *http2) {
             Ok(t) => Arc::new(t),
             Err(e) => {
                 tracing::error!(server = %name, "bad url {url}: {e}");

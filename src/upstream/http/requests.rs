@@ -45,7 +45,10 @@ pub(super) fn request(
     *req.method_mut() = method;
     *req.uri_mut() = conn.target.path.clone();
     let h = req.headers_mut();
-    h.append(hyper::header::HOST, conn.target.authority.clone());
+    // HTTP/2 names the server in `:authority`, from the absolute target.
+    if !conn.target.http2 {
+        h.append(hyper::header::HOST, conn.target.authority.clone());
+    }
     for (k, v) in conn.headers.iter() {
         h.append(k, v.clone());
     }
