@@ -413,14 +413,26 @@ async fn stdio_upstream_era_is_detected() {
 }
 
 /// Closing a 2026-07-28 reply before the response cancels the request upstream (a legacy
-/// upstream gets notifications/cancelled, a 2026 one has its request stream closed); a legacy
-/// client's disconnect does not cancel (the 2025 rule: clients cancel explicitly).
+/// upstream gets notifications/cancelled, a 2026 one has its request stream closed: its
+/// connection over HTTP/1.1, its HTTP/2 stream reset over HTTP/2, to the server under
+/// hypercorn); a legacy client's disconnect does not cancel (the 2025 rule: clients cancel
+/// explicitly).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_2026_reply_cancels_and_a_legacy_disconnect_does_not() {
-    for era in ["legacy", "2026-07-28"] {
-        let (_py, py_url) = start_py_server();
+    let cases: [(&str, &[&str], &str); 3] = [
+        ("legacy", &[], ""),
+        ("2026-07-28", &[], ""),
+        ("2026-07-28", &["--hypercorn"], "http2 = true\n"),
+    ];
+    for (era, flags, extra) in cases {
+        let (_py, py_url) = start_py_server_with_flags(flags);
+        let era_name = era;
+        let era = format!(
+            "{era_name}{}",
+            if extra.is_empty() { "" } else { " over HTTP/2" }
+        );
         let router = start_router(&format!(
-            "[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\nera = \"{era}\"\n"
+            "[[servers]]\nname = \"py\"\nurl = \"{py_url}\"\nera = \"{era_name}\"\n{extra}"
         ));
         let done = |c: RawClient| async move {
             let r = c
