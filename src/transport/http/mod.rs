@@ -153,11 +153,17 @@ pub async fn handle(front: &Arc<HttpFront>, req: Request<Bytes>) -> Response<Htt
     }
     let path = req.uri().path();
     if path == "/healthz" && req.method() == HttpMethod::GET {
+        let by_worker: Vec<String> = front
+            .connections
+            .open_by_shard()
+            .iter()
+            .map(usize::to_string)
+            .collect();
         let body = format!(
-            "{{\"status\":\"ok\",\"sessions\":{},\"connections\":{},\"connections_by_worker\":{:?}}}",
+            "{{\"status\":\"ok\",\"sessions\":{},\"connections\":{},\"connections_by_worker\":[{}]}}",
             router.sessions.len(),
             front.connections.open(),
-            front.connections.open_by_shard()
+            by_worker.join(",")
         );
         return full(StatusCode::OK, Some("application/json"), Bytes::from(body));
     }
