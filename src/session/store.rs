@@ -2,32 +2,37 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+
+use rustc_hash::FxBuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Link, Session};
 
+/// Session ids are 128 random bits of the router's making, so no client chooses the keys
+/// (what defeats a fast hash); a client's unknown id only misses.
+type Sessions<U> = HashMap<String, Arc<Session<U>>, FxBuildHasher>;
+
 /// All live sessions, sharded by id so lookups from many connections do not contend.
 pub struct SessionStore<U: Link> {
-    shards: Vec<Mutex<HashMap<String, Arc<Session<U>>>>>,
+    shards: Vec<Mutex<Sessions<U>>>,
     count: AtomicUsize,
     max: usize,
-    hasher: std::collections::hash_map::RandomState,
 }
 
 impl<U: Link> SessionStore<U> {
     /// An empty store holding at most `max` sessions.
     pub fn new(max: usize) -> Self {
         SessionStore {
-            shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..32).map(|_| Mutex::new(HashMap::default())).collect(),
             count: AtomicUsize::new(0),
             max,
-            hasher: Default::default(),
         }
     }
 
-    fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<String, Arc<Session<U>>>> {
-        let i = (self.hasher.hash_one(id) as usize) % self.shards.len();
+    fn shard(&self, id: &str) -> MutexGuard<'_, Sessions<U>> {
+        // The hash's high bits pick the shard; the map inside uses its low ones.
+        let i = ((FxBuildHasher.hash_one(id) >> 48) as usize) % self.shards.len();
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -29,7 +29,8 @@ enum Pending {
 /// [`poll`](Pendings::poll) and carry out.
 pub struct Pendings {
     shared: Arc<UpstreamShared>,
-    map: HashMap<u64, Pending>,
+    /// By our own ids (no client chooses them, so a fast hash is safe).
+    map: HashMap<u64, Pending, rustc_hash::FxBuildHasher>,
     /// The router's own cancellable requests, by key.
     internal_keys: HashMap<Bytes, u64>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -42,7 +43,7 @@ impl Pendings {
     pub fn new(shared: Arc<UpstreamShared>, timeout: std::time::Duration) -> Self {
         Pendings {
             shared,
-            map: HashMap::new(),
+            map: HashMap::default(),
             internal_keys: HashMap::new(),
             deadlines: BinaryHeap::new(),
             timeout,
