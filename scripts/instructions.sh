@@ -6,7 +6,8 @@
 #
 # Usage: bash scripts/instructions.sh [ERA...]   (default: legacy modern)
 # Environment: RATE (requests/s, default 200), DURATION (seconds measured, default 8),
-# UPSTREAM (stdio or http, default stdio), OUT (default target/instructions/<UTC time>).
+# UPSTREAM (stdio, http, or http2 for HTTP/2 with prior knowledge; default stdio),
+# OUT (default target/instructions/<UTC time>).
 #
 # The router runs under callgrind with the mock as its upstream (handshake era, over
 # stdio or HTTP; the HTTP mock is not counted, it runs outside valgrind); the load
@@ -29,13 +30,14 @@ MOCK_PID=
 trap '[ -z "$MOCK_PID" ] || kill "$MOCK_PID" 2>/dev/null || true' EXIT
 case $UPSTREAM in
   stdio) stdio_mock_servers "$LG" legacy 1 > "$OUT/config.toml" ;;
-  http)
+  http|http2)
     "$LG" mock-server --http 127.0.0.1:0 > "$OUT/mock.log" 2>&1 &
     MOCK_PID=$!
     mock_url=$(wait_for_url "$OUT/mock.log")
     [ -n "$mock_url" ] || { echo "instructions: the HTTP mock did not start" >&2; exit 1; }
-    printf '[[servers]]\nname = "mock"\nurl = "%s"\nprefix = ""\nera = "legacy"\n' "$mock_url" > "$OUT/config.toml" ;;
-  *) echo "instructions: UPSTREAM is stdio or http, not $UPSTREAM" >&2; exit 2 ;;
+    printf '[[servers]]\nname = "mock"\nurl = "%s"\nprefix = ""\nera = "legacy"\nhttp2 = %s\n' \
+      "$mock_url" "$([ "$UPSTREAM" = http2 ] && echo true || echo false)" > "$OUT/config.toml" ;;
+  *) echo "instructions: UPSTREAM is stdio, http or http2, not $UPSTREAM" >&2; exit 2 ;;
 esac
 for era in $ERAS; do
   dir=$OUT/$era
