@@ -15,14 +15,6 @@ fn demo_config(limits: &str) -> String {
     format!("[limits]\n{limits}\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n")
 }
 
-fn addr_of(router: &Router) -> String {
-    router
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_string()
-}
-
 /// Connect from `local` (a loopback address) to `addr`.
 async fn connect_from(local: &str, addr: &str) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -81,7 +73,7 @@ async fn half_sent_request_heads_are_closed_after_the_timeout() {
     let router = start_router(&demo_config(
         "header_read_timeout_ms = 500\nidle_timeout_ms = 60000",
     ));
-    let addr = addr_of(&router);
+    let addr = router.addr();
     let mut stalled = Vec::new();
     for _ in 0..20 {
         let mut s = TcpStream::connect(&addr).await.expect("connect");
@@ -132,7 +124,7 @@ async fn idle_connections_are_closed_and_busy_ones_kept() {
     let router = start_router(&demo_config(
         "header_read_timeout_ms = 20000\nidle_timeout_ms = 700",
     ));
-    let addr = addr_of(&router);
+    let addr = router.addr();
 
     // Idle after one answer: closed about 700 ms after it, long before the head timeout
     // (which the connection's watchdog was counting down when the request came).
@@ -204,7 +196,7 @@ async fn connections_beyond_the_caps_are_refused_at_once() {
         &demo_config("max_connections = 4\nmax_connections_per_address = 3"),
         &["--workers", "2"],
     );
-    let addr = addr_of(&router);
+    let addr = router.addr();
     let refused = |got: &[u8]| String::from_utf8_lossy(got).starts_with("HTTP/1.1 503");
 
     let mut held = Vec::new();

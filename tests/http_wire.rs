@@ -13,14 +13,6 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn addr_of(router: &Router) -> String {
-    router
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_string()
-}
-
 fn demo() -> String {
     "[limits]\nmax_frame_bytes = 4096\n[[servers]]\nname = \"demo\"\nbuiltin = \"demo\"\n".into()
 }
@@ -55,7 +47,7 @@ struct Conn {
 
 impl Conn {
     async fn open(router: &Router) -> Conn {
-        let s = TcpStream::connect(addr_of(router)).await.expect("connect");
+        let s = TcpStream::connect(router.addr()).await.expect("connect");
         Conn { s, buf: Vec::new() }
     }
 

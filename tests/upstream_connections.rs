@@ -83,6 +83,27 @@ async fn shout(c: &RawClient, id: i64, text: &str) {
     );
 }
 
+/// Six clients each start a 300 ms `py__slow` call at once; each task says whether its call
+/// got a result.
+fn six_slow_calls_at_once(url: &str) -> Vec<tokio::task::JoinHandle<bool>> {
+    (0..6)
+        .map(|i| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let c = client(&url).await;
+                let r = c
+                    .call(
+                        json!(i),
+                        "tools/call",
+                        json!({"name": "py__slow", "arguments": {"ms": 300}}),
+                    )
+                    .await;
+                r.response()["result"].is_object()
+            })
+        })
+        .collect()
+}
+
 async fn client(url: &str) -> RawClient {
     let mut c = RawClient::new(url);
     c.initialize("2025-11-25", "{}").await;
@@ -159,21 +180,7 @@ async fn calls_beyond_max_connections_wait_for_a_free_one() {
         counts
             .peak
             .store(counts.open.load(Ordering::SeqCst), Ordering::SeqCst);
-        let mut calls = Vec::new();
-        for i in 0..6 {
-            let url = router.url.clone();
-            calls.push(tokio::spawn(async move {
-                let c = client(&url).await;
-                let r = c
-                    .call(
-                        json!(i),
-                        "tools/call",
-                        json!({"name": "py__slow", "arguments": {"ms": 300}}),
-                    )
-                    .await;
-                r.response()["result"].is_object()
-            }));
-        }
+        let calls = six_slow_calls_at_once(&router.url);
         for call in calls {
             assert!(
                 call.await.expect("a call"),
@@ -215,21 +222,7 @@ async fn http2_carries_calls_at_once_on_one_connection() {
         let Setup { router, counts, .. } = &setup_on(py, era, "http2 = true\n").await;
         // The first call opened the connection; the six at once open none.
         let before = counts.accepted.load(Ordering::SeqCst);
-        let mut calls = Vec::new();
-        for i in 0..6 {
-            let url = router.url.clone();
-            calls.push(tokio::spawn(async move {
-                let c = client(&url).await;
-                let r = c
-                    .call(
-                        json!(i),
-                        "tools/call",
-                        json!({"name": "py__slow", "arguments": {"ms": 300}}),
-                    )
-                    .await;
-                r.response()["result"].is_object()
-            }));
-        }
+        let calls = six_slow_calls_at_once(&router.url);
         for call in calls {
             assert!(
                 call.await.expect("a call"),

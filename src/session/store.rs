@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-
-use rustc_hash::FxBuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustc_hash::FxBuildHasher;
 
 use super::{Link, Session};
 

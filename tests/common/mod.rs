@@ -177,6 +177,16 @@ pub struct Router {
     pub _dir: TempDir,
 }
 
+impl Router {
+    /// Its `host:port`, for raw sockets.
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .to_string()
+    }
+}
+
 /// Start `switchyard serve` with this configuration (its `[listen]` is overridden to a free port).
 pub fn start_router(config: &str) -> Router {
     start_router_with(config, &[])

@@ -5,8 +5,8 @@ use super::*;
 
 /// Response bodies: a whole JSON body, or an SSE stream.
 pub enum HttpBody {
-    /// A whole body (`None`: empty).
-    Full(Option<Bytes>),
+    /// A whole body (sent with its length).
+    Full(Bytes),
     /// An SSE stream.
     Sse(Box<SseBody>),
 }
@@ -89,11 +89,7 @@ pub(super) fn full(
     content_type: Option<&'static str>,
     body: Bytes,
 ) -> Response<HttpBody> {
-    let mut r = Response::new(HttpBody::Full(if body.is_empty() {
-        None
-    } else {
-        Some(body)
-    }));
+    let mut r = Response::new(HttpBody::Full(body));
     *r.status_mut() = status;
     if let Some(ct) = content_type {
         r.headers_mut()

@@ -105,6 +105,27 @@ async fn client_gone<S: Socket>(io: &mut S, buf: &mut BytesMut) {
     std::future::pending::<()>().await
 }
 
+/// A whole response, head and body in one write: `false` if the write failed.
+async fn send_whole<S: Socket>(
+    io: &mut S,
+    http10: bool,
+    parts: &hyper::http::response::Parts,
+    body: &[u8],
+    close: bool,
+) -> bool {
+    let mut head = BytesMut::with_capacity(256);
+    let delimit = Delimit::Length(body.len());
+    write_head(
+        &mut head,
+        http10,
+        parts.status,
+        &parts.headers,
+        delimit,
+        close,
+    );
+    write_both(io, &head, body).await.is_ok()
+}
+
 /// Answer `refused` and close.
 async fn refuse<S: Socket>(io: &mut S, http10: bool, refused: Refusal, max_body: usize) {
     let message = if refused.status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -112,21 +133,11 @@ async fn refuse<S: Socket>(io: &mut S, http10: bool, refused: Refusal, max_body:
     } else {
         refused.message.to_owned()
     };
-    let resp = rpc_error(refused.status, None, code::INVALID_REQUEST, &message);
-    let body = match resp.body() {
-        HttpBody::Full(b) => b.clone().unwrap_or_default(),
-        HttpBody::Sse(_) => Bytes::new(),
-    };
-    let mut head = BytesMut::with_capacity(256);
-    write_head(
-        &mut head,
-        http10,
-        resp.status(),
-        resp.headers(),
-        Delimit::Length(body.len()),
-        true,
-    );
-    let _ = write_both(io, &head, &body).await;
+    let (parts, body) =
+        rpc_error(refused.status, None, code::INVALID_REQUEST, &message).into_parts();
+    if let HttpBody::Full(body) = body {
+        let _ = send_whole(io, http10, &parts, &body, true).await;
+    }
     let _ = io.shutdown().await;
     // What the client still sends (the body refused, say) is read and dropped for a moment:
     // closing with unread bytes would reset the connection, and the client could lose the
@@ -194,21 +205,10 @@ pub(super) async fn serve<S: Socket>(front: Arc<HttpFront>, mut io: S, clock: Ar
             }
         };
         let (parts, body) = resp.into_parts();
-        let mut out = BytesMut::with_capacity(256);
         let sent = match body {
-            HttpBody::Full(b) => {
-                let b = b.unwrap_or_default();
-                write_head(
-                    &mut out,
-                    http10,
-                    parts.status,
-                    &parts.headers,
-                    Delimit::Length(b.len()),
-                    close,
-                );
-                write_both(&mut io, &out, &b).await.is_ok()
-            }
+            HttpBody::Full(b) => send_whole(&mut io, http10, &parts, &b, close).await,
             HttpBody::Sse(mut sse) => {
+                let mut out = BytesMut::with_capacity(256);
                 let delimit = if http10 {
                     close = true;
                     Delimit::Close

@@ -7,8 +7,8 @@
 //! DELETE) take a connection of their own with [`send_once`].
 //!
 //! With `http2 = true` the session speaks HTTP/2 from the first byte (cleartext, prior
-//! knowledge) on one connection that carries every request at once (as many as the server's
-//! `SETTINGS_MAX_CONCURRENT_STREAMS` lets it; hyper holds the rest), so `max_connections`
+//! knowledge) on one connection that carries every request at once (hyper's client holds
+//! back those beyond the server's `SETTINGS_MAX_CONCURRENT_STREAMS`), so `max_connections`
 //! does not apply; a connection that closes is replaced by the next request.
 
 use std::collections::{HashMap, VecDeque};
@@ -283,11 +283,9 @@ impl Connections {
     /// A free connection: to the oldest waiting request, else idle. (A new HTTP/2 one takes
     /// every waiting request at once.)
     fn give(&mut self, sender: Sender) {
-        if sender.share().is_some() {
+        if let Sender::H2(h2) = &sender {
             while let Some(job) = self.waiting.pop_front() {
-                if let Some(shared) = sender.share() {
-                    self.start(job, shared);
-                }
+                self.start(job, Sender::H2(h2.clone()));
             }
             return self.idle.push(sender);
         }
